@@ -1,0 +1,140 @@
+//! The one error type of crypto-core.
+
+use thiserror::Error;
+
+/// Every way a crypto-core operation can fail.
+///
+/// Decoders, decryption and unpickling return these instead of panicking; none of the
+/// messages contain secret material.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input ended before a field that was expected.
+    #[error("input too short: {needed} more bytes needed, {remaining} left")]
+    Truncated {
+        /// Bytes the next field needs.
+        needed: usize,
+        /// Bytes that were left.
+        remaining: usize,
+    },
+    /// The encoding has bytes after its last field.
+    #[error("{0} unexpected trailing bytes")]
+    TrailingBytes(usize),
+    /// The version byte is not one this build understands.
+    #[error("unsupported version: expected {expected}, got {got}")]
+    UnsupportedVersion {
+        /// The version this build writes and reads.
+        expected: u8,
+        /// The version found in the input.
+        got: u8,
+    },
+    /// The type byte of a message is unknown.
+    #[error("unknown message type {0}")]
+    UnknownMessageType(u8),
+    /// A length or count field exceeds its documented limit.
+    #[error("length {len} exceeds the limit of {max}")]
+    LengthOutOfRange {
+        /// The length found.
+        len: usize,
+        /// The largest length allowed.
+        max: usize,
+    },
+    /// Flags that this version reserves (for example the post-quantum prekey slot) are set.
+    #[error("reserved flag bits set: {0:#04x}")]
+    ReservedFlags(u8),
+    /// A boolean or enum field has a value outside its domain.
+    #[error("invalid field value")]
+    InvalidField,
+    /// An Ed25519 public key is not a valid point or is of small order.
+    #[error("invalid Ed25519 public key")]
+    InvalidSigningKey,
+    /// An Ed25519 signature did not verify (strict verification).
+    #[error("signature verification failed")]
+    BadSignature,
+    /// An X25519 agreement produced the all-zero output: the peer key has low order.
+    #[error("non-contributory X25519 key agreement (low-order public key)")]
+    NonContributory,
+    /// Authenticated decryption failed: wrong key, or the data was modified.
+    #[error("authenticated decryption failed")]
+    DecryptionFailed,
+    /// The operating system or browser random number generator failed.
+    #[error("the system random number generator failed")]
+    RandomFailure,
+    /// A key derivation was asked for an impossible output length.
+    #[error("key derivation output length out of range")]
+    KdfLength,
+    /// The prekey message names a signed prekey this account does not hold.
+    #[error("unknown signed prekey {0}")]
+    UnknownSignedPrekey(u32),
+    /// The one-time prekey is unknown or was already used.
+    #[error("unknown or already used one-time prekey {0}")]
+    UnknownOneTimePrekey(u32),
+    /// The prekey message does not belong to this session.
+    #[error("the prekey message belongs to another session")]
+    SessionMismatch,
+    /// The message key was already used: a duplicated or replayed message.
+    #[error("duplicate or replayed message")]
+    DuplicateMessage,
+    /// The message is older than the keys the session keeps.
+    #[error("message key no longer available (too old or evicted)")]
+    MessageKeyEvicted,
+    /// The message would need more skipped keys than the per-chain limit.
+    #[error("message index jumps {jump} ahead; the limit is {max}")]
+    TooFarAhead {
+        /// How many keys would have to be skipped.
+        jump: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A chain counter reached its maximum.
+    #[error("chain counter exhausted")]
+    ChainExhausted,
+    /// The session cannot send yet (responder before the first message arrived).
+    #[error("session cannot encrypt yet")]
+    CannotEncrypt,
+    /// A group message comes from a sender chain this session does not know.
+    #[error("unknown sender chain {0:#010x}")]
+    UnknownSenderChain(u32),
+    /// A pickle has a version this build cannot read.
+    #[error("pickle version {got} is not supported (expected {expected})")]
+    PickleVersion {
+        /// The version this build reads.
+        expected: u8,
+        /// The version found.
+        got: u8,
+    },
+    /// A pickle holds another kind of object than the one requested.
+    #[error("pickle holds object kind {got}, expected {expected}")]
+    PickleKind {
+        /// Kind requested.
+        expected: u8,
+        /// Kind found.
+        got: u8,
+    },
+    /// A pickle could not be opened: wrong storage key, or the data was modified.
+    #[error("pickle could not be decrypted: wrong key or corrupted data")]
+    PickleDecryption,
+    /// An attachment ended before its final chunk.
+    #[error("attachment truncated")]
+    AttachmentTruncated,
+    /// An attachment has data after its final chunk.
+    #[error("attachment has data after its final chunk")]
+    AttachmentTrailingData,
+    /// An attachment's ciphertext digest does not match the expected SHA-256.
+    #[error("attachment digest mismatch")]
+    AttachmentDigestMismatch,
+    /// An attachment stream was used after it finished or failed.
+    #[error("attachment stream already finished or failed")]
+    AttachmentStreamClosed,
+    /// An input is larger than the protocol allows.
+    #[error("input of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The size given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Result alias for crypto-core.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

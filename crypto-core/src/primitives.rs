@@ -1,0 +1,373 @@
+//! Thin wrappers over the audited primitives the protocol is built from.
+//!
+//! X25519 (RFC 7748, x25519-dalek), Ed25519 (RFC 8032, ed25519-dalek, strict verification),
+//! ChaCha20-Poly1305 (RFC 8439) and XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha), HKDF-SHA256
+//! (RFC 5869), HMAC-SHA256 and SHA-256. They are public so that the known-answer and Wycheproof
+//! tests exercise exactly the code paths the protocol uses; applications should use the
+//! higher-level types instead.
+//!
+//! # Security notes
+//! - [`X25519Secret::diffie_hellman`] refuses the all-zero output that a low-order public key
+//!   produces ([`Error::NonContributory`]), as X3DH and the Double Ratchet require contributory
+//!   agreements.
+//! - [`Ed25519PublicKey::verify`] uses `verify_strict`: non-canonical and small-order keys and
+//!   signatures are refused.
+
+use crate::error::{Error, Result};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use core::fmt;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
+use rand_core::TryCryptoRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Length of X25519 keys and of every symmetric key in the protocol.
+pub const KEY_LEN: usize = 32;
+/// Length of a Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// The operating system's (or, on wasm32, the browser's) CSPRNG.
+pub type OsRng = getrandom::SysRng;
+
+/// Fills `buf` from `rng`, mapping a generator failure to [`Error::RandomFailure`].
+pub fn fill_random<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<()> {
+    rng.try_fill_bytes(buf).map_err(|_| Error::RandomFailure)
+}
+
+/// Returns 32 fresh random bytes in a buffer that is wiped on drop.
+pub(crate) fn random_key<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Zeroizing<[u8; 32]>> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    fill_random(rng, key.as_mut_slice())?;
+    Ok(key)
+}
+
+/// Constant-time equality of two byte strings (lengths are not secret).
+#[must_use]
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// X25519
+
+/// An X25519 public key (32 bytes, RFC 7748 encoding).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct X25519PublicKey([u8; 32]);
+
+impl X25519PublicKey {
+    /// Wraps 32 bytes. Every 32-byte string is a valid RFC 7748 input; low-order points are
+    /// caught when an agreement with them yields zero.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+    /// The encoded key.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for X25519PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "X25519PublicKey({})", hex_short(&self.0))
+    }
+}
+
+/// An X25519 private key; wiped on drop, never printed.
+pub struct X25519Secret(x25519_dalek::StaticSecret);
+
+impl X25519Secret {
+    /// Builds a key from its 32 secret bytes (clamping happens inside the scalar multiplication).
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(x25519_dalek::StaticSecret::from(*bytes))
+    }
+
+    /// Generates a fresh key from `rng`.
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let bytes = random_key(rng)?;
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    /// The matching public key.
+    #[must_use]
+    pub fn public_key(&self) -> X25519PublicKey {
+        X25519PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+    }
+
+    /// The secret bytes, for pickling.
+    #[must_use]
+    pub(crate) fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// RFC 7748 X25519; a non-contributory (all-zero) result is refused.
+    pub fn diffie_hellman(&self, their: &X25519PublicKey) -> Result<Zeroizing<[u8; 32]>> {
+        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
+        if !shared.was_contributory() {
+            return Err(Error::NonContributory);
+        }
+        Ok(Zeroizing::new(shared.to_bytes()))
+    }
+}
+
+impl Clone for X25519Secret {
+    fn clone(&self) -> Self {
+        Self::from_bytes(&self.to_bytes())
+    }
+}
+
+impl fmt::Debug for X25519Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X25519Secret")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ed25519
+
+/// An Ed25519 public key, checked to be a valid, non-small-order point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ed25519PublicKey(VerifyingKey);
+
+impl Ed25519PublicKey {
+    /// Decodes and validates a key ([`Error::InvalidSigningKey`] for an invalid or weak point).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidSigningKey)?;
+        if key.is_weak() {
+            return Err(Error::InvalidSigningKey);
+        }
+        Ok(Self(key))
+    }
+
+    /// The encoded key.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// Strict RFC 8032 verification ([`Error::BadSignature`] on failure).
+    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        self.0
+            .verify_strict(message, &sig)
+            .map_err(|_| Error::BadSignature)
+    }
+}
+
+impl fmt::Debug for Ed25519PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ed25519PublicKey({})", hex_short(self.as_bytes()))
+    }
+}
+
+/// An Ed25519 signing key; wiped on drop, never printed.
+#[derive(Clone)]
+pub struct Ed25519KeyPair(SigningKey);
+
+impl Ed25519KeyPair {
+    /// Builds the key pair from its 32-byte RFC 8032 seed.
+    #[must_use]
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// Generates a fresh key pair from `rng`.
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let seed = random_key(rng)?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    /// The 32-byte seed, for pickling.
+    #[must_use]
+    pub(crate) fn to_seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The public key.
+    #[must_use]
+    pub fn public_key(&self) -> Ed25519PublicKey {
+        Ed25519PublicKey(self.0.verifying_key())
+    }
+
+    /// Deterministic RFC 8032 signature.
+    #[must_use]
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.0.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for Ed25519KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ed25519KeyPair")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AEAD
+
+/// ChaCha20-Poly1305 (RFC 8439) in place: encrypts `buf` and returns the tag.
+pub fn chacha20poly1305_seal(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; TAG_LEN]> {
+    let len = buf.len();
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), ad, buf.into())
+        .map_err(|_| Error::TooLarge { len, max: AEAD_MAX_LEN })?;
+    Ok(tag.into())
+}
+
+/// ChaCha20-Poly1305 (RFC 8439) in place: checks `tag`, then decrypts `buf`.
+///
+/// On failure `buf` is left as it was given (ciphertext), never partially decrypted.
+pub fn chacha20poly1305_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<()> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt_inout_detached(nonce.into(), ad, buf.into(), tag.into())
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+/// XChaCha20-Poly1305 in place: encrypts `buf` and returns the tag.
+pub fn xchacha20poly1305_seal(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; TAG_LEN]> {
+    let len = buf.len();
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), ad, buf.into())
+        .map_err(|_| Error::TooLarge { len, max: AEAD_MAX_LEN })?;
+    Ok(tag.into())
+}
+
+/// XChaCha20-Poly1305 in place: checks `tag`, then decrypts `buf`.
+pub fn xchacha20poly1305_open(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<()> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt_inout_detached(nonce.into(), ad, buf.into(), tag.into())
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+/// RFC 8439 section 2.8: at most 2^38 - 64 bytes of plaintext per nonce.
+const AEAD_MAX_LEN: usize = usize::MAX;
+
+// ---------------------------------------------------------------------------------------------
+// Hashes and KDFs
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// SHA-256.
+#[must_use]
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// HMAC-SHA256 (RFC 2104) of `data` under `key`.
+#[must_use]
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut mac = keyed_hmac(key);
+    mac.update(data);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// An HMAC-SHA256 instance keyed once, cloned for several outputs under the same key.
+pub(crate) fn keyed_hmac(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length (RFC 2104 section 2), so this cannot fail.
+    match <HmacSha256 as KeyInit>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
+    }
+}
+
+/// Finishes a keyed HMAC over one more input byte string.
+pub(crate) fn hmac_finish(mut mac: HmacSha256, data: &[u8]) -> Zeroizing<[u8; 32]> {
+    mac.update(data);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// HKDF-SHA256 extract-and-expand (RFC 5869) into `okm` (at most 255 × 32 bytes).
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], okm: &mut [u8]) -> Result<()> {
+    hkdf::Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, okm)
+        .map_err(|_| Error::KdfLength)
+}
+
+/// HKDF-Expand (RFC 5869 section 2.3) from a pseudorandom key that is already uniform.
+pub fn hkdf_sha256_expand(prk: &[u8; 32], info: &[u8], okm: &mut [u8]) -> Result<()> {
+    hkdf::Hkdf::<Sha256>::from_prk(prk)
+        .map_err(|_| Error::KdfLength)?
+        .expand(info, okm)
+        .map_err(|_| Error::KdfLength)
+}
+
+/// First bytes of a public value in hex, for Debug output.
+pub(crate) fn hex_short(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_order_point_is_refused() {
+        let secret = X25519Secret::from_bytes(&[7u8; 32]);
+        let zero = X25519PublicKey::from_bytes([0u8; 32]);
+        assert_eq!(secret.diffie_hellman(&zero), Err(Error::NonContributory));
+    }
+
+    #[test]
+    fn aead_open_leaves_buffer_on_failure() {
+        let key = [1u8; 32];
+        let nonce = [2u8; 12];
+        let mut buf = *b"hello world";
+        let tag = chacha20poly1305_seal(&key, &nonce, b"ad", &mut buf).unwrap();
+        let ct = buf;
+        let mut bad = tag;
+        bad[0] ^= 1;
+        assert_eq!(
+            chacha20poly1305_open(&key, &nonce, b"ad", &mut buf, &bad),
+            Err(Error::DecryptionFailed)
+        );
+        assert_eq!(buf, ct);
+        chacha20poly1305_open(&key, &nonce, b"ad", &mut buf, &tag).unwrap();
+        assert_eq!(&buf, b"hello world");
+    }
+
+    #[test]
+    fn debug_does_not_print_secrets() {
+        let secret = X25519Secret::from_bytes(&[0x42; 32]);
+        let text = format!("{secret:?}");
+        assert!(!text.contains("4242424242"));
+        let pair = Ed25519KeyPair::from_seed(&[0x42; 32]);
+        assert!(!format!("{pair:?}").contains("4242424242"));
+    }
+}
