@@ -52,4 +52,10 @@ pub mod safety_number;
 pub mod session;
 pub mod x3dh;
 
+pub use account::Account;
 pub use error::{Error, Result};
+pub use identity::PublicIdentity;
+pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
+pub use pickle::PickleKey;
+pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
+pub use session::Session;

@@ -32,7 +32,7 @@ pub const TAG_LEN: usize = 16;
 pub const SIGNATURE_LEN: usize = 64;
 
 /// The operating system's (or, on wasm32, the browser's) CSPRNG.
-pub type OsRng = getrandom::SysRng;
+pub use getrandom::SysRng as OsRng;
 
 /// Fills `buf` from `rng`, mapping a generator failure to [`Error::RandomFailure`].
 pub fn fill_random<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<()> {

@@ -1,1 +1,463 @@
-//! TODO
+//! The Double Ratchet (Perrin & Marlinspike, "The Double Ratchet Algorithm", 2016).
+//!
+//! - DH ratchet on X25519 (§3.5 `DHRatchet`); the sending half is done lazily at the next
+//!   encryption, so decryption needs no randomness. The result is the same as the spec's.
+//! - Root KDF (§5.2 `KDF_RK`): HKDF-SHA256 with the root key as salt, the DH output as input
+//!   key material and `"SecureChat v1 ratchet root"` as info, 64 bytes → new root key, chain key.
+//! - Chain KDF (§5.2 `KDF_CK`): message key = HMAC-SHA256(chain key, 0x01), next chain key =
+//!   HMAC-SHA256(chain key, 0x02).
+//! - Per-message AEAD (§5.2 `ENCRYPT`): HKDF-Expand(message key, `"SecureChat v1 message
+//!   keys"`, 44) → ChaCha20-Poly1305 key (32) and nonce (12). Associated data = the session's
+//!   32-byte X3DH AD digest || the 42-byte message header.
+//! - Skipped message keys (§3.2, §3.5 `SkipMessageKeys`): at most [`MAX_SKIP_PER_CHAIN`] per
+//!   message and per chain, at most [`MAX_SKIPPED_KEYS`] in total, oldest evicted first.
+//!
+//! Decryption is transactional: every change is computed on the side and applied only after
+//! the AEAD tag verified, so a forged, corrupted or replayed message leaves the state intact.
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::message::{MAX_PLAINTEXT_LEN, RATCHET_HEADER_LEN, RatchetMessage};
+use crate::primitives::{
+    TAG_LEN, X25519PublicKey, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal,
+    hkdf_sha256, hkdf_sha256_expand, hmac_finish, keyed_hmac,
+};
+use core::fmt;
+use rand_core::TryCryptoRng;
+use std::collections::VecDeque;
+use zeroize::Zeroizing;
+
+/// The most message keys one message may make a chain skip (the spec's `MAX_SKIP`). A message
+/// further ahead is refused with [`Error::TooFarAhead`]; this bounds the work a single
+/// (possibly forged) header can cause.
+pub const MAX_SKIP_PER_CHAIN: u32 = 1000;
+/// The most skipped message keys a session stores; when full, the oldest are evicted and their
+/// messages can no longer be decrypted.
+pub const MAX_SKIPPED_KEYS: usize = 2000;
+/// How many earlier receiving ratchet keys are remembered, so that a replay on an old chain is
+/// reported as [`Error::DuplicateMessage`] rather than a failed decryption.
+pub const MAX_PREVIOUS_CHAINS: usize = 16;
+
+const ROOT_KDF_INFO: &[u8] = b"SecureChat v1 ratchet root";
+pub(crate) const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v1 message keys";
+const MESSAGE_KEY_SEED: &[u8] = &[0x01];
+const CHAIN_KEY_SEED: &[u8] = &[0x02];
+const AD_LEN: usize = 32 + RATCHET_HEADER_LEN;
+
+/// A symmetric-key ratchet chain (§2.2).
+#[derive(Clone)]
+pub(crate) struct ChainKey {
+    pub(crate) key: Zeroizing<[u8; 32]>,
+    pub(crate) index: u32,
+}
+
+impl ChainKey {
+    pub(crate) fn new(key: Zeroizing<[u8; 32]>) -> Self {
+        Self { key, index: 0 }
+    }
+
+    /// `KDF_CK`: the message key at `self.index` and the chain key after it.
+    pub(crate) fn step(&self) -> Result<(MessageKey, ChainKey)> {
+        let next_index = self.index.checked_add(1).ok_or(Error::ChainExhausted)?;
+        let mac = keyed_hmac(self.key.as_slice());
+        let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
+        let next = hmac_finish(mac, CHAIN_KEY_SEED);
+        Ok((
+            MessageKey { key: message_key, index: self.index },
+            ChainKey { key: next, index: next_index },
+        ))
+    }
+
+    /// Advances to `target`: the keys skipped on the way, the key for `target` and the chain
+    /// after it. Refuses jumps beyond [`MAX_SKIP_PER_CHAIN`].
+    pub(crate) fn advance_to(&self, target: u32) -> Result<(Vec<MessageKey>, MessageKey, ChainKey)> {
+        let jump = target.checked_sub(self.index).ok_or(Error::DuplicateMessage)?;
+        if jump > MAX_SKIP_PER_CHAIN {
+            return Err(Error::TooFarAhead {
+                jump: u64::from(jump),
+                max: u64::from(MAX_SKIP_PER_CHAIN),
+            });
+        }
+        let mut skipped = Vec::new();
+        let (mut key, mut chain) = self.step()?;
+        while key.index < target {
+            skipped.push(key);
+            (key, chain) = chain.step()?;
+        }
+        Ok((skipped, key, chain))
+    }
+
+    /// The keys from here up to (not including) `end`, for closing a chain (§3.5).
+    fn keys_until(&self, end: u32) -> Result<Vec<MessageKey>> {
+        if end <= self.index {
+            return Ok(Vec::new());
+        }
+        let (mut skipped, last, _) = self.advance_to(end - 1)?;
+        skipped.push(last);
+        Ok(skipped)
+    }
+
+    fn write(&self, out: &mut impl Writer) {
+        out.put(self.key.as_slice());
+        out.put_u32(self.index);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Self { key: r.secret32()?, index: r.u32()? })
+    }
+}
+
+/// A single-use message key (§2.2).
+pub(crate) struct MessageKey {
+    pub(crate) key: Zeroizing<[u8; 32]>,
+    pub(crate) index: u32,
+}
+
+impl MessageKey {
+    /// The AEAD key and nonce derived from the message key.
+    pub(crate) fn aead_key_nonce(&self, info: &[u8]) -> Result<(Zeroizing<[u8; 32]>, [u8; 12])> {
+        let mut okm = Zeroizing::new([0u8; 44]);
+        hkdf_sha256_expand(&self.key, info, okm.as_mut_slice())?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut nonce = [0u8; 12];
+        let (k, n) = okm.split_at(32);
+        key.copy_from_slice(k);
+        nonce.copy_from_slice(n);
+        Ok((key, nonce))
+    }
+}
+
+struct SkippedKey {
+    ratchet_key: X25519PublicKey,
+    index: u32,
+    key: Zeroizing<[u8; 32]>,
+}
+
+#[derive(Clone)]
+struct ReceivingChain {
+    ratchet_key: X25519PublicKey,
+    chain: ChainKey,
+}
+
+/// The Double Ratchet state of one side of a session.
+pub(crate) struct DoubleRatchet {
+    root_key: Zeroizing<[u8; 32]>,
+    our_ratchet: X25519Secret,
+    our_ratchet_public: X25519PublicKey,
+    their_ratchet: Option<X25519PublicKey>,
+    sending: Option<ChainKey>,
+    previous_sending_length: u32,
+    receiving: Option<ReceivingChain>,
+    skipped: VecDeque<SkippedKey>,
+    previous_receiving: VecDeque<X25519PublicKey>,
+}
+
+fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(Zeroizing<[u8; 32]>, ChainKey)> {
+    let mut okm = Zeroizing::new([0u8; 64]);
+    hkdf_sha256(root_key, dh_out, ROOT_KDF_INFO, okm.as_mut_slice())?;
+    let mut root = Zeroizing::new([0u8; 32]);
+    let mut chain = Zeroizing::new([0u8; 32]);
+    let (r, c) = okm.split_at(32);
+    root.copy_from_slice(r);
+    chain.copy_from_slice(c);
+    Ok((root, ChainKey::new(chain)))
+}
+
+impl DoubleRatchet {
+    /// `RatchetInitAlice` (§3.3): the initiator starts sending to the responder's signed prekey.
+    pub(crate) fn initiator<R: TryCryptoRng + ?Sized>(
+        shared_secret: &[u8; 32],
+        their_signed_prekey: X25519PublicKey,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let our_ratchet = X25519Secret::generate(rng)?;
+        let dh = our_ratchet.diffie_hellman(&their_signed_prekey)?;
+        let (root_key, sending) = kdf_rk(shared_secret, &dh)?;
+        Ok(Self {
+            root_key,
+            our_ratchet_public: our_ratchet.public_key(),
+            our_ratchet,
+            their_ratchet: Some(their_signed_prekey),
+            sending: Some(sending),
+            previous_sending_length: 0,
+            receiving: None,
+            skipped: VecDeque::new(),
+            previous_receiving: VecDeque::new(),
+        })
+    }
+
+    /// `RatchetInitBob` (§3.3): the responder's first ratchet key is its signed prekey.
+    pub(crate) fn responder(shared_secret: &[u8; 32], signed_prekey: X25519Secret) -> Self {
+        Self {
+            root_key: Zeroizing::new(*shared_secret),
+            our_ratchet_public: signed_prekey.public_key(),
+            our_ratchet: signed_prekey,
+            their_ratchet: None,
+            sending: None,
+            previous_sending_length: 0,
+            receiving: None,
+            skipped: VecDeque::new(),
+            previous_receiving: VecDeque::new(),
+        }
+    }
+
+    /// `RatchetEncrypt` (§3.4).
+    pub(crate) fn encrypt<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        session_ad: &[u8; 32],
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<RatchetMessage> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(Error::TooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+        }
+        let chain = match &self.sending {
+            Some(chain) => chain,
+            None => {
+                // The sending half of the DH ratchet step (§3.5), deferred until now.
+                let their = self.their_ratchet.ok_or(Error::CannotEncrypt)?;
+                let fresh = X25519Secret::generate(rng)?;
+                let dh = fresh.diffie_hellman(&their)?;
+                let (root_key, chain) = kdf_rk(&self.root_key, &dh)?;
+                self.root_key = root_key;
+                self.our_ratchet_public = fresh.public_key();
+                self.our_ratchet = fresh;
+                self.sending.insert(chain)
+            }
+        };
+        let (message_key, next) = chain.step()?;
+        let (key, nonce) = message_key.aead_key_nonce(MESSAGE_KDF_INFO)?;
+
+        let mut raw = Vec::with_capacity(RATCHET_HEADER_LEN + plaintext.len() + TAG_LEN);
+        RatchetMessage::header_into(
+            &mut raw,
+            &self.our_ratchet_public,
+            self.previous_sending_length,
+            message_key.index,
+        );
+        let ad = associated_data(session_ad, &raw)?;
+        raw.extend_from_slice(plaintext);
+        let body = raw.get_mut(RATCHET_HEADER_LEN..).ok_or(Error::InvalidField)?;
+        let tag = chacha20poly1305_seal(&key, &nonce, &ad, body)?;
+        raw.extend_from_slice(&tag);
+        self.sending = Some(next);
+        Ok(RatchetMessage::from_sealed(
+            raw,
+            self.our_ratchet_public,
+            self.previous_sending_length,
+            message_key.index,
+        ))
+    }
+
+    /// `RatchetDecrypt` (§3.5), transactional.
+    pub(crate) fn decrypt(
+        &mut self,
+        session_ad: &[u8; 32],
+        message: &RatchetMessage,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let ratchet_key = *message.ratchet_key();
+        let index = message.index();
+
+        // 1. The current receiving chain.
+        if let Some(receiving) = &self.receiving
+            && receiving.ratchet_key == ratchet_key
+        {
+            if index < receiving.chain.index {
+                return self.decrypt_skipped(session_ad, message);
+            }
+            let (skipped, key, next) = receiving.chain.advance_to(index)?;
+            let plaintext = open(session_ad, message, &key)?;
+            if let Some(receiving) = &mut self.receiving {
+                receiving.chain = next;
+            }
+            self.store_skipped(ratchet_key, skipped);
+            return Ok(plaintext);
+        }
+
+        // 2. A key skipped earlier on an older chain, or a replay on one.
+        if self.skipped.iter().any(|s| s.ratchet_key == ratchet_key) {
+            return self.decrypt_skipped(session_ad, message);
+        }
+        if self.previous_receiving.contains(&ratchet_key) {
+            return Err(Error::DuplicateMessage);
+        }
+
+        // 3. A new ratchet key: the receiving half of the DH ratchet step.
+        let closing = match &self.receiving {
+            Some(receiving) => receiving.chain.keys_until(message.previous_chain_length())?,
+            None => Vec::new(),
+        };
+        let dh = self.our_ratchet.diffie_hellman(&ratchet_key)?;
+        let (root_key, chain) = kdf_rk(&self.root_key, &dh)?;
+        let (skipped, key, next) = chain.advance_to(index)?;
+        let plaintext = open(session_ad, message, &key)?;
+
+        // Authentic: commit.
+        if let Some(old) = self.receiving.take() {
+            self.store_skipped(old.ratchet_key, closing);
+            self.previous_receiving.push_back(old.ratchet_key);
+            while self.previous_receiving.len() > MAX_PREVIOUS_CHAINS {
+                self.previous_receiving.pop_front();
+            }
+        }
+        self.store_skipped(ratchet_key, skipped);
+        self.root_key = root_key;
+        self.receiving = Some(ReceivingChain { ratchet_key, chain: next });
+        self.their_ratchet = Some(ratchet_key);
+        if let Some(sending) = self.sending.take() {
+            self.previous_sending_length = sending.index;
+        }
+        Ok(plaintext)
+    }
+
+    fn decrypt_skipped(
+        &mut self,
+        session_ad: &[u8; 32],
+        message: &RatchetMessage,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let position = self
+            .skipped
+            .iter()
+            .position(|s| s.ratchet_key == *message.ratchet_key() && s.index == message.index())
+            .ok_or(Error::DuplicateMessage)?;
+        let entry = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
+        let key = MessageKey { key: entry.key.clone(), index: entry.index };
+        let plaintext = open(session_ad, message, &key)?;
+        self.skipped.remove(position);
+        Ok(plaintext)
+    }
+
+    fn store_skipped(&mut self, ratchet_key: X25519PublicKey, keys: Vec<MessageKey>) {
+        for key in keys {
+            self.skipped.push_back(SkippedKey { ratchet_key, index: key.index, key: key.key });
+        }
+        while self.skipped.len() > MAX_SKIPPED_KEYS {
+            self.skipped.pop_front();
+        }
+    }
+
+    /// Whether the session has received anything yet.
+    pub(crate) fn has_received(&self) -> bool {
+        self.receiving.is_some()
+    }
+
+    pub(crate) fn skipped_len(&self) -> usize {
+        self.skipped.len()
+    }
+
+    pub(crate) fn write(&self, out: &mut impl Writer) {
+        out.put(self.root_key.as_slice());
+        out.put(self.our_ratchet.to_bytes().as_slice());
+        write_option(out, self.their_ratchet.as_ref(), |out, k| out.put(k.as_bytes()));
+        write_option(out, self.sending.as_ref(), |out, c| c.write(out));
+        out.put_u32(self.previous_sending_length);
+        write_option(out, self.receiving.as_ref(), |out, r| {
+            out.put(r.ratchet_key.as_bytes());
+            r.chain.write(out);
+        });
+        out.put_count(self.skipped.len());
+        for s in &self.skipped {
+            out.put(s.ratchet_key.as_bytes());
+            out.put_u32(s.index);
+            out.put(s.key.as_slice());
+        }
+        out.put_count(self.previous_receiving.len());
+        for k in &self.previous_receiving {
+            out.put(k.as_bytes());
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let root_key = r.secret32()?;
+        let our_ratchet = X25519Secret::from_bytes(&*r.secret32()?);
+        let their_ratchet = read_option(r, |r| Ok(X25519PublicKey::from_bytes(r.array()?)))?;
+        let sending = read_option(r, ChainKey::read)?;
+        let previous_sending_length = r.u32()?;
+        let receiving = read_option(r, |r| {
+            Ok(ReceivingChain {
+                ratchet_key: X25519PublicKey::from_bytes(r.array()?),
+                chain: ChainKey::read(r)?,
+            })
+        })?;
+        let n = r.count(MAX_SKIPPED_KEYS)?;
+        let mut skipped = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            skipped.push_back(SkippedKey {
+                ratchet_key: X25519PublicKey::from_bytes(r.array()?),
+                index: r.u32()?,
+                key: r.secret32()?,
+            });
+        }
+        let n = r.count(MAX_PREVIOUS_CHAINS)?;
+        let mut previous_receiving = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            previous_receiving.push_back(X25519PublicKey::from_bytes(r.array()?));
+        }
+        Ok(Self {
+            root_key,
+            our_ratchet_public: our_ratchet.public_key(),
+            our_ratchet,
+            their_ratchet,
+            sending,
+            previous_sending_length,
+            receiving,
+            skipped,
+            previous_receiving,
+        })
+    }
+}
+
+impl fmt::Debug for DoubleRatchet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DoubleRatchet")
+            .field("our_ratchet", &self.our_ratchet_public)
+            .field("their_ratchet", &self.their_ratchet)
+            .field("skipped_keys", &self.skipped.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn associated_data(session_ad: &[u8; 32], header: &[u8]) -> Result<[u8; AD_LEN]> {
+    let mut ad = [0u8; AD_LEN];
+    let (prefix, rest) = ad.split_at_mut(32);
+    prefix.copy_from_slice(session_ad);
+    if header.len() != rest.len() {
+        return Err(Error::InvalidField);
+    }
+    rest.copy_from_slice(header);
+    Ok(ad)
+}
+
+/// Authenticates and decrypts `message` with `key`; nothing is released on failure.
+fn open(
+    session_ad: &[u8; 32],
+    message: &RatchetMessage,
+    key: &MessageKey,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (aead_key, nonce) = key.aead_key_nonce(MESSAGE_KDF_INFO)?;
+    let ad = associated_data(session_ad, message.header())?;
+    let body = message.sealed_body();
+    let split = body.len().checked_sub(TAG_LEN).ok_or(Error::DecryptionFailed)?;
+    let (ciphertext, tag) = body.split_at(split);
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+    let mut plaintext = Zeroizing::new(ciphertext.to_vec());
+    chacha20poly1305_open(&aead_key, &nonce, &ad, &mut plaintext, &tag)?;
+    Ok(plaintext)
+}
+
+pub(crate) fn write_option<W: Writer, T>(out: &mut W, value: Option<&T>, f: impl FnOnce(&mut W, &T)) {
+    match value {
+        Some(v) => {
+            out.put_bool(true);
+            f(out, v);
+        }
+        None => out.put_bool(false),
+    }
+}
+
+pub(crate) fn read_option<'a, T>(
+    r: &mut Reader<'a>,
+    f: impl FnOnce(&mut Reader<'a>) -> Result<T>,
+) -> Result<Option<T>> {
+    if r.bool()? { Ok(Some(f(r)?)) } else { Ok(None) }
+}

@@ -1,1 +1,229 @@
-//! TODO
+//! A pairwise end-to-end encrypted session: X3DH-initialized Double Ratchet.
+//!
+//! Until the initiator has decrypted a reply, each of its messages is a [`PrekeyMessage`]
+//! carrying the X3DH parameters, so the responder can set up the session from whichever of
+//! them arrives first (X3DH §3.3).
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::identity::PublicIdentity;
+use crate::message::{PrekeyMessage, SessionMessage};
+use crate::pickle::{self, PickleKey, PickleKind};
+use crate::primitives::{OsRng, X25519PublicKey};
+use crate::ratchet::{DoubleRatchet, read_option, write_option};
+use core::fmt;
+use rand_core::TryCryptoRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+const SESSION_ID_CONTEXT: &[u8] = b"SecureChat v1 session id";
+
+/// The prekeys the session was set up with: repeated in the initiator's messages until the
+/// responder is known to have them, and checked by the responder against later prekey messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PrekeyIds {
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) one_time_prekey_id: Option<u32>,
+}
+
+/// One side of a pairwise session.
+pub struct Session {
+    ratchet: DoubleRatchet,
+    associated_data: [u8; 32],
+    local_identity: PublicIdentity,
+    remote_identity: PublicIdentity,
+    /// The initiator's X3DH ephemeral key: names the session on both sides.
+    base_key: X25519PublicKey,
+    we_initiated: bool,
+    prekey_ids: PrekeyIds,
+    /// The initiator sends prekey messages until it has decrypted a reply.
+    send_prekey_messages: bool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        ratchet: DoubleRatchet,
+        local_identity: PublicIdentity,
+        remote_identity: PublicIdentity,
+        base_key: X25519PublicKey,
+        we_initiated: bool,
+        prekey_ids: PrekeyIds,
+        send_prekey_messages: bool,
+    ) -> Self {
+        let (initiator, responder) = if we_initiated {
+            (&local_identity, &remote_identity)
+        } else {
+            (&remote_identity, &local_identity)
+        };
+        let associated_data = crate::x3dh::associated_data(initiator, responder);
+        Self {
+            ratchet,
+            associated_data,
+            local_identity,
+            remote_identity,
+            base_key,
+            we_initiated,
+            prekey_ids,
+            send_prekey_messages,
+        }
+    }
+
+    /// Encrypts `plaintext` (at most [`crate::message::MAX_PLAINTEXT_LEN`] bytes).
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<SessionMessage> {
+        self.encrypt_with_rng(plaintext, &mut OsRng)
+    }
+
+    /// [`Session::encrypt`] with the caller's randomness (used for reproducible test vectors;
+    /// randomness is needed only when the DH ratchet turns).
+    pub fn encrypt_with_rng<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<SessionMessage> {
+        let message = self.ratchet.encrypt(&self.associated_data, plaintext, rng)?;
+        Ok(if self.send_prekey_messages {
+            SessionMessage::Prekey(PrekeyMessage {
+                sender: self.local_identity.clone(),
+                base_key: self.base_key,
+                signed_prekey_id: self.prekey_ids.signed_prekey_id,
+                one_time_prekey_id: self.prekey_ids.one_time_prekey_id,
+                message,
+            })
+        } else {
+            SessionMessage::Ratchet(message)
+        })
+    }
+
+    /// Decrypts a message of this session. Duplicates and replays fail with
+    /// [`Error::DuplicateMessage`]; forged or corrupted messages fail without changing the
+    /// session.
+    pub fn decrypt(&mut self, message: &SessionMessage) -> Result<Zeroizing<Vec<u8>>> {
+        let inner = match message {
+            SessionMessage::Prekey(prekey) => {
+                if !self.matches_prekey_message(prekey) {
+                    return Err(Error::SessionMismatch);
+                }
+                &prekey.message
+            }
+            SessionMessage::Ratchet(m) => m,
+        };
+        let plaintext = self.ratchet.decrypt(&self.associated_data, inner)?;
+        // A reply proves the responder has the session: stop sending X3DH parameters.
+        self.send_prekey_messages = false;
+        Ok(plaintext)
+    }
+
+    /// Whether a prekey message was produced by the initiator of this very session (same
+    /// sender, X3DH base key and prekey ids); such messages go to [`Session::decrypt`], not to
+    /// a new session.
+    #[must_use]
+    pub fn matches_prekey_message(&self, message: &PrekeyMessage) -> bool {
+        !self.we_initiated
+            && message.base_key == self.base_key
+            && message.signed_prekey_id == self.prekey_ids.signed_prekey_id
+            && message.one_time_prekey_id == self.prekey_ids.one_time_prekey_id
+            && message.sender.key_bytes() == self.remote_identity.key_bytes()
+    }
+
+    /// The peer device's identity.
+    #[must_use]
+    pub fn remote_identity(&self) -> &PublicIdentity {
+        &self.remote_identity
+    }
+
+    /// A stable 32-byte name of the session, the same on both sides.
+    #[must_use]
+    pub fn session_id(&self) -> [u8; 32] {
+        let (initiator, responder) = if self.we_initiated {
+            (&self.local_identity, &self.remote_identity)
+        } else {
+            (&self.remote_identity, &self.local_identity)
+        };
+        let mut h = Sha256::new();
+        h.update(SESSION_ID_CONTEXT);
+        h.update(initiator.key_bytes());
+        h.update(responder.key_bytes());
+        h.update(self.base_key.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Whether this side has received at least one message.
+    #[must_use]
+    pub fn has_received_message(&self) -> bool {
+        self.ratchet.has_received()
+    }
+
+    /// Number of skipped message keys held for late messages.
+    #[must_use]
+    pub fn skipped_message_keys(&self) -> usize {
+        self.ratchet.skipped_len()
+    }
+
+    /// Serializes and seals the session under `key`.
+    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+        self.pickle_with_rng(key, &mut OsRng)
+    }
+
+    /// [`Session::pickle`] with the caller's randomness for the sealing nonce.
+    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(512));
+        self.write(&mut out);
+        pickle::seal(PickleKind::Session, &out, key, rng)
+    }
+
+    /// Opens a sealed session; a wrong key, kind or version is a typed error.
+    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
+        let plain = pickle::open(PickleKind::Session, sealed, key)?;
+        let mut r = Reader::new(&plain);
+        let session = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(session)
+    }
+
+    fn write(&self, out: &mut impl Writer) {
+        self.local_identity.write_body(out);
+        self.remote_identity.write_body(out);
+        out.put(self.base_key.as_bytes());
+        out.put_bool(self.we_initiated);
+        out.put_u32(self.prekey_ids.signed_prekey_id);
+        write_option(out, self.prekey_ids.one_time_prekey_id.as_ref(), |out, id| out.put_u32(*id));
+        out.put_bool(self.send_prekey_messages);
+        self.ratchet.write(out);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let local_identity = PublicIdentity::read_body(r)?;
+        let remote_identity = PublicIdentity::read_body(r)?;
+        let base_key = X25519PublicKey::from_bytes(r.array()?);
+        let we_initiated = r.bool()?;
+        let prekey_ids = PrekeyIds {
+            signed_prekey_id: r.u32()?,
+            one_time_prekey_id: read_option(r, |r| r.u32())?,
+        };
+        let send_prekey_messages = r.bool()?;
+        let ratchet = DoubleRatchet::read(r)?;
+        Ok(Self::new(
+            ratchet,
+            local_identity,
+            remote_identity,
+            base_key,
+            we_initiated,
+            prekey_ids,
+            send_prekey_messages,
+        ))
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("remote_identity", &self.remote_identity)
+            .field("we_initiated", &self.we_initiated)
+            .field("ratchet", &self.ratchet)
+            .finish_non_exhaustive()
+    }
+}
