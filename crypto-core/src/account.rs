@@ -82,8 +82,12 @@ impl Account {
         let id = self.next_signed_prekey_id;
         self.next_signed_prekey_id = id.checked_add(1).ok_or(Error::ChainExhausted)?;
         let secret = X25519Secret::generate(rng)?;
-        let public = SignedPrekey::sign(self.identity.signing(), id, secret.public_key(), created_at);
-        self.signed_prekeys.push(SignedPrekeySecret { public: public.clone(), secret });
+        let public =
+            SignedPrekey::sign(self.identity.signing(), id, secret.public_key(), created_at);
+        self.signed_prekeys.push(SignedPrekeySecret {
+            public: public.clone(),
+            secret,
+        });
         if self.signed_prekeys.len() > MAX_SIGNED_PREKEYS {
             self.signed_prekeys.remove(0);
         }
@@ -117,14 +121,20 @@ impl Account {
         rng: &mut R,
     ) -> Result<Vec<OneTimePrekey>> {
         if count > MAX_ONE_TIME_PREKEYS_PER_BATCH {
-            return Err(Error::TooLarge { len: count, max: MAX_ONE_TIME_PREKEYS_PER_BATCH });
+            return Err(Error::TooLarge {
+                len: count,
+                max: MAX_ONE_TIME_PREKEYS_PER_BATCH,
+            });
         }
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let id = self.next_one_time_prekey_id;
             self.next_one_time_prekey_id = id.checked_add(1).ok_or(Error::ChainExhausted)?;
             let secret = X25519Secret::generate(rng)?;
-            out.push(OneTimePrekey { id, key: secret.public_key() });
+            out.push(OneTimePrekey {
+                id,
+                key: secret.public_key(),
+            });
             self.one_time_prekeys.insert(id, secret);
         }
         while self.one_time_prekeys.len() > MAX_ONE_TIME_PREKEYS {
@@ -138,7 +148,10 @@ impl Account {
     pub fn one_time_prekeys(&self) -> Vec<OneTimePrekey> {
         self.one_time_prekeys
             .iter()
-            .map(|(&id, secret)| OneTimePrekey { id, key: secret.public_key() })
+            .map(|(&id, secret)| OneTimePrekey {
+                id,
+                key: secret.public_key(),
+            })
             .collect()
     }
 
@@ -150,7 +163,10 @@ impl Account {
             self.one_time_prekeys
                 .iter()
                 .next()
-                .map(|(&id, secret)| OneTimePrekey { id, key: secret.public_key() })
+                .map(|(&id, secret)| OneTimePrekey {
+                    id,
+                    key: secret.public_key(),
+                })
         } else {
             None
         };
@@ -187,7 +203,10 @@ impl Account {
             bundle.identity().clone(),
             ephemeral.public_key(),
             true,
-            PrekeyIds { signed_prekey_id: spk.id(), one_time_prekey_id: otpk.map(|k| k.id) },
+            PrekeyIds {
+                signed_prekey_id: spk.id(),
+                one_time_prekey_id: otpk.map(|k| k.id),
+            },
             true,
         ))
     }
@@ -239,7 +258,9 @@ impl Account {
             },
             false,
         );
-        let plaintext = session.decrypt(&crate::message::SessionMessage::Prekey(message.clone()))?;
+        let plaintext = session.decrypt(&crate::message::SessionMessage::Prekey(Box::new(
+            message.clone(),
+        )))?;
         // Authentic: consume the one-time prekey and remember the base key.
         if let Some(id) = message.one_time_prekey_id {
             self.one_time_prekeys.remove(&id);

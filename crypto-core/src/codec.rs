@@ -53,10 +53,6 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
     pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array()?))
     }
@@ -114,9 +110,6 @@ pub(crate) trait Writer {
     fn put_u8(&mut self, v: u8) {
         self.put(&[v]);
     }
-    fn put_u16(&mut self, v: u16) {
-        self.put(&v.to_be_bytes());
-    }
     fn put_u32(&mut self, v: u32) {
         self.put(&v.to_be_bytes());
     }
@@ -162,10 +155,20 @@ mod tests {
     #[test]
     fn reader_refuses_short_input() {
         let mut r = Reader::new(&[1, 2, 3]);
-        assert_eq!(r.u32(), Err(Error::Truncated { needed: 4, remaining: 3 }));
-        assert_eq!(r.u16(), Ok(0x0102));
+        assert_eq!(
+            r.u32(),
+            Err(Error::Truncated {
+                needed: 4,
+                remaining: 3
+            })
+        );
+        assert_eq!(r.u8(), Ok(1));
+        assert_eq!(r.u8(), Ok(2));
         assert_eq!(r.remaining(), 1);
-        assert_eq!(Reader::new(&[0, 0, 0, 9]).count(8), Err(Error::LengthOutOfRange { len: 9, max: 8 }));
+        assert_eq!(
+            Reader::new(&[0, 0, 0, 9]).count(8),
+            Err(Error::LengthOutOfRange { len: 9, max: 8 })
+        );
         assert_eq!(Reader::new(&[2]).bool(), Err(Error::InvalidField));
         assert_eq!(Reader::new(&[2]).finish(), Err(Error::TrailingBytes(1)));
     }

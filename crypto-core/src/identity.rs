@@ -33,7 +33,11 @@ impl PublicIdentity {
         signature: [u8; SIGNATURE_LEN],
     ) -> Result<Self> {
         signing_key.verify(&identity_signed_bytes(&agreement_key), &signature)?;
-        Ok(Self { signing_key, agreement_key, signature })
+        Ok(Self {
+            signing_key,
+            agreement_key,
+            signature,
+        })
     }
 
     /// The Ed25519 key that signs prekeys and group messages; the device's long-term name.
@@ -130,7 +134,11 @@ impl IdentityKeys {
             agreement_key,
             signature,
         };
-        Self { signing, agreement, public }
+        Self {
+            signing,
+            agreement,
+            public,
+        }
     }
 
     /// The public identity.

@@ -60,7 +60,12 @@ impl RatchetMessage {
         previous_chain_length: u32,
         index: u32,
     ) -> Self {
-        Self { ratchet_key, previous_chain_length, index, raw }
+        Self {
+            ratchet_key,
+            previous_chain_length,
+            index,
+            raw,
+        }
     }
 
     /// The sender's current ratchet public key.
@@ -113,12 +118,23 @@ impl RatchetMessage {
         let index = r.u32()?;
         let body = r.remaining();
         if body < TAG_LEN {
-            return Err(Error::Truncated { needed: TAG_LEN, remaining: body });
+            return Err(Error::Truncated {
+                needed: TAG_LEN,
+                remaining: body,
+            });
         }
         if body > MAX_PLAINTEXT_LEN + TAG_LEN {
-            return Err(Error::LengthOutOfRange { len: body, max: MAX_PLAINTEXT_LEN + TAG_LEN });
+            return Err(Error::LengthOutOfRange {
+                len: body,
+                max: MAX_PLAINTEXT_LEN + TAG_LEN,
+            });
         }
-        Ok(Self { ratchet_key, previous_chain_length, index, raw: bytes.to_vec() })
+        Ok(Self {
+            ratchet_key,
+            previous_chain_length,
+            index,
+            raw: bytes.to_vec(),
+        })
     }
 }
 
@@ -166,7 +182,11 @@ impl PrekeyMessage {
         let mut out = Vec::with_capacity(3 + 128 + 40 + self.message.raw.len());
         out.put_u8(MESSAGE_VERSION);
         out.put_u8(TYPE_PREKEY);
-        out.put_u8(if self.one_time_prekey_id.is_some() { FLAG_ONE_TIME_PREKEY } else { 0 });
+        out.put_u8(if self.one_time_prekey_id.is_some() {
+            FLAG_ONE_TIME_PREKEY
+        } else {
+            0
+        });
         self.sender.write_body(&mut out);
         out.put(self.base_key.as_bytes());
         out.put_u32(self.signed_prekey_id);
@@ -198,10 +218,19 @@ impl PrekeyMessage {
         let sender = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);
         let signed_prekey_id = r.u32()?;
-        let one_time_prekey_id =
-            if flags & FLAG_ONE_TIME_PREKEY != 0 { Some(r.u32()?) } else { None };
+        let one_time_prekey_id = if flags & FLAG_ONE_TIME_PREKEY != 0 {
+            Some(r.u32()?)
+        } else {
+            None
+        };
         let message = RatchetMessage::decode(r.rest())?;
-        Ok(Self { sender, base_key, signed_prekey_id, one_time_prekey_id, message })
+        Ok(Self {
+            sender,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            message,
+        })
     }
 }
 
@@ -209,7 +238,7 @@ impl PrekeyMessage {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum SessionMessage {
     /// A session-establishing message (X3DH parameters + first ratchet message).
-    Prekey(PrekeyMessage),
+    Prekey(Box<PrekeyMessage>),
     /// An ordinary Double Ratchet message.
     Ratchet(RatchetMessage),
 }
@@ -230,7 +259,7 @@ impl SessionMessage {
         check_version(r.u8()?, MESSAGE_VERSION)?;
         match r.u8()? {
             TYPE_RATCHET => Ok(Self::Ratchet(RatchetMessage::decode(bytes)?)),
-            TYPE_PREKEY => Ok(Self::Prekey(PrekeyMessage::decode_body(&mut r)?)),
+            TYPE_PREKEY => Ok(Self::Prekey(Box::new(PrekeyMessage::decode_body(&mut r)?))),
             other => Err(Error::UnknownMessageType(other)),
         }
     }

@@ -87,20 +87,31 @@ pub(crate) fn seal<R: TryCryptoRng + ?Sized>(
 
 /// Opens a sealed pickle of `kind`; the result is wiped on drop.
 pub(crate) fn open(kind: PickleKind, sealed: &[u8], key: &PickleKey) -> Result<Zeroizing<Vec<u8>>> {
-    let (&version, rest) = sealed
-        .split_first()
-        .ok_or(Error::Truncated { needed: 1, remaining: 0 })?;
+    let (&version, rest) = sealed.split_first().ok_or(Error::Truncated {
+        needed: 1,
+        remaining: 0,
+    })?;
     if version != PICKLE_VERSION {
-        return Err(Error::PickleVersion { expected: PICKLE_VERSION, got: version });
+        return Err(Error::PickleVersion {
+            expected: PICKLE_VERSION,
+            got: version,
+        });
     }
-    let (&got_kind, rest) = rest
-        .split_first()
-        .ok_or(Error::Truncated { needed: 1, remaining: 0 })?;
+    let (&got_kind, rest) = rest.split_first().ok_or(Error::Truncated {
+        needed: 1,
+        remaining: 0,
+    })?;
     if got_kind != kind as u8 {
-        return Err(Error::PickleKind { expected: kind as u8, got: got_kind });
+        return Err(Error::PickleKind {
+            expected: kind as u8,
+            got: got_kind,
+        });
     }
     if rest.len() < NONCE_LEN + TAG_LEN {
-        return Err(Error::Truncated { needed: NONCE_LEN + TAG_LEN, remaining: rest.len() });
+        return Err(Error::Truncated {
+            needed: NONCE_LEN + TAG_LEN,
+            remaining: rest.len(),
+        });
     }
     let (nonce, rest) = rest.split_at(NONCE_LEN);
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
@@ -122,10 +133,16 @@ mod tests {
     fn seal_open_and_typed_errors() {
         let key = PickleKey::new([9; 32]);
         let sealed = seal(PickleKind::Session, b"state", &key, &mut OsRng).unwrap();
-        assert_eq!(&open(PickleKind::Session, &sealed, &key).unwrap()[..], b"state");
+        assert_eq!(
+            &open(PickleKind::Session, &sealed, &key).unwrap()[..],
+            b"state"
+        );
         assert_eq!(
             open(PickleKind::Account, &sealed, &key),
-            Err(Error::PickleKind { expected: 1, got: 2 })
+            Err(Error::PickleKind {
+                expected: 1,
+                got: 2
+            })
         );
         assert_eq!(
             open(PickleKind::Session, &sealed, &PickleKey::new([8; 32])),
@@ -135,7 +152,10 @@ mod tests {
         wrong_version[0] = 7;
         assert_eq!(
             open(PickleKind::Session, &wrong_version, &key),
-            Err(Error::PickleVersion { expected: 1, got: 7 })
+            Err(Error::PickleVersion {
+                expected: 1,
+                got: 7
+            })
         );
         for i in 0..sealed.len() * 8 {
             let mut t = sealed.clone();

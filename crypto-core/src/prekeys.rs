@@ -40,7 +40,12 @@ impl SignedPrekey {
         created_at: u64,
     ) -> Self {
         let signature = identity.sign(&signed_prekey_bytes(id, &key, created_at));
-        Self { id, key, created_at, signature }
+        Self {
+            id,
+            key,
+            created_at,
+            signature,
+        }
     }
 
     /// Builds a signed prekey from its parts (verify it with [`SignedPrekey::verify`]).
@@ -51,7 +56,12 @@ impl SignedPrekey {
         created_at: u64,
         signature: [u8; SIGNATURE_LEN],
     ) -> Self {
-        Self { id, key, created_at, signature }
+        Self {
+            id,
+            key,
+            created_at,
+            signature,
+        }
     }
 
     /// Checks the signature against the identity that published the prekey (strict Ed25519).
@@ -164,7 +174,10 @@ impl OneTimePrekey {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, PREKEY_VERSION)?;
-        let otpk = Self { id: r.u32()?, key: X25519PublicKey::from_bytes(r.array()?) };
+        let otpk = Self {
+            id: r.u32()?,
+            key: X25519PublicKey::from_bytes(r.array()?),
+        };
         r.finish()?;
         Ok(otpk)
     }
@@ -209,7 +222,11 @@ impl PrekeyBundle {
         signed_prekey: SignedPrekey,
         one_time_prekey: Option<OneTimePrekey>,
     ) -> Result<Self> {
-        let bundle = Self { identity, signed_prekey, one_time_prekey };
+        let bundle = Self {
+            identity,
+            signed_prekey,
+            one_time_prekey,
+        };
         bundle.verify()?;
         Ok(bundle)
     }
@@ -241,7 +258,11 @@ impl PrekeyBundle {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(2 + 128 + SIGNED_PREKEY_LEN + ONE_TIME_PREKEY_LEN);
         out.put_u8(PREKEY_VERSION);
-        out.put_u8(if self.one_time_prekey.is_some() { FLAG_ONE_TIME_PREKEY } else { 0 });
+        out.put_u8(if self.one_time_prekey.is_some() {
+            FLAG_ONE_TIME_PREKEY
+        } else {
+            0
+        });
         self.identity.write_body(&mut out);
         self.signed_prekey.write_body(&mut out);
         if let Some(otpk) = &self.one_time_prekey {
@@ -262,7 +283,10 @@ impl PrekeyBundle {
         let identity = PublicIdentity::read_body(&mut r)?;
         let signed_prekey = SignedPrekey::read_body(&mut r)?;
         let one_time_prekey = if flags & FLAG_ONE_TIME_PREKEY != 0 {
-            Some(OneTimePrekey { id: r.u32()?, key: X25519PublicKey::from_bytes(r.array()?) })
+            Some(OneTimePrekey {
+                id: r.u32()?,
+                key: X25519PublicKey::from_bytes(r.array()?),
+            })
         } else {
             None
         };

@@ -109,7 +109,9 @@ impl X25519Secret {
 
     /// RFC 7748 X25519; a non-contributory (all-zero) result is refused.
     pub fn diffie_hellman(&self, their: &X25519PublicKey) -> Result<Zeroizing<[u8; 32]>> {
-        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
+        let shared = self
+            .0
+            .diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
         if !shared.was_contributory() {
             return Err(Error::NonContributory);
         }
@@ -227,7 +229,10 @@ pub fn chacha20poly1305_seal(
     let cipher = ChaCha20Poly1305::new(key.into());
     let tag = cipher
         .encrypt_inout_detached(nonce.into(), ad, buf.into())
-        .map_err(|_| Error::TooLarge { len, max: AEAD_MAX_LEN })?;
+        .map_err(|_| Error::TooLarge {
+            len,
+            max: AEAD_MAX_LEN,
+        })?;
     Ok(tag.into())
 }
 
@@ -258,7 +263,10 @@ pub fn xchacha20poly1305_seal(
     let cipher = XChaCha20Poly1305::new(key.into());
     let tag = cipher
         .encrypt_inout_detached(nonce.into(), ad, buf.into())
-        .map_err(|_| Error::TooLarge { len, max: AEAD_MAX_LEN })?;
+        .map_err(|_| Error::TooLarge {
+            len,
+            max: AEAD_MAX_LEN,
+        })?;
     Ok(tag.into())
 }
 
@@ -276,7 +284,8 @@ pub fn xchacha20poly1305_open(
         .map_err(|_| Error::DecryptionFailed)
 }
 
-/// RFC 8439 section 2.8: at most 2^38 - 64 bytes of plaintext per nonce.
+/// Reported as the limit when sealing fails; the AEAD crate enforces RFC 8439 section 2.8's
+/// per-nonce bound (2^38 - 64 bytes) itself, which no caller here comes near.
 const AEAD_MAX_LEN: usize = usize::MAX;
 
 // ---------------------------------------------------------------------------------------------
@@ -330,7 +339,12 @@ pub fn hkdf_sha256_expand(prk: &[u8; 32], info: &[u8], okm: &mut [u8]) -> Result
 
 /// First bytes of a public value in hex, for Debug output.
 pub(crate) fn hex_short(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+    bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }
 
 #[cfg(test)]

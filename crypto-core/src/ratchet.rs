@@ -63,15 +63,26 @@ impl ChainKey {
         let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
         let next = hmac_finish(mac, CHAIN_KEY_SEED);
         Ok((
-            MessageKey { key: message_key, index: self.index },
-            ChainKey { key: next, index: next_index },
+            MessageKey {
+                key: message_key,
+                index: self.index,
+            },
+            ChainKey {
+                key: next,
+                index: next_index,
+            },
         ))
     }
 
     /// Advances to `target`: the keys skipped on the way, the key for `target` and the chain
     /// after it. Refuses jumps beyond [`MAX_SKIP_PER_CHAIN`].
-    pub(crate) fn advance_to(&self, target: u32) -> Result<(Vec<MessageKey>, MessageKey, ChainKey)> {
-        let jump = target.checked_sub(self.index).ok_or(Error::DuplicateMessage)?;
+    pub(crate) fn advance_to(
+        &self,
+        target: u32,
+    ) -> Result<(Vec<MessageKey>, MessageKey, ChainKey)> {
+        let jump = target
+            .checked_sub(self.index)
+            .ok_or(Error::DuplicateMessage)?;
         if jump > MAX_SKIP_PER_CHAIN {
             return Err(Error::TooFarAhead {
                 jump: u64::from(jump),
@@ -103,7 +114,10 @@ impl ChainKey {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self { key: r.secret32()?, index: r.u32()? })
+        Ok(Self {
+            key: r.secret32()?,
+            index: r.u32()?,
+        })
     }
 }
 
@@ -209,7 +223,10 @@ impl DoubleRatchet {
         rng: &mut R,
     ) -> Result<RatchetMessage> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(Error::TooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+            return Err(Error::TooLarge {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
         }
         let chain = match &self.sending {
             Some(chain) => chain,
@@ -237,7 +254,9 @@ impl DoubleRatchet {
         );
         let ad = associated_data(session_ad, &raw)?;
         raw.extend_from_slice(plaintext);
-        let body = raw.get_mut(RATCHET_HEADER_LEN..).ok_or(Error::InvalidField)?;
+        let body = raw
+            .get_mut(RATCHET_HEADER_LEN..)
+            .ok_or(Error::InvalidField)?;
         let tag = chacha20poly1305_seal(&key, &nonce, &ad, body)?;
         raw.extend_from_slice(&tag);
         self.sending = Some(next);
@@ -284,7 +303,9 @@ impl DoubleRatchet {
 
         // 3. A new ratchet key: the receiving half of the DH ratchet step.
         let closing = match &self.receiving {
-            Some(receiving) => receiving.chain.keys_until(message.previous_chain_length())?,
+            Some(receiving) => receiving
+                .chain
+                .keys_until(message.previous_chain_length())?,
             None => Vec::new(),
         };
         let dh = self.our_ratchet.diffie_hellman(&ratchet_key)?;
@@ -302,7 +323,10 @@ impl DoubleRatchet {
         }
         self.store_skipped(ratchet_key, skipped);
         self.root_key = root_key;
-        self.receiving = Some(ReceivingChain { ratchet_key, chain: next });
+        self.receiving = Some(ReceivingChain {
+            ratchet_key,
+            chain: next,
+        });
         self.their_ratchet = Some(ratchet_key);
         if let Some(sending) = self.sending.take() {
             self.previous_sending_length = sending.index;
@@ -321,7 +345,10 @@ impl DoubleRatchet {
             .position(|s| s.ratchet_key == *message.ratchet_key() && s.index == message.index())
             .ok_or(Error::DuplicateMessage)?;
         let entry = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
-        let key = MessageKey { key: entry.key.clone(), index: entry.index };
+        let key = MessageKey {
+            key: entry.key.clone(),
+            index: entry.index,
+        };
         let plaintext = open(session_ad, message, &key)?;
         self.skipped.remove(position);
         Ok(plaintext)
@@ -329,7 +356,11 @@ impl DoubleRatchet {
 
     fn store_skipped(&mut self, ratchet_key: X25519PublicKey, keys: Vec<MessageKey>) {
         for key in keys {
-            self.skipped.push_back(SkippedKey { ratchet_key, index: key.index, key: key.key });
+            self.skipped.push_back(SkippedKey {
+                ratchet_key,
+                index: key.index,
+                key: key.key,
+            });
         }
         while self.skipped.len() > MAX_SKIPPED_KEYS {
             self.skipped.pop_front();
@@ -348,7 +379,9 @@ impl DoubleRatchet {
     pub(crate) fn write(&self, out: &mut impl Writer) {
         out.put(self.root_key.as_slice());
         out.put(self.our_ratchet.to_bytes().as_slice());
-        write_option(out, self.their_ratchet.as_ref(), |out, k| out.put(k.as_bytes()));
+        write_option(out, self.their_ratchet.as_ref(), |out, k| {
+            out.put(k.as_bytes())
+        });
         write_option(out, self.sending.as_ref(), |out, c| c.write(out));
         out.put_u32(self.previous_sending_length);
         write_option(out, self.receiving.as_ref(), |out, r| {
@@ -437,7 +470,10 @@ fn open(
     let (aead_key, nonce) = key.aead_key_nonce(MESSAGE_KDF_INFO)?;
     let ad = associated_data(session_ad, message.header())?;
     let body = message.sealed_body();
-    let split = body.len().checked_sub(TAG_LEN).ok_or(Error::DecryptionFailed)?;
+    let split = body
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(Error::DecryptionFailed)?;
     let (ciphertext, tag) = body.split_at(split);
     let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
     let mut plaintext = Zeroizing::new(ciphertext.to_vec());
@@ -445,7 +481,11 @@ fn open(
     Ok(plaintext)
 }
 
-pub(crate) fn write_option<W: Writer, T>(out: &mut W, value: Option<&T>, f: impl FnOnce(&mut W, &T)) {
+pub(crate) fn write_option<W: Writer, T>(
+    out: &mut W,
+    value: Option<&T>,
+    f: impl FnOnce(&mut W, &T),
+) {
     match value {
         Some(v) => {
             out.put_bool(true);

@@ -80,15 +80,17 @@ impl Session {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<SessionMessage> {
-        let message = self.ratchet.encrypt(&self.associated_data, plaintext, rng)?;
+        let message = self
+            .ratchet
+            .encrypt(&self.associated_data, plaintext, rng)?;
         Ok(if self.send_prekey_messages {
-            SessionMessage::Prekey(PrekeyMessage {
+            SessionMessage::Prekey(Box::new(PrekeyMessage {
                 sender: self.local_identity.clone(),
                 base_key: self.base_key,
                 signed_prekey_id: self.prekey_ids.signed_prekey_id,
                 one_time_prekey_id: self.prekey_ids.one_time_prekey_id,
                 message,
-            })
+            }))
         } else {
             SessionMessage::Ratchet(message)
         })
@@ -190,7 +192,11 @@ impl Session {
         out.put(self.base_key.as_bytes());
         out.put_bool(self.we_initiated);
         out.put_u32(self.prekey_ids.signed_prekey_id);
-        write_option(out, self.prekey_ids.one_time_prekey_id.as_ref(), |out, id| out.put_u32(*id));
+        write_option(
+            out,
+            self.prekey_ids.one_time_prekey_id.as_ref(),
+            |out, id| out.put_u32(*id),
+        );
         out.put_bool(self.send_prekey_messages);
         self.ratchet.write(out);
     }
