@@ -1,0 +1,115 @@
+//! `cargo xtask test`: everything CI runs (`.ci/run`), in order, fail fast.
+//!
+//! To add a step (relay tests on SQLite and PostgreSQL, browser tests, ...), write a
+//! `fn(&Ctx, &mut Toolbox) -> Result<()>` and add it to [`STEPS`]; if it needs a new outside
+//! tool, add a [`Tool`] variant and provide it in [`crate::tools::ensure_all`].
+
+use crate::steps::{Step, Tool, Toolbox, run_steps};
+use crate::util::{Ctx, exec};
+use anyhow::Result;
+
+pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "tools: wasm32 target, wasm-bindgen-test-runner, rustfmt, clippy, node",
+        needs: &[],
+        run: crate::tools::ensure_all,
+    },
+    Step {
+        name: "cargo fmt --check",
+        needs: &[Tool::Rustfmt],
+        run: fmt,
+    },
+    Step {
+        name: "cargo clippy (native, all targets)",
+        needs: &[Tool::Clippy],
+        run: clippy,
+    },
+    Step {
+        name: "cargo clippy (wasm32: crypto-core lib + tests)",
+        needs: &[Tool::Clippy, Tool::Wasm32Target],
+        run: clippy_wasm,
+    },
+    Step {
+        name: "cargo test (native: unit, integration, fuzz-corpus replay, doc tests)",
+        needs: &[],
+        run: native_tests,
+    },
+    Step {
+        name: "cargo build crypto-core for wasm32",
+        needs: &[Tool::Wasm32Target],
+        run: wasm_build,
+    },
+    Step {
+        name: "cargo test crypto-core on wasm32 (Node)",
+        needs: &[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node],
+        run: wasm_tests,
+    },
+    // Next: relay-server tests on SQLite and on PostgreSQL (issue #3), end-to-end tests,
+    // browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
+];
+
+pub(crate) fn run(ctx: &Ctx) -> Result<()> {
+    if ctx.ci {
+        println!("CI=true: non-interactive, cargo runs with --locked");
+    }
+    run_steps(ctx, "test", STEPS)
+}
+
+fn fmt(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    let mut cmd = ctx.cargo();
+    cmd.args(["fmt", "--all", "--", "--check"]);
+    exec(&mut cmd).map_err(|e| e.context("code is not formatted: run `cargo fmt --all`"))
+}
+
+fn clippy(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    let mut cmd = ctx.cargo_with(&["clippy", "--workspace", "--all-targets"]);
+    cmd.args(["--", "-D", "warnings"]);
+    exec(&mut cmd)
+}
+
+/// `crypto-core/tests/wasm.rs` only exists for wasm32, so the native clippy never sees it.
+/// `--lib --tests` leaves out benches (criterion is a native-only dev-dependency).
+fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    let mut cmd = ctx.cargo_with(&[
+        "clippy",
+        "-p",
+        "crypto-core",
+        "--target",
+        WASM_TARGET,
+        "--lib",
+        "--tests",
+    ]);
+    cmd.args(["--", "-D", "warnings"]);
+    exec(&mut cmd)
+}
+
+/// All native tests of the workspace, doc tests included. Fuzz seed corpora are replayed by
+/// ordinary unit tests, so they run here too.
+fn native_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    exec(&mut ctx.cargo_with(&["test", "--workspace"]))
+}
+
+fn wasm_build(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    exec(&mut ctx.cargo_with(&["build", "-p", "crypto-core", "--target", WASM_TARGET]))
+}
+
+/// The `wasm_bindgen_test` tests of crypto-core, run under Node by `wasm-bindgen-test-runner`
+/// (the runner for wasm32 in `.cargo/config.toml`).
+///
+/// `--lib --tests` leaves out doc tests on purpose: since cargo 1.89 they are cross-compiled
+/// for the target and handed to the runner, which finds no wasm-bindgen tests in them, prints
+/// "no tests to run!" and succeeds even when an example's assertion is false. Doc tests run
+/// natively in the previous step.
+fn wasm_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    exec(&mut ctx.cargo_with(&[
+        "test",
+        "-p",
+        "crypto-core",
+        "--target",
+        WASM_TARGET,
+        "--lib",
+        "--tests",
+    ]))
+}
