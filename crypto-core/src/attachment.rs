@@ -1,1 +1,871 @@
-//! TODO
+//! Encrypted attachments: XChaCha20-Poly1305 in the STREAM construction.
+//!
+//! Every attachment gets a fresh random 32-byte key. The plaintext is cut into chunks of
+//! [`CHUNK_SIZE`] bytes, each sealed with XChaCha20-Poly1305 under a nonce built from a random
+//! per-attachment prefix, the chunk counter and a last-chunk flag. This is the nonce-based
+//! online AE scheme STREAM of Hoang, Reyhanitabar, Rogaway and Vizár ("Online
+//! Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", CRYPTO 2015, section 7):
+//! because the counter and the flag are part of every nonce, reordering, dropping, duplicating,
+//! truncating or extending the chunk sequence makes decryption fail. The SHA-256 of the whole
+//! ciphertext is computed while encrypting; key, digest and lengths travel inside the
+//! end-to-end encrypted message ([`AttachmentInfo`]) and the relay only holds the opaque blob.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! header  = version (1 byte, 0x01)
+//!        || log2(chunk size) (1 byte, 0x10: 64 KiB chunks; any other value is refused)
+//!        || nonce prefix (19 random bytes)
+//! chunk_i = XChaCha20-Poly1305(key, nonce_i, ad = header, plaintext_i) (ciphertext || 16-byte tag)
+//! nonce_i = nonce prefix (19) || i as u32 big-endian (4) || last flag (1: 0x01 on the final
+//!           chunk, 0x00 on every other)
+//! blob    = header || chunk_0 || chunk_1 || ... || chunk_n
+//! digest  = SHA-256(blob)
+//! ```
+//!
+//! Every chunk but the final one holds exactly [`CHUNK_SIZE`] plaintext bytes; the final chunk
+//! holds 0 to [`CHUNK_SIZE`] bytes and is always present, so an empty attachment is the header
+//! and one 16-byte tag, and a plaintext whose length is a multiple of [`CHUNK_SIZE`] ends with a
+//! full final chunk (not an empty extra one). At most 2^32 chunks can be numbered
+//! ([`MAX_PLAINTEXT_LEN`]); the counter never wraps.
+//!
+//! # Example
+//!
+//! ```
+//! use crypto_core::attachment::{decrypt_attachment, encrypt_attachment};
+//!
+//! # fn main() -> Result<(), crypto_core::Error> {
+//! let (blob, info) = encrypt_attachment(b"holiday.jpg bytes")?; // blob goes to the relay
+//! let plaintext = decrypt_attachment(&blob, &info)?; // info went inside the E2EE message
+//! assert_eq!(&plaintext[..], b"holiday.jpg bytes");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security notes
+//! - [`AttachmentDecryptor::update`] releases a chunk's plaintext only after that chunk
+//!   authenticated, but the ciphertext digest can only be checked in
+//!   [`AttachmentDecryptor::finish`]. Treat the streamed plaintext as provisional (for example
+//!   write it to a temporary file) until `finish` returns `Ok`.
+//! - XChaCha20-Poly1305 does not commit to its key; the SHA-256 digest, delivered over the
+//!   authenticated session, is what binds the message to one exact blob.
+//! - The streaming decryptor grows `out` without leaving freed copies of plaintext behind; the
+//!   caller owns `out` and should wipe it (for example by passing a `Zeroizing<Vec<u8>>`).
+
+use crate::codec::Reader;
+use crate::error::{Error, Result};
+use crate::primitives::{
+    OsRng, TAG_LEN, ct_eq, fill_random, random_key, sha256, xchacha20poly1305_open,
+    xchacha20poly1305_seal,
+};
+use core::fmt;
+use rand_core::TryCryptoRng;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// The format version this build writes and reads (first header byte).
+pub const VERSION: u8 = 1;
+/// Base-2 logarithm of [`CHUNK_SIZE`], as stored in the second header byte.
+pub const CHUNK_SIZE_LOG2: u8 = 16;
+/// Plaintext bytes in every chunk but the final one (64 KiB).
+pub const CHUNK_SIZE: usize = 1 << CHUNK_SIZE_LOG2;
+/// Length of the random nonce prefix stored in the header.
+pub const NONCE_PREFIX_LEN: usize = 19;
+/// Length of the header: version, chunk size, nonce prefix.
+pub const HEADER_LEN: usize = 2 + NONCE_PREFIX_LEN;
+/// Length of one full chunk on the wire: [`CHUNK_SIZE`] bytes of ciphertext and a tag.
+pub const ENCRYPTED_CHUNK_LEN: usize = CHUNK_SIZE + TAG_LEN;
+/// The largest plaintext that can be encrypted: 2^32 chunks of [`CHUNK_SIZE`] bytes.
+pub const MAX_PLAINTEXT_LEN: u64 = (1u64 << 32) * CHUNK_SIZE as u64;
+
+const CHUNK_LEN_U64: u64 = CHUNK_SIZE as u64;
+const ENCRYPTED_CHUNK_LEN_U64: u64 = ENCRYPTED_CHUNK_LEN as u64;
+const HEADER_LEN_U64: u64 = HEADER_LEN as u64;
+const TAG_LEN_U64: u64 = TAG_LEN as u64;
+
+// ---------------------------------------------------------------------------------------------
+// Keys and metadata
+
+/// The 32-byte symmetric key of one attachment; wiped on drop, never printed.
+#[derive(Clone)]
+pub struct AttachmentKey(Box<[u8; 32]>);
+
+impl AttachmentKey {
+    /// Wraps 32 key bytes received in a message.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(Box::new(*bytes))
+    }
+
+    /// The key bytes, for putting into the end-to-end encrypted message.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let bytes = random_key(rng)?;
+        Ok(Self::from_bytes(&bytes))
+    }
+}
+
+impl Zeroize for AttachmentKey {
+    fn zeroize(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl Drop for AttachmentKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for AttachmentKey {}
+
+/// Constant-time comparison.
+impl PartialEq for AttachmentKey {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl Eq for AttachmentKey {}
+
+impl fmt::Debug for AttachmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentKey").finish_non_exhaustive()
+    }
+}
+
+/// What the recipient needs to fetch and decrypt an attachment; it travels inside the
+/// end-to-end encrypted message, never in the clear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    /// The attachment key.
+    pub key: AttachmentKey,
+    /// SHA-256 of the complete ciphertext blob, header included.
+    pub digest: [u8; 32],
+    /// Length of the ciphertext blob in bytes.
+    pub ciphertext_len: u64,
+    /// Length of the plaintext in bytes.
+    pub plaintext_len: u64,
+}
+
+/// The ciphertext length for a plaintext of `plaintext_len` bytes, or `None` above
+/// [`MAX_PLAINTEXT_LEN`].
+#[must_use]
+pub fn ciphertext_len_for(plaintext_len: u64) -> Option<u64> {
+    if plaintext_len > MAX_PLAINTEXT_LEN {
+        return None;
+    }
+    let chunks = plaintext_len.div_ceil(CHUNK_LEN_U64).max(1);
+    HEADER_LEN_U64
+        .checked_add(plaintext_len)?
+        .checked_add(chunks.checked_mul(TAG_LEN_U64)?)
+}
+
+/// The plaintext length inside a ciphertext of `ciphertext_len` bytes, or `None` if no
+/// well-formed ciphertext has that length.
+#[must_use]
+pub fn plaintext_len_for(ciphertext_len: u64) -> Option<u64> {
+    let body = ciphertext_len.checked_sub(HEADER_LEN_U64)?;
+    let chunks = body.div_ceil(ENCRYPTED_CHUNK_LEN_U64);
+    let last = body.checked_sub(
+        chunks
+            .checked_sub(1)?
+            .checked_mul(ENCRYPTED_CHUNK_LEN_U64)?,
+    )?;
+    if last < TAG_LEN_U64 || chunks > 1u64 << 32 {
+        return None;
+    }
+    body.checked_sub(chunks.checked_mul(TAG_LEN_U64)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot API
+
+/// Encrypts a whole attachment under a fresh key from the OS random number generator.
+///
+/// Returns the ciphertext blob (for the relay) and the [`AttachmentInfo`] (for the message).
+pub fn encrypt_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentInfo)> {
+    encrypt_attachment_with_rng(&mut OsRng::default(), plaintext)
+}
+
+/// Encrypts a whole attachment with key and nonce prefix drawn from `rng` (in that order).
+pub fn encrypt_attachment_with_rng<R: TryCryptoRng + ?Sized>(
+    rng: &mut R,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, AttachmentInfo)> {
+    let len = len_u64(plaintext.len());
+    let ciphertext_len = ciphertext_len_for(len).ok_or_else(|| too_large(len))?;
+    let mut out = Vec::with_capacity(usize::try_from(ciphertext_len).unwrap_or(0));
+    let mut encryptor = AttachmentEncryptor::new_with_rng(rng)?;
+    encryptor.update(plaintext, &mut out)?;
+    let info = encryptor.finish(&mut out)?;
+    Ok((out, info))
+}
+
+/// Decrypts a whole attachment after checking its length and digest against `info`.
+///
+/// Nothing is returned unless every chunk authenticated; the plaintext is wiped on drop.
+pub fn decrypt_attachment(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Zeroizing<Vec<u8>>> {
+    let plaintext_len = check_info(info)?;
+    let len = len_u64(ciphertext.len());
+    if len < info.ciphertext_len {
+        return Err(Error::AttachmentTruncated);
+    }
+    if len > info.ciphertext_len {
+        return Err(Error::AttachmentTrailingData);
+    }
+    if !ct_eq(&sha256(ciphertext), &info.digest) {
+        return Err(Error::AttachmentDigestMismatch);
+    }
+
+    let mut reader = Reader::new(ciphertext);
+    let header: [u8; HEADER_LEN] = reader.array().map_err(|_| Error::AttachmentTruncated)?;
+    check_header(&header)?;
+    let body = reader.rest();
+    if body.is_empty() {
+        return Err(Error::AttachmentTruncated);
+    }
+    // Exact capacity: the plaintext is written in place and never reallocated.
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(plaintext_len).map_err(|_| too_large(plaintext_len))?,
+    ));
+    let mut counter = 0u32;
+    let mut chunks = body.chunks(ENCRYPTED_CHUNK_LEN).peekable();
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let next = if last {
+            counter
+        } else {
+            next_counter(counter)?
+        };
+        open_chunk(info.key.as_bytes(), &header, counter, last, chunk, &mut out)?;
+        counter = next;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming encryption
+
+/// Encrypts an attachment incrementally, holding at most one chunk of plaintext.
+///
+/// The header is written to `out` by the first [`update`](Self::update) or by
+/// [`finish`](Self::finish), followed by each chunk as soon as it is known not to be the final one.
+pub struct AttachmentEncryptor {
+    key: AttachmentKey,
+    header: [u8; HEADER_LEN],
+    counter: u32,
+    /// Plaintext not yet sealed: at most one chunk, allocated once with that capacity.
+    buffer: Zeroizing<Vec<u8>>,
+    hasher: Sha256,
+    header_written: bool,
+    plaintext_len: u64,
+    ciphertext_len: u64,
+    failed: bool,
+}
+
+impl AttachmentEncryptor {
+    /// Starts an attachment with a fresh key and nonce prefix from the OS random number generator.
+    pub fn new() -> Result<Self> {
+        Self::new_with_rng(&mut OsRng::default())
+    }
+
+    /// Starts an attachment with the key and then the nonce prefix drawn from `rng`.
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let key = AttachmentKey::generate(rng)?;
+        let mut prefix = [0u8; NONCE_PREFIX_LEN];
+        fill_random(rng, &mut prefix)?;
+        let mut header = [0u8; HEADER_LEN];
+        for (dst, src) in header
+            .iter_mut()
+            .zip([VERSION, CHUNK_SIZE_LOG2].iter().chain(prefix.iter()))
+        {
+            *dst = *src;
+        }
+        Ok(Self {
+            key,
+            header,
+            counter: 0,
+            buffer: Zeroizing::new(Vec::new()),
+            hasher: Sha256::new(),
+            header_written: false,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            failed: false,
+        })
+    }
+
+    /// Encrypts the next piece of plaintext, appending every completed chunk to `out`.
+    ///
+    /// Full chunks are encrypted straight from `data` into `out`; only the tail that may turn
+    /// out to be the final chunk is buffered.
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if self.failed {
+            return Err(Error::AttachmentStreamClosed);
+        }
+        let result = self.update_inner(data, out);
+        if result.is_err() {
+            self.failed = true;
+            self.buffer.zeroize();
+        }
+        result
+    }
+
+    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.write_header(out);
+        let added = len_u64(data.len());
+        self.plaintext_len = self
+            .plaintext_len
+            .checked_add(added)
+            .filter(|len| *len <= MAX_PLAINTEXT_LEN)
+            .ok_or_else(|| too_large(self.plaintext_len.saturating_add(added)))?;
+
+        let mut data = data;
+        if !self.buffer.is_empty() {
+            let take = CHUNK_SIZE.saturating_sub(self.buffer.len()).min(data.len());
+            let (head, rest) = split(data, take);
+            self.buffer.extend_from_slice(head);
+            data = rest;
+            if data.is_empty() {
+                // A full buffer may still be the final chunk: wait for more data or finish.
+                return Ok(());
+            }
+            self.seal(SealInput::Buffer, false, out)?;
+            self.buffer.zeroize();
+        }
+        while data.len() > CHUNK_SIZE {
+            let (chunk, rest) = split(data, CHUNK_SIZE);
+            self.seal(SealInput::Slice(chunk), false, out)?;
+            data = rest;
+        }
+        if !data.is_empty() {
+            if self.buffer.capacity() < CHUNK_SIZE {
+                // Allocated once at full size, so plaintext is never left behind by a realloc.
+                self.buffer = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE));
+            }
+            self.buffer.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Seals the final chunk (possibly empty) into `out` and returns the attachment's metadata.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<AttachmentInfo> {
+        if self.failed {
+            return Err(Error::AttachmentStreamClosed);
+        }
+        self.write_header(out);
+        self.seal(SealInput::Buffer, true, out)?;
+        self.buffer.zeroize();
+        Ok(AttachmentInfo {
+            digest: self.hasher.finalize().into(),
+            key: self.key,
+            ciphertext_len: self.ciphertext_len,
+            plaintext_len: self.plaintext_len,
+        })
+    }
+
+    fn write_header(&mut self, out: &mut Vec<u8>) {
+        if !self.header_written {
+            out.extend_from_slice(&self.header);
+            self.hasher.update(self.header);
+            self.ciphertext_len = HEADER_LEN_U64;
+            self.header_written = true;
+        }
+    }
+
+    fn seal(&mut self, input: SealInput<'_>, last: bool, out: &mut Vec<u8>) -> Result<()> {
+        let next = if last {
+            self.counter
+        } else {
+            next_counter(self.counter)?
+        };
+        let plaintext = match input {
+            SealInput::Buffer => self.buffer.as_slice(),
+            SealInput::Slice(slice) => slice,
+        };
+        // Encrypt in place in `out`: one copy of the plaintext, no per-chunk allocation.
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let nonce = chunk_nonce(&self.header, self.counter, last);
+        let tag = xchacha20poly1305_seal(
+            self.key.as_bytes(),
+            &nonce,
+            &self.header,
+            tail_mut(out, start),
+        )?;
+        out.extend_from_slice(&tag);
+        let chunk = tail_mut(out, start);
+        self.hasher.update(&*chunk);
+        self.ciphertext_len = self.ciphertext_len.saturating_add(len_u64(chunk.len()));
+        self.counter = next;
+        Ok(())
+    }
+}
+
+/// Where the plaintext of the chunk being sealed comes from.
+enum SealInput<'a> {
+    Buffer,
+    Slice(&'a [u8]),
+}
+
+impl fmt::Debug for AttachmentEncryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentEncryptor")
+            .field("chunks_sealed", &self.counter)
+            .field("plaintext_len", &self.plaintext_len)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming decryption
+
+/// Decrypts an attachment incrementally, holding at most one encrypted chunk.
+///
+/// A full-size chunk might be the final one, so the decryptor keeps it until it sees whether
+/// more data follows; plaintext is appended to `out` only for chunks that authenticated. After
+/// any error every further call returns [`Error::AttachmentStreamClosed`].
+pub struct AttachmentDecryptor {
+    key: AttachmentKey,
+    expected_digest: [u8; 32],
+    expected_len: Option<u64>,
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    counter: u32,
+    /// Ciphertext not yet opened: at most one encrypted chunk.
+    buffer: Vec<u8>,
+    hasher: Sha256,
+    received: u64,
+    failed: bool,
+}
+
+impl AttachmentDecryptor {
+    /// Starts decrypting a blob that must hash to `expected_digest`.
+    #[must_use]
+    pub fn new(key: &AttachmentKey, expected_digest: &[u8; 32]) -> Self {
+        Self {
+            key: key.clone(),
+            expected_digest: *expected_digest,
+            expected_len: None,
+            header: [0u8; HEADER_LEN],
+            header_len: 0,
+            counter: 0,
+            buffer: Vec::new(),
+            hasher: Sha256::new(),
+            received: 0,
+            failed: false,
+        }
+    }
+
+    /// Starts decrypting the blob `info` describes; more data than
+    /// [`AttachmentInfo::ciphertext_len`] is refused as soon as it arrives.
+    pub fn for_attachment(info: &AttachmentInfo) -> Result<Self> {
+        check_info(info)?;
+        let mut decryptor = Self::new(&info.key, &info.digest);
+        decryptor.expected_len = Some(info.ciphertext_len);
+        Ok(decryptor)
+    }
+
+    /// Consumes the next piece of ciphertext and appends the plaintext of every chunk that is
+    /// now known not to be the final one and that authenticated.
+    pub fn update(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if self.failed {
+            return Err(Error::AttachmentStreamClosed);
+        }
+        let result = self.update_inner(ciphertext, out);
+        if result.is_err() {
+            self.fail();
+        }
+        result
+    }
+
+    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.received = self.received.saturating_add(len_u64(data.len()));
+        if self.expected_len.is_some_and(|max| self.received > max) {
+            return Err(Error::AttachmentTrailingData);
+        }
+        self.hasher.update(data);
+
+        let mut data = data;
+        if self.header_len < HEADER_LEN {
+            let take = (HEADER_LEN - self.header_len).min(data.len());
+            let (head, rest) = split(data, take);
+            for (dst, src) in self.header.iter_mut().skip(self.header_len).zip(head) {
+                *dst = *src;
+            }
+            self.header_len += take;
+            check_header(self.header.get(..self.header_len).unwrap_or_default())?;
+            data = rest;
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+
+        if !self.buffer.is_empty() {
+            let take = ENCRYPTED_CHUNK_LEN
+                .saturating_sub(self.buffer.len())
+                .min(data.len());
+            let (head, rest) = split(data, take);
+            self.buffer.extend_from_slice(head);
+            data = rest;
+            if data.is_empty() {
+                // A full buffer may be the final chunk: wait for more data or finish.
+                return Ok(());
+            }
+            let next = next_counter(self.counter)?;
+            open_chunk(
+                self.key.as_bytes(),
+                &self.header,
+                self.counter,
+                false,
+                &self.buffer,
+                out,
+            )?;
+            self.counter = next;
+            self.buffer.clear();
+        }
+        while data.len() > ENCRYPTED_CHUNK_LEN {
+            let (chunk, rest) = split(data, ENCRYPTED_CHUNK_LEN);
+            let next = next_counter(self.counter)?;
+            open_chunk(
+                self.key.as_bytes(),
+                &self.header,
+                self.counter,
+                false,
+                chunk,
+                out,
+            )?;
+            self.counter = next;
+            data = rest;
+        }
+        if !data.is_empty() {
+            if self.buffer.capacity() < ENCRYPTED_CHUNK_LEN {
+                self.buffer = Vec::with_capacity(ENCRYPTED_CHUNK_LEN);
+            }
+            self.buffer.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Opens the final chunk and checks the digest of the whole blob.
+    ///
+    /// The final chunk's plaintext is appended to `out` only if both succeed.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+        if self.failed {
+            return Err(Error::AttachmentStreamClosed);
+        }
+        // `self` is consumed, so a failure here cannot be followed by further use.
+        self.finish_inner(out)
+    }
+
+    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        if self.header_len < HEADER_LEN || self.expected_len.is_some_and(|len| self.received < len)
+        {
+            return Err(Error::AttachmentTruncated);
+        }
+        let start = out.len();
+        open_chunk(
+            self.key.as_bytes(),
+            &self.header,
+            self.counter,
+            true,
+            &self.buffer,
+            out,
+        )?;
+        let digest: [u8; 32] = self.hasher.finalize_reset().into();
+        if !ct_eq(&digest, &self.expected_digest) {
+            discard_tail(out, start);
+            return Err(Error::AttachmentDigestMismatch);
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.buffer = Vec::new();
+    }
+}
+
+impl fmt::Debug for AttachmentDecryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentDecryptor")
+            .field("chunks_opened", &self.counter)
+            .field("received", &self.received)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunk-level helpers
+
+/// nonce = prefix (19 bytes) || counter (u32 big-endian) || last flag (0x00 / 0x01).
+fn chunk_nonce(header: &[u8; HEADER_LEN], counter: u32, last: bool) -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    let counter = counter.to_be_bytes();
+    let flag = [u8::from(last)];
+    let prefix = header.iter().skip(2);
+    for (dst, src) in nonce
+        .iter_mut()
+        .zip(prefix.chain(counter.iter()).chain(flag.iter()))
+    {
+        *dst = *src;
+    }
+    nonce
+}
+
+/// Authenticates and decrypts one chunk (ciphertext || tag), appending its plaintext to `out`.
+///
+/// On failure `out` is left as it was. A chunk that fails with the expected flag but
+/// authenticates with the other one shows a truncated stream (a non-final chunk where the final
+/// one was expected) or trailing data (the final chunk followed by more); that plaintext is
+/// wiped, not released.
+fn open_chunk(
+    key: &[u8; 32],
+    header: &[u8; HEADER_LEN],
+    counter: u32,
+    last: bool,
+    chunk: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let Some((ciphertext, tag)) = chunk.split_last_chunk::<TAG_LEN>() else {
+        return Err(Error::AttachmentTruncated);
+    };
+    reserve_wiping(out, ciphertext.len());
+    let start = out.len();
+    out.extend_from_slice(ciphertext);
+    let nonce = chunk_nonce(header, counter, last);
+    if xchacha20poly1305_open(key, &nonce, header, tail_mut(out, start), tag).is_ok() {
+        return Ok(());
+    }
+    // Only a full-size chunk can be a non-final one; a failed open leaves the ciphertext as it was.
+    let other_flag_fits = chunk.len() == ENCRYPTED_CHUNK_LEN && (!last || counter < u32::MAX);
+    let other_nonce = chunk_nonce(header, counter, !last);
+    let other_flag_opens = other_flag_fits
+        && xchacha20poly1305_open(key, &other_nonce, header, tail_mut(out, start), tag).is_ok();
+    discard_tail(out, start);
+    Err(match (other_flag_opens, last) {
+        (true, true) => Error::AttachmentTruncated,
+        (true, false) => Error::AttachmentTrailingData,
+        (false, _) => Error::DecryptionFailed,
+    })
+}
+
+/// Refuses a header (or the part of it received so far) with another version or chunk size.
+fn check_header(header: &[u8]) -> Result<()> {
+    let mut reader = Reader::new(header);
+    if let Ok(version) = reader.u8()
+        && version != VERSION
+    {
+        return Err(Error::UnsupportedVersion {
+            expected: VERSION,
+            got: version,
+        });
+    }
+    if let Ok(log2) = reader.u8()
+        && log2 != CHUNK_SIZE_LOG2
+    {
+        return Err(Error::InvalidField);
+    }
+    Ok(())
+}
+
+/// Checks that the lengths in `info` describe a well-formed blob; returns the plaintext length.
+fn check_info(info: &AttachmentInfo) -> Result<u64> {
+    match plaintext_len_for(info.ciphertext_len) {
+        Some(len) if len == info.plaintext_len => Ok(len),
+        _ => Err(Error::InvalidField),
+    }
+}
+
+fn next_counter(counter: u32) -> Result<u32> {
+    counter
+        .checked_add(1)
+        .ok_or_else(|| too_large(MAX_PLAINTEXT_LEN.saturating_add(1)))
+}
+
+fn too_large(len: u64) -> Error {
+    Error::TooLarge {
+        len: usize::try_from(len).unwrap_or(usize::MAX),
+        max: usize::try_from(MAX_PLAINTEXT_LEN).unwrap_or(usize::MAX),
+    }
+}
+
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// `data.split_at(mid)` that cannot panic (callers pass `mid <= data.len()`).
+fn split(data: &[u8], mid: usize) -> (&[u8], &[u8]) {
+    data.split_at_checked(mid).unwrap_or((data, &[]))
+}
+
+/// `&mut v[start..]` that cannot panic (callers pass `start <= v.len()`).
+fn tail_mut(v: &mut [u8], start: usize) -> &mut [u8] {
+    v.get_mut(start..).unwrap_or_default()
+}
+
+/// Wipes and removes everything in `out` after `start`.
+fn discard_tail(out: &mut Vec<u8>, start: usize) {
+    tail_mut(out, start).zeroize();
+    out.truncate(start);
+}
+
+/// Makes room for `additional` bytes, wiping the old allocation if `out` has to move.
+fn reserve_wiping(out: &mut Vec<u8>, additional: usize) {
+    let needed = out.len().saturating_add(additional);
+    if needed > out.capacity() {
+        let mut bigger = Vec::with_capacity(needed.max(out.capacity().saturating_mul(2)));
+        bigger.extend_from_slice(out);
+        out.zeroize();
+        *out = bigger;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_helpers_agree() {
+        for len in [
+            0,
+            1,
+            CHUNK_LEN_U64 - 1,
+            CHUNK_LEN_U64,
+            CHUNK_LEN_U64 + 1,
+            3 * CHUNK_LEN_U64,
+            MAX_PLAINTEXT_LEN,
+        ] {
+            let ct = ciphertext_len_for(len).unwrap();
+            assert_eq!(plaintext_len_for(ct), Some(len), "plaintext {len}");
+        }
+        assert_eq!(ciphertext_len_for(0), Some(HEADER_LEN_U64 + TAG_LEN_U64));
+        assert_eq!(ciphertext_len_for(MAX_PLAINTEXT_LEN + 1), None);
+        // Too short for a header and a tag, or a final chunk shorter than a tag.
+        assert_eq!(plaintext_len_for(HEADER_LEN_U64 + TAG_LEN_U64 - 1), None);
+        assert_eq!(
+            plaintext_len_for(HEADER_LEN_U64 + ENCRYPTED_CHUNK_LEN_U64 + 5),
+            None
+        );
+    }
+
+    #[test]
+    fn nonce_layout() {
+        let mut header = [0u8; HEADER_LEN];
+        for (i, b) in header.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let nonce = chunk_nonce(&header, 0x0102_0304, true);
+        assert_eq!(&nonce[..19], &header[2..]);
+        assert_eq!(&nonce[19..], &[1, 2, 3, 4, 1]);
+        assert_eq!(chunk_nonce(&header, 7, false)[23], 0);
+    }
+
+    #[test]
+    fn encryptor_refuses_counter_overflow() {
+        let mut enc = AttachmentEncryptor::new().unwrap();
+        enc.counter = u32::MAX;
+        let mut out = Vec::new();
+        // The chunk numbered u32::MAX can only be the final one.
+        let err = enc
+            .update(&vec![0u8; CHUNK_SIZE + 1], &mut out)
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }));
+        assert_eq!(out.len(), HEADER_LEN, "no chunk may be emitted");
+        assert_eq!(
+            enc.update(b"x", &mut out),
+            Err(Error::AttachmentStreamClosed)
+        );
+        assert_eq!(
+            enc.finish(&mut out).unwrap_err(),
+            Error::AttachmentStreamClosed
+        );
+
+        // Up to that point the final chunk may carry the last counter value.
+        let mut enc = AttachmentEncryptor::new().unwrap();
+        enc.counter = u32::MAX;
+        let mut out = Vec::new();
+        enc.update(&vec![0u8; CHUNK_SIZE], &mut out).unwrap();
+        enc.finish(&mut out).unwrap();
+    }
+
+    #[test]
+    fn decryptor_refuses_counter_overflow() {
+        let key = AttachmentKey::from_bytes(&[9; 32]);
+        let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
+        dec.counter = u32::MAX;
+        let mut out = Vec::new();
+        let mut data = vec![VERSION, CHUNK_SIZE_LOG2];
+        data.resize(HEADER_LEN + 2 * ENCRYPTED_CHUNK_LEN, 0);
+        let err = dec.update(&data, &mut out).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn key_debug_hides_bytes() {
+        let key = AttachmentKey::from_bytes(&[0xab; 32]);
+        let text = format!("{key:?}");
+        assert!(!text.contains("ab"), "{text}");
+        let info = AttachmentInfo {
+            key,
+            digest: [0; 32],
+            ciphertext_len: 0,
+            plaintext_len: 0,
+        };
+        assert!(!format!("{info:?}").contains("171"));
+    }
+
+    #[test]
+    fn buffers_stay_within_one_chunk() {
+        let plaintext = vec![5u8; 4 * CHUNK_SIZE + 3];
+        let mut enc = AttachmentEncryptor::new().unwrap();
+        let mut ciphertext = Vec::new();
+        for piece in plaintext.chunks(1000) {
+            enc.update(piece, &mut ciphertext).unwrap();
+            assert!(enc.buffer.capacity() <= CHUNK_SIZE);
+        }
+        let info = enc.finish(&mut ciphertext).unwrap();
+        let mut dec = AttachmentDecryptor::new(&info.key, &info.digest);
+        let mut out = Vec::new();
+        for piece in ciphertext.chunks(777) {
+            dec.update(piece, &mut out).unwrap();
+            assert!(dec.buffer.capacity() <= ENCRYPTED_CHUNK_LEN);
+        }
+        dec.finish(&mut out).unwrap();
+        assert_eq!(out, plaintext);
+    }
+
+    #[test]
+    fn reserve_wiping_keeps_contents() {
+        let mut v = vec![1u8, 2, 3];
+        reserve_wiping(&mut v, 100);
+        assert_eq!(v, [1, 2, 3]);
+        assert!(v.capacity() >= 103);
+    }
+
+    #[test]
+    fn partial_header_is_checked_early() {
+        let key = AttachmentKey::from_bytes(&[0; 32]);
+        let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
+        let mut out = Vec::new();
+        assert_eq!(
+            dec.update(&[2], &mut out),
+            Err(Error::UnsupportedVersion {
+                expected: 1,
+                got: 2
+            })
+        );
+        let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
+        assert_eq!(dec.update(&[1, 17], &mut out), Err(Error::InvalidField));
+        let dec = AttachmentDecryptor::new(&key, &[0; 32]);
+        assert_eq!(dec.finish(&mut out), Err(Error::AttachmentTruncated));
+    }
+}
