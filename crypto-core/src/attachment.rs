@@ -189,7 +189,7 @@ pub fn plaintext_len_for(ciphertext_len: u64) -> Option<u64> {
 ///
 /// Returns the ciphertext blob (for the relay) and the [`AttachmentInfo`] (for the message).
 pub fn encrypt_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentInfo)> {
-    encrypt_attachment_with_rng(&mut OsRng::default(), plaintext)
+    encrypt_attachment_with_rng(&mut OsRng, plaintext)
 }
 
 /// Encrypts a whole attachment with key and nonce prefix drawn from `rng` (in that order).
@@ -271,7 +271,7 @@ pub struct AttachmentEncryptor {
 impl AttachmentEncryptor {
     /// Starts an attachment with a fresh key and nonce prefix from the OS random number generator.
     pub fn new() -> Result<Self> {
-        Self::new_with_rng(&mut OsRng::default())
+        Self::new_with_rng(&mut OsRng)
     }
 
     /// Starts an attachment with the key and then the nonce prefix drawn from `rng`.

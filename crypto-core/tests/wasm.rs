@@ -27,7 +27,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 
 /// `primitives::OsRng` is a type alias of a unit struct, so it has to be built with `default()`.
 fn rng() -> OsRng {
-    OsRng::default()
+    OsRng
 }
 
 #[wasm_bindgen_test]
