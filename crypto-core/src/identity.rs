@@ -1,6 +1,6 @@
 //! Device identity: an Ed25519 signing key and an X25519 key-agreement key whose public half
-//! is signed by the Ed25519 key (DESIGN "Device identity"; X3DH §2.5 uses one identity key for
-//! both roles through XEdDSA, we keep two keys and bind them by a signature instead).
+//! is signed by the Ed25519 key (DESIGN "Device identity"; X3DH §2.2 and §2.4 use one identity
+//! key for both roles through XEdDSA, we keep two keys and bind them by a signature instead).
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};

@@ -8,8 +8,9 @@
 //!                   || RatchetMessage
 //! ```
 //! The first 42 bytes of a [`RatchetMessage`] are its header, authenticated as associated
-//! data. Every field of a [`PrekeyMessage`] feeds the X3DH key derivation, so changing one
-//! makes decryption fail.
+//! data. Every field of a [`PrekeyMessage`] is either checked on decoding (version, type, flags,
+//! the identity's signature) or feeds the X3DH key derivation or its associated data, so
+//! changing one makes the message fail to decode or to decrypt.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
