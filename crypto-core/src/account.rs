@@ -158,7 +158,7 @@ impl Account {
     /// A bundle of this device's keys, as the relay would serve it (with the lowest unused
     /// one-time prekey when `with_one_time_prekey` is set and one remains).
     pub fn prekey_bundle(&self, with_one_time_prekey: bool) -> Result<PrekeyBundle> {
-        let spk = self.signed_prekey().ok_or(Error::UnknownSignedPrekey(0))?;
+        let spk = self.signed_prekey().ok_or(Error::NoSignedPrekey)?;
         let otpk = if with_one_time_prekey {
             self.one_time_prekeys
                 .iter()

@@ -63,6 +63,9 @@ pub enum Error {
     /// A key derivation was asked for an impossible output length.
     #[error("key derivation output length out of range")]
     KdfLength,
+    /// The account has no signed prekey yet.
+    #[error("no signed prekey has been generated")]
+    NoSignedPrekey,
     /// The prekey message names a signed prekey this account does not hold.
     #[error("unknown signed prekey {0}")]
     UnknownSignedPrekey(u32),
@@ -72,11 +75,14 @@ pub enum Error {
     /// The prekey message does not belong to this session.
     #[error("the prekey message belongs to another session")]
     SessionMismatch,
-    /// The message key was already used: a duplicated or replayed message.
+    /// The message key was already used (a duplicated or replayed message), or, for a pairwise
+    /// message older than the skipped keys kept, it was evicted; the two cannot be told apart
+    /// without keeping every key.
     #[error("duplicate or replayed message")]
     DuplicateMessage,
-    /// The message is older than the keys the session keeps.
-    #[error("message key no longer available (too old or evicted)")]
+    /// A group message older than the sender-key distribution this member received (a late
+    /// joiner cannot read what was sent before it joined).
+    #[error("message precedes the keys this session was given")]
     MessageKeyEvicted,
     /// The message would need more skipped keys than the per-chain limit.
     #[error("message index jumps {jump} ahead; the limit is {max}")]

@@ -289,9 +289,18 @@ impl OutboundGroupSession {
 
     /// Seals the session under `key`.
     pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+        self.pickle_with_rng(key, &mut OsRng)
+    }
+
+    /// Seals the session under `key` with the caller's randomness for the sealing nonce.
+    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(80));
         self.write(&mut out);
-        pickle::seal(PickleKind::OutboundGroup, &out, key, &mut OsRng)
+        pickle::seal(PickleKind::OutboundGroup, &out, key, rng)
     }
 
     /// Opens a sealed outbound group session.
@@ -404,9 +413,18 @@ impl InboundGroupSession {
 
     /// Seals the session under `key`.
     pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+        self.pickle_with_rng(key, &mut OsRng)
+    }
+
+    /// Seals the session under `key` with the caller's randomness for the sealing nonce.
+    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(128));
         self.write(&mut out);
-        pickle::seal(PickleKind::InboundGroup, &out, key, &mut OsRng)
+        pickle::seal(PickleKind::InboundGroup, &out, key, rng)
     }
 
     /// Opens a sealed inbound group session.

@@ -100,8 +100,14 @@ impl ChainKey {
 
     /// The keys from here up to (not including) `end`, for closing a chain (§3.5).
     fn keys_until(&self, end: u32) -> Result<Vec<MessageKey>> {
-        if end <= self.index {
+        let Some(count) = end.checked_sub(self.index).filter(|&n| n > 0) else {
             return Ok(Vec::new());
+        };
+        if count > MAX_SKIP_PER_CHAIN {
+            return Err(Error::TooFarAhead {
+                jump: u64::from(count),
+                max: u64::from(MAX_SKIP_PER_CHAIN),
+            });
         }
         let (mut skipped, last, _) = self.advance_to(end - 1)?;
         skipped.push(last);

@@ -217,7 +217,7 @@ fn decryptor_appends_to_existing_output() {
 
 #[test]
 fn fixed_vector() {
-    // The vector of tests/vectors/attachment.md.
+    // The vector of docs/protocol.md section 14.
     let plaintext = b"The quick brown fox jumps over the lazy dog";
     let (ciphertext, info) = encrypt_attachment_with_rng(&mut CountingRng(0), plaintext).unwrap();
     assert_eq!(
@@ -234,6 +234,15 @@ fn fixed_vector() {
         "9aa6d53d32b7795e36b081bcf24f21a52070902a3a63f97bc91606151be82934"
     );
     assert_eq!((info.ciphertext_len, info.plaintext_len), (80, 43));
+    let doc = protocol_doc_compact();
+    assert!(
+        doc.contains(&hex::encode(&ciphertext)),
+        "docs/protocol.md shows another blob"
+    );
+    assert!(
+        doc.contains(&hex::encode(info.digest)),
+        "docs/protocol.md shows another digest"
+    );
 
     // The same bytes from the primitive itself, following the documented format.
     let header = &ciphertext[..HEADER_LEN];
@@ -622,4 +631,14 @@ mod properties {
             prop_assert_eq!(&decrypt_attachment(&ciphertext, &info).unwrap()[..], &plaintext[..]);
         }
     }
+}
+
+/// The document's text with all white space removed, to check that the vectors it shows are
+/// the ones asserted here.
+fn protocol_doc_compact() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_whitespace()
+        .collect()
 }

@@ -27,11 +27,26 @@ fn both_sides() -> (SafetyNumber, SafetyNumber) {
 
 #[test]
 fn fixed_vector() {
-    // The vector of tests/vectors/safety_number.md.
+    // The vector of docs/protocol.md section 15.
     let (at_alice, at_bob) = both_sides();
     let expected = "169317173656788241678012953006832276252457248292128111112872";
     assert_eq!(at_alice.digits(), expected);
     assert_eq!(at_bob.digits(), expected);
+    let doc: String =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+    assert!(
+        doc.contains(expected),
+        "docs/protocol.md shows another safety number"
+    );
+    for qr in [at_alice.qr_payload(), at_bob.qr_payload()] {
+        assert!(
+            doc.contains(&hex::encode(qr)),
+            "docs/protocol.md shows another QR payload"
+        );
+    }
     assert_eq!(
         at_alice.display(),
         "16931 71736 56788 24167 80129 53006 83227 62524 57248 29212 81111 12872"

@@ -322,3 +322,29 @@ fn responder_cannot_encrypt_before_setup_and_mismatched_prekey_is_refused() {
     };
     bob_account2.create_inbound_session(&p).unwrap();
 }
+
+#[test]
+fn closing_a_chain_obeys_the_skip_limit() {
+    for (undelivered, ok) in [(MAX_SKIP_PER_CHAIN, true), (MAX_SKIP_PER_CHAIN + 1, false)] {
+        let Pair { mut alice, mut bob } = establish();
+        alice.decrypt(&bob.encrypt(b"ack").unwrap()).unwrap();
+        bob.decrypt(&alice.encrypt(b"seen").unwrap()).unwrap();
+        for _ in 0..undelivered {
+            alice.encrypt(b"lost").unwrap();
+        }
+        alice.decrypt(&bob.encrypt(b"turn").unwrap()).unwrap();
+        let next = alice.encrypt(b"new chain").unwrap();
+        match bob.decrypt(&next) {
+            Ok(pt) => {
+                assert!(ok);
+                assert_eq!(&pt[..], b"new chain");
+                assert_eq!(bob.skipped_message_keys(), MAX_SKIP_PER_CHAIN as usize);
+            }
+            Err(e) => {
+                assert!(!ok);
+                assert!(matches!(e, Error::TooFarAhead { .. }), "{e:?}");
+                assert_eq!(bob.skipped_message_keys(), 0);
+            }
+        }
+    }
+}
