@@ -42,7 +42,8 @@ pub enum Error {
     /// Flags that this version reserves (for example the post-quantum prekey slot) are set.
     #[error("reserved flag bits set: {0:#04x}")]
     ReservedFlags(u8),
-    /// A boolean or enum field has a value outside its domain.
+    /// A boolean or enum field has a value outside its domain, or a key that must be
+    /// canonically encoded (the X3DH base key) is not.
     #[error("invalid field value")]
     InvalidField,
     /// An Ed25519 public key is not a valid point or is of small order.

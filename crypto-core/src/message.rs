@@ -10,7 +10,8 @@
 //! The first 42 bytes of a [`RatchetMessage`] are its header, authenticated as associated
 //! data. Every field of a [`PrekeyMessage`] is either checked on decoding (version, type, flags,
 //! the identity's signature) or feeds the X3DH key derivation or its associated data, so
-//! changing one makes the message fail to decode or to decrypt.
+//! changing one makes the message fail to decode or to decrypt. The base key must also be
+//! canonically encoded, since X25519 gives the same result for its non-canonical aliases.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -198,7 +199,8 @@ impl PrekeyMessage {
         out
     }
 
-    /// Decodes a prekey message, checking every length and the sender's identity signature.
+    /// Decodes a prekey message, checking every length, the sender's identity signature and
+    /// that the base key is canonically encoded.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
@@ -218,6 +220,11 @@ impl PrekeyMessage {
         }
         let sender = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);
+        if !base_key.is_canonical() {
+            // The base key is not authenticated by the AEAD, only used in X3DH, which ignores
+            // the encoding: an alias would slip past the responder's replay check.
+            return Err(Error::InvalidField);
+        }
         let signed_prekey_id = r.u32()?;
         let one_time_prekey_id = if flags & FLAG_ONE_TIME_PREKEY != 0 {
             Some(r.u32()?)

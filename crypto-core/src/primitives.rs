@@ -71,6 +71,26 @@ impl X25519PublicKey {
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Whether this is the canonical encoding of its u-coordinate: below p = 2^255 - 19, so
+    /// bit 255 is clear. X25519 maps each non-canonical encoding to the same point as a
+    /// canonical one (RFC 7748 §5), so where key *bytes* serve as an identifier (replay
+    /// detection) only canonical encodings may be accepted.
+    #[must_use]
+    pub(crate) fn is_canonical(&self) -> bool {
+        // p in little-endian; compare from the most significant byte down.
+        const P: [u8; 32] = [
+            0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x7f,
+        ];
+        for (byte, p) in self.0.iter().rev().zip(P.iter().rev()) {
+            if byte != p {
+                return byte < p;
+            }
+        }
+        false
+    }
 }
 
 impl fmt::Debug for X25519PublicKey {

@@ -13,19 +13,20 @@
 //! native-only (their dev-dependencies do not build for wasm) and live in the other files of
 //! this folder, each marked `#![cfg(not(target_family = "wasm"))]`.
 //!
-//! TODO(crypto-core v1): add the protocol round trips here as the modules land — X3DH +
-//! Double Ratchet session (including out-of-order delivery), group sender keys, chunked
-//! attachment encryption, safety numbers, and pickle/unpickle of account and session state.
+//! The protocol round trips below cover X3DH + Double Ratchet (with a ratchet turn and
+//! out-of-order delivery), group sender keys, pickles of account and session state, streamed
+//! attachments and safety numbers.
 
 #![cfg(all(target_family = "wasm", target_os = "unknown"))]
 
-use crypto_core::Error;
+use crypto_core::group::{GroupMessage, GroupSession, SenderKeyDistribution};
 use crypto_core::primitives::{
     Ed25519KeyPair, OsRng, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal, fill_random,
 };
+use crypto_core::{Account, Error, PickleKey, PrekeyBundle, Session, SessionMessage};
 use wasm_bindgen_test::wasm_bindgen_test;
 
-/// `primitives::OsRng` is a type alias of a unit struct, so it has to be built with `default()`.
+/// The OS (here: the JavaScript host's) CSPRNG.
 fn rng() -> OsRng {
     OsRng
 }
@@ -94,5 +95,172 @@ fn chacha20poly1305_round_trip() -> Result<(), Error> {
 
     chacha20poly1305_open(&key, &nonce, b"header", &mut buf, &tag)?;
     assert_eq!(buf, plaintext);
+    Ok(())
+}
+
+/// Encodes and decodes, as if the message went through the relay.
+fn wire(message: &SessionMessage) -> Result<SessionMessage, Error> {
+    SessionMessage::decode(&message.encode())
+}
+
+/// Bob publishes a bundle; Alice's first message sets up his session.
+fn establish() -> Result<(Session, Session), Error> {
+    let alice_account = Account::new()?;
+    let mut bob_account = Account::new()?;
+    bob_account.generate_signed_prekey(1_700_000_000)?;
+    bob_account.generate_one_time_prekeys(1)?;
+    let bundle = PrekeyBundle::decode(&bob_account.prekey_bundle(true)?.encode())?;
+    let mut alice = alice_account.create_outbound_session(&bundle)?;
+    let SessionMessage::Prekey(first) = wire(&alice.encrypt(b"hello Bob")?)? else {
+        unreachable!("the first message carries the X3DH parameters")
+    };
+    let (bob, plaintext) = bob_account.create_inbound_session(&first)?;
+    assert_eq!(&plaintext[..], b"hello Bob");
+    // The one-time prekey is spent: the same first message cannot open a second session.
+    assert_eq!(
+        bob_account.create_inbound_session(&first).err(),
+        Some(Error::DuplicateMessage)
+    );
+    Ok((alice, bob))
+}
+
+#[wasm_bindgen_test]
+fn x3dh_and_double_ratchet_with_a_turn_and_a_late_message() -> Result<(), Error> {
+    let (mut alice, mut bob) = establish()?;
+    assert_eq!(alice.session_id(), bob.session_id());
+
+    // Bob's reply turns the DH ratchet; afterwards Alice sends plain ratchet messages.
+    let reply = wire(&bob.encrypt(b"hi Alice")?)?;
+    assert!(matches!(reply, SessionMessage::Ratchet(_)));
+    assert_eq!(&alice.decrypt(&reply)?[..], b"hi Alice");
+
+    // Three messages on Alice's new chain arrive as 3, 1, 2.
+    let [m1, m2, m3] = [b"one", b"two", b"six"].map(|p| alice.encrypt(p).and_then(|m| wire(&m)));
+    let (m1, m2, m3) = (m1?, m2?, m3?);
+    assert!(matches!(m1, SessionMessage::Ratchet(_)));
+    assert_eq!(&bob.decrypt(&m3)?[..], b"six");
+    assert_eq!(bob.skipped_message_keys(), 2);
+    assert_eq!(&bob.decrypt(&m1)?[..], b"one");
+    assert_eq!(&bob.decrypt(&m2)?[..], b"two");
+    assert_eq!(bob.skipped_message_keys(), 0);
+    assert_eq!(bob.decrypt(&m1).err(), Some(Error::DuplicateMessage));
+
+    // A modified message is refused and changes nothing.
+    let next = wire(&bob.encrypt(b"and back")?)?;
+    let mut forged = next.encode();
+    if let Some(last) = forged.last_mut() {
+        *last ^= 1;
+    }
+    assert_eq!(
+        alice.decrypt(&SessionMessage::decode(&forged)?).err(),
+        Some(Error::DecryptionFailed)
+    );
+    assert_eq!(&alice.decrypt(&next)?[..], b"and back");
+    Ok(())
+}
+
+#[wasm_bindgen_test]
+fn group_of_two_encrypts_decrypts_and_refuses_duplicates() -> Result<(), Error> {
+    let mut alice = GroupSession::new()?;
+    let mut bob = GroupSession::new()?;
+    // Distributions travel inside pairwise sessions, as bytes.
+    alice.add_member(
+        "bob",
+        &SenderKeyDistribution::decode(&bob.distribution().encode())?,
+    )?;
+    bob.add_member(
+        "alice",
+        &SenderKeyDistribution::decode(&alice.distribution().encode())?,
+    )?;
+
+    let first = GroupMessage::decode(&alice.encrypt(b"first")?.encode())?;
+    let second = GroupMessage::decode(&alice.encrypt(b"second")?.encode())?;
+    assert_eq!(&bob.decrypt("alice", &second)?[..], b"second");
+    assert_eq!(&bob.decrypt("alice", &first)?[..], b"first");
+    assert_eq!(
+        bob.decrypt("alice", &first).err(),
+        Some(Error::DuplicateMessage)
+    );
+
+    let answer = GroupMessage::decode(&bob.encrypt(b"answer")?.encode())?;
+    assert_eq!(&alice.decrypt("bob", &answer)?[..], b"answer");
+    // A message is bound to its sender's chain.
+    assert!(matches!(
+        alice.decrypt("carol", &answer).err(),
+        Some(Error::UnknownSenderChain(_))
+    ));
+    Ok(())
+}
+
+#[wasm_bindgen_test]
+fn account_and_session_pickles_round_trip() -> Result<(), Error> {
+    let key = PickleKey::new([7; 32]);
+
+    let mut bob_account = Account::new()?;
+    bob_account.generate_signed_prekey(1_700_000_000)?;
+    bob_account.generate_one_time_prekeys(2)?;
+    let bundle = bob_account.prekey_bundle(true)?;
+    let mut bob_account = Account::from_pickle(&bob_account.pickle(&key)?, &key)?;
+    assert_eq!(bob_account.prekey_bundle(true)?, bundle);
+    assert_eq!(
+        Account::from_pickle(&bob_account.pickle(&key)?, &PickleKey::new([8; 32])).err(),
+        Some(Error::PickleDecryption)
+    );
+
+    // The restored account answers a session started from the bundle published before.
+    let alice_account = Account::new()?;
+    let mut alice = alice_account.create_outbound_session(&bundle)?;
+    let SessionMessage::Prekey(first) = wire(&alice.encrypt(b"hi")?)? else {
+        unreachable!("the first message carries the X3DH parameters")
+    };
+    let (bob, _) = bob_account.create_inbound_session(&first)?;
+
+    // Both sessions go through storage while a message is in flight.
+    let in_flight = wire(&alice.encrypt(b"in flight")?)?;
+    let mut alice = Session::from_pickle(&alice.pickle(&key)?, &key)?;
+    let mut bob = Session::from_pickle(&bob.pickle(&key)?, &key)?;
+    assert_eq!(alice.session_id(), bob.session_id());
+    assert_eq!(&bob.decrypt(&in_flight)?[..], b"in flight");
+    let reply = wire(&bob.encrypt(b"reply")?)?;
+    assert_eq!(&alice.decrypt(&reply)?[..], b"reply");
+    assert_eq!(bob.decrypt(&in_flight).err(), Some(Error::DuplicateMessage));
+    Ok(())
+}
+
+#[wasm_bindgen_test]
+fn attachment_streams_and_detects_tampering() -> Result<(), Error> {
+    use crypto_core::attachment::{
+        AttachmentDecryptor, CHUNK_SIZE, decrypt_attachment, encrypt_attachment,
+    };
+    let plaintext: Vec<u8> = (0..CHUNK_SIZE * 2 + 17).map(|i| (i % 251) as u8).collect();
+    let (ciphertext, info) = encrypt_attachment(&plaintext)?;
+    assert_eq!(&decrypt_attachment(&ciphertext, &info)?[..], &plaintext[..]);
+    // Streamed in odd pieces.
+    let mut decryptor = AttachmentDecryptor::for_attachment(&info)?;
+    let mut out = Vec::new();
+    for piece in ciphertext.chunks(10_007) {
+        decryptor.update(piece, &mut out)?;
+    }
+    decryptor.finish(&mut out)?;
+    assert_eq!(out, plaintext);
+    // Truncated by one byte: refused.
+    let cut = ciphertext
+        .get(..ciphertext.len() - 1)
+        .ok_or(Error::InvalidField)?;
+    assert!(decrypt_attachment(cut, &info).is_err());
+    Ok(())
+}
+
+#[wasm_bindgen_test]
+fn safety_numbers_agree() -> Result<(), Error> {
+    use crypto_core::safety_number::SafetyNumber;
+    let alice = Account::new()?;
+    let bob = Account::new()?;
+    let a_key = alice.identity().signing_key().as_bytes().to_vec();
+    let b_key = bob.identity().signing_key().as_bytes().to_vec();
+    let at_alice = SafetyNumber::new(&a_key, b"alice", &b_key, b"bob");
+    let at_bob = SafetyNumber::new(&b_key, b"bob", &a_key, b"alice");
+    assert_eq!(at_alice.digits(), at_bob.digits());
+    assert!(at_bob.compare_qr(&at_alice.qr_payload())?);
     Ok(())
 }
