@@ -42,6 +42,7 @@ pub mod primitives;
 
 pub mod account;
 pub mod attachment;
+pub mod fuzzing;
 pub mod group;
 pub mod identity;
 pub mod message;
