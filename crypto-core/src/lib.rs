@@ -33,6 +33,32 @@
 //! ```
 //!
 //! Each module cites the section of the public specification it implements.
+//!
+//! # Performance: build with the portable Poly1305 on x86_64
+//!
+//! On x86/x86_64, `poly1305` 0.9.1 (under `chacha20poly1305` 0.11) selects an AVX2 backend at
+//! run time whose per-message set-up runs its AVX2 intrinsics as out-of-line calls: a
+//! ChaCha20-Poly1305 seal of 64–256 bytes then costs about four times as much as with the
+//! portable backend, while long inputs (64 KiB attachment chunks) are about 1.7× faster with
+//! AVX2. Chat messages are short, so applications and services that build this crate for
+//! x86_64 should compile with
+//!
+//! ```text
+//! --cfg poly1305_backend="soft"
+//! ```
+//!
+//! for example in their `.cargo/config.toml`:
+//!
+//! ```toml
+//! [target.'cfg(any(target_arch = "x86", target_arch = "x86_64"))']
+//! rustflags = ["--cfg", 'poly1305_backend="soft"']
+//! ```
+//!
+//! A library cannot set this for its users (the SecureChat workspace sets it in its own
+//! `.cargo/config.toml`), and a `RUSTFLAGS` environment variable replaces, rather than extends,
+//! the flags from `.cargo/config.toml`. Building with `-C target-cpu=native` (or
+//! `-C target-feature=+avx2`, for machines known to have AVX2) is fast at every size too.
+//! wasm32 always uses the portable backend. Figures: `docs/benchmarks.md` in the repository.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 

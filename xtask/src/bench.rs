@@ -3,15 +3,19 @@
 //! 1. Every criterion bench of crypto-core: one `cargo bench -p crypto-core --bench NAME --
 //!    ARGS` per `crypto-core/benches/NAME.rs` (or `crypto-core/benches/NAME/main.rs`), so a
 //!    bench's own comparisons (for example against raw ChaCha20-Poly1305) run side by side.
-//! 2. The wasm-vs-native comparison, [`bench_wasm`] (not wired yet).
+//! 2. The wasm-vs-native comparison, [`bench_wasm`] (`crypto-core/benches/wasm/`).
 //! 3. Prints the ratio tables the benches wrote during this run (`target/bench-*.txt`).
 //!
 //! `all` (the default) will also cover the relay load generator once the relay exists.
 
-use crate::util::{Ctx, exec, format_duration, header};
+use crate::steps::{Tool, Toolbox};
+use crate::test::WASM_TARGET;
+use crate::tools;
+use crate::util::{Ctx, exec, exec_capture, exec_capture_timeout, format_duration, header};
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Benches in this folder are compiled for wasm32, not run by criterion.
 const WASM_BENCH_DIR: &str = "wasm";
@@ -27,6 +31,7 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     };
     let started = SystemTime::now();
     let mut times = Vec::new();
+    warn_about_rustflags();
 
     let benches = criterion_benches(&ctx.root.join("crypto-core/benches"))?;
     if benches.is_empty() {
@@ -59,6 +64,22 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `RUSTFLAGS` replaces the rustflags of `.cargo/config.toml`, which select the portable
+/// Poly1305 backend (see docs/benchmarks.md): say so when it drops that setting.
+fn warn_about_rustflags() {
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if let Some(value) = std::env::var_os(var)
+            && !value.to_string_lossy().contains("poly1305_backend")
+        {
+            println!(
+                "warning: {var} is set and replaces the rustflags of .cargo/config.toml, so this \
+                 build uses poly1305's AVX2 autodetection, not the portable backend the project \
+                 selects; add --cfg poly1305_backend=\"soft\" to {var} to measure what ships"
+            );
+        }
+    }
+}
+
 /// Criterion bench names of a `benches/` folder: `NAME.rs` files and `NAME/main.rs` folders,
 /// sorted, without the wasm folder.
 fn criterion_benches(dir: &Path) -> Result<Vec<String>> {
@@ -82,24 +103,134 @@ fn criterion_benches(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The wasm-vs-native comparison: the same operations timed in wasm32 (under Node) and
-/// natively, reported as ratios.
+/// The wasm-vs-native comparison (`crypto-core/benches/wasm/`): one 1 KiB ratchet message
+/// encrypted and decrypted, timed natively and in wasm32 under Node in this same run, and the
+/// ratio written to `target/bench-wasm.txt` (which [`print_reports`] shows).
 ///
-/// TODO: plug the wasm benches of `crypto-core/benches/wasm/` in here (build them for
-/// wasm32-unknown-unknown, run them under Node, write the ratios to
-/// `target/bench-ratios.txt`, which [`print_reports`] shows).
+/// 1. `cargo bench -p crypto-core --bench wasm`: the native half (`main` times the loop).
+/// 2. `cargo bench --target wasm32-unknown-unknown --bench wasm --no-run`: the same file for
+///    wasm32, same `bench` profile; the `.wasm` path comes from cargo's JSON messages.
+/// 3. `wasm-bindgen --target nodejs` into `target/wasm-bench/`, then `node run.cjs` times the
+///    exported loop with `performance.now()`. Both halves run a fixed number of iterations,
+///    and Node is killed after [`WASM_BENCH_TIMEOUT`] in any case.
+///
+/// Without the wasm32 target, wasm-bindgen or Node this is SKIPPED (an error in CI).
 fn bench_wasm(ctx: &Ctx) -> Result<()> {
     let dir = ctx.root.join("crypto-core/benches").join(WASM_BENCH_DIR);
-    if dir.is_dir() {
+    if !dir.join("main.rs").is_file() {
         println!(
-            "SKIPPED: {} exists but is not wired into `cargo xtask bench` yet \
-             (fill in `bench_wasm()` in xtask/src/bench.rs)",
-            dir.display()
+            "no wasm bench (crypto-core/benches/{WASM_BENCH_DIR}/main.rs): nothing to compare"
         );
-    } else {
-        println!("no wasm benches yet (crypto-core/benches/{WASM_BENCH_DIR}/): nothing to compare");
+        return Ok(());
     }
-    Ok(())
+    let mut toolbox = Toolbox::default();
+    tools::ensure_wasm_target(ctx, &mut toolbox)?;
+    tools::ensure_wasm_bindgen(ctx, &mut toolbox)?;
+    tools::check_node(ctx, &mut toolbox)?;
+    if let Some(reason) =
+        toolbox.why_missing(&[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node])
+    {
+        println!(
+            "SKIPPED: wasm vs native needs the wasm32 target, wasm-bindgen and Node: {reason}"
+        );
+        return Ok(());
+    }
+
+    let native = exec_capture(&mut ctx.cargo_with(&[
+        "bench",
+        "-p",
+        "crypto-core",
+        "--bench",
+        WASM_BENCH_DIR,
+    ]))?;
+    let native = parse_ns_per_op(&native).context("the native half printed no ns_per_op line")?;
+
+    let json = exec_capture(&mut ctx.cargo_with(&[
+        "bench",
+        "-p",
+        "crypto-core",
+        "--bench",
+        WASM_BENCH_DIR,
+        "--target",
+        WASM_TARGET,
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]))?;
+    let wasm_file = wasm_artifact(&json)
+        .context("cargo reported no .wasm file for the wasm bench (see its output above)")?;
+    let out_dir = ctx.target_dir().join("wasm-bench");
+    exec(
+        Command::new("wasm-bindgen")
+            .args([
+                "--target",
+                "nodejs",
+                "--out-name",
+                "ratchet_bench",
+                "--out-dir",
+            ])
+            .arg(&out_dir)
+            .arg(&wasm_file),
+    )?;
+    let mut node = Command::new("node");
+    node.arg(dir.join("run.cjs"))
+        .arg(out_dir.join("ratchet_bench.js"));
+    let wasm = exec_capture_timeout(&mut node, WASM_BENCH_TIMEOUT)?;
+    let wasm = parse_ns_per_op(&wasm).context("the wasm half printed no ns_per_op line")?;
+
+    let report = wasm_report(native, wasm);
+    print!("{report}");
+    let path = ctx.target_dir().join("bench-wasm.txt");
+    std::fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Node gets this long for the wasm half (it needs about a second).
+const WASM_BENCH_TIMEOUT: Duration = Duration::from_secs(180);
+/// The goal: wasm time ÷ native time for a ratchet message.
+const WASM_GOAL: f64 = 3.0;
+
+/// `(min, median)` in ns from a line `… ns_per_op min=X median=Y`.
+fn parse_ns_per_op(output: &str) -> Option<(f64, f64)> {
+    let line = output.lines().find(|l| l.contains("ns_per_op"))?;
+    let field = |name: &str| -> Option<f64> {
+        let rest = line.split_once(name)?.1;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    Some((field("min=")?, field("median=")?))
+}
+
+/// The `.wasm` of the `wasm` bench target in cargo's JSON messages.
+fn wasm_artifact(json: &str) -> Option<PathBuf> {
+    json.lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
+        .filter(|l| l.contains(&format!("\"name\":\"{WASM_BENCH_DIR}\"")))
+        .find_map(|l| {
+            let path = l.split_once("\"executable\":\"")?.1.split('"').next()?;
+            path.ends_with(".wasm").then(|| PathBuf::from(path))
+        })
+}
+
+fn wasm_report(native: (f64, f64), wasm: (f64, f64)) -> String {
+    let ratio = wasm.1 / native.1;
+    let verdict = if ratio <= WASM_GOAL { "met" } else { "MISSED" };
+    format!(
+        "wasm32 (Node) vs native, 1 KiB Session::encrypt + Session::decrypt, steady state \
+         (crypto-core/benches/wasm)\n\
+         {:<26} {:>12} {:>12}\n\
+         {:<26} {:>9.2} µs {:>9.2} µs\n\
+         {:<26} {:>9.2} µs {:>9.2} µs\n\
+         wasm / native (medians): {ratio:.2}x   goal <= {WASM_GOAL}: {verdict}   \
+         (minimums: {:.2}x)\n",
+        "per round trip",
+        "median",
+        "min",
+        "native",
+        native.1 / 1e3,
+        native.0 / 1e3,
+        "wasm32 under Node",
+        wasm.1 / 1e3,
+        wasm.0 / 1e3,
+        wasm.0 / native.0,
+    )
 }
 
 /// Prints `target/bench-*.txt` files (ratio tables) written since `since`.

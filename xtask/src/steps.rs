@@ -39,7 +39,7 @@ impl Toolbox {
         Ok(())
     }
 
-    fn why_missing(&self, needs: &[Tool]) -> Option<&str> {
+    pub(crate) fn why_missing(&self, needs: &[Tool]) -> Option<&str> {
         self.missing
             .iter()
             .find(|(tool, _)| needs.contains(tool))

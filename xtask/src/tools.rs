@@ -56,7 +56,7 @@ fn ensure_component(
 }
 
 /// `rustup target add wasm32-unknown-unknown`, only if it is not installed yet.
-fn ensure_wasm_target(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
+pub(crate) fn ensure_wasm_target(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
     match probe(Command::new("rustup").args(["target", "list", "--installed"])) {
         Some(list) if list.lines().any(|l| l.trim() == WASM_TARGET) => {
             println!("{WASM_TARGET}: installed");
@@ -97,7 +97,7 @@ fn ensure_wasm_target(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
 
 /// `wasm-bindgen` and `wasm-bindgen-test-runner` at exactly the version of the `wasm-bindgen`
 /// crate in Cargo.lock (the CLI refuses wasm built by any other version).
-fn ensure_wasm_bindgen(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
+pub(crate) fn ensure_wasm_bindgen(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
     let lock_path = ctx.root.join("Cargo.lock");
     if !lock_path.exists() {
         // A fresh checkout always has one (it is committed); make one if someone deleted it.
@@ -172,7 +172,7 @@ fn ensure_wasm_bindgen(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
 }
 
 /// Node.js >= 20 runs the wasm tests; it cannot be installed from here.
-fn check_node(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
+pub(crate) fn check_node(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
     let version = probe(Command::new("node").arg("--version"));
     let major = version.as_deref().and_then(|v| {
         v.trim_start_matches('v')

@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, bail};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What every command needs to know about its environment.
 pub(crate) struct Ctx {
@@ -102,6 +102,65 @@ pub(crate) fn exec(cmd: &mut Command) -> Result<()> {
         bail!("`{line}` failed ({status})");
     }
     Ok(())
+}
+
+/// Runs `cmd` with stderr inherited, echoes its stdout and returns it; fails like [`exec`].
+pub(crate) fn exec_capture(cmd: &mut Command) -> Result<String> {
+    let line = display(cmd);
+    println!("$ {line}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start `{line}` (is it installed and on PATH?)"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Cargo's JSON messages are for us, not for the log.
+    for l in stdout.lines().filter(|l| !l.starts_with('{')) {
+        println!("{l}");
+    }
+    if !out.status.success() {
+        bail!("`{line}` failed ({})", out.status);
+    }
+    Ok(stdout)
+}
+
+/// [`exec_capture`] for a program that might hang: killed (and an error) after `timeout`.
+pub(crate) fn exec_capture_timeout(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    let line = display(cmd);
+    println!("$ {line}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start `{line}` (is it installed and on PATH?)"))?;
+    let mut stdout = child.stdout.take().context("no stdout pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{line}` did not finish within {}: killed",
+                format_duration(timeout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = reader.join().unwrap_or_default();
+    print!("{text}");
+    if !status.success() {
+        bail!("`{line}` failed ({status})");
+    }
+    Ok(text)
 }
 
 /// Runs `cmd` quietly and returns its trimmed stdout, or `None` if it cannot be started or
