@@ -216,6 +216,8 @@ fn seeds() -> Result<Vec<(&'static str, Seeds)>, Box<dyn Error>> {
             ])?,
         ),
         ("session_decrypt", session_decrypt),
+        ("attachment_decrypt", fuzzing::attachment_decrypt_seeds()?),
+        ("safety_number_qr", fuzzing::safety_number_qr_seeds()),
     ])
 }
 
