@@ -174,7 +174,7 @@ impl Account {
     }
 
     /// Starts a session with the device that published `bundle` (X3DH §3.3). The bundle's
-    /// signatures are checked again here.
+    /// signatures were verified when it was built or decoded.
     pub fn create_outbound_session(&self, bundle: &PrekeyBundle) -> Result<Session> {
         self.create_outbound_session_with_rng(bundle, &mut OsRng)
     }
@@ -185,7 +185,8 @@ impl Account {
         bundle: &PrekeyBundle,
         rng: &mut R,
     ) -> Result<Session> {
-        bundle.verify()?;
+        // A `PrekeyBundle` can only be built by `PrekeyBundle::new` or `decode`, which both
+        // verify its signatures strictly: checking again here would only cost time.
         let ephemeral = X25519Secret::generate(rng)?;
         let spk = bundle.signed_prekey();
         let otpk = bundle.one_time_prekey();

@@ -99,14 +99,20 @@ impl fmt::Debug for X25519PublicKey {
     }
 }
 
-/// An X25519 private key; wiped on drop, never printed.
-pub struct X25519Secret(x25519_dalek::StaticSecret);
+/// An X25519 private key; wiped on drop, never printed. Its public key is computed once, at
+/// creation (a base-point multiplication is the most expensive step of key handling).
+pub struct X25519Secret {
+    secret: x25519_dalek::StaticSecret,
+    public: X25519PublicKey,
+}
 
 impl X25519Secret {
     /// Builds a key from its 32 secret bytes (clamping happens inside the scalar multiplication).
     #[must_use]
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        Self(x25519_dalek::StaticSecret::from(*bytes))
+        let secret = x25519_dalek::StaticSecret::from(*bytes);
+        let public = X25519PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        Self { secret, public }
     }
 
     /// Generates a fresh key from `rng`.
@@ -118,19 +124,19 @@ impl X25519Secret {
     /// The matching public key.
     #[must_use]
     pub fn public_key(&self) -> X25519PublicKey {
-        X25519PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+        self.public
     }
 
     /// The secret bytes, for pickling.
     #[must_use]
     pub(crate) fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.0.to_bytes())
+        Zeroizing::new(self.secret.to_bytes())
     }
 
     /// RFC 7748 X25519; a non-contributory (all-zero) result is refused.
     pub fn diffie_hellman(&self, their: &X25519PublicKey) -> Result<Zeroizing<[u8; 32]>> {
         let shared = self
-            .0
+            .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
         if !shared.was_contributory() {
             return Err(Error::NonContributory);
@@ -141,7 +147,10 @@ impl X25519Secret {
 
 impl Clone for X25519Secret {
     fn clone(&self) -> Self {
-        Self::from_bytes(&self.to_bytes())
+        Self {
+            secret: self.secret.clone(),
+            public: self.public,
+        }
     }
 }
 
