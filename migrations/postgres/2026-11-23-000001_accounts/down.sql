@@ -1,0 +1,10 @@
+DROP TABLE security_events;
+DROP TABLE blocks;
+DROP TABLE friendships;
+DROP TABLE friend_requests;
+DROP TABLE ms_id_holds;
+DROP TABLE recovery_codes;
+DROP TABLE email_codes;
+DROP TABLE login_challenges;
+DROP TABLE sessions;
+DROP TABLE users;

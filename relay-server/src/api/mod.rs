@@ -1,0 +1,83 @@
+//! HTTP API under `/api/v1`: routes, DTOs, extractors and errors.
+
+pub mod accounts;
+pub mod auth;
+pub mod error;
+pub mod health;
+
+use crate::api::error::{ApiError, ErrorBody, ErrorCode};
+use actix_web::web;
+use utoipa::OpenApi;
+
+/// Largest JSON body accepted by the API (requests are small: credentials, codes, notes).
+pub const MAX_JSON_BODY: usize = 16 * 1024;
+
+/// The OpenAPI document; paths are collected from the registered services.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "SecureChat relay API",
+        version = "1",
+        description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
+    ),
+    components(schemas(ErrorBody, ErrorCode))
+)]
+pub struct ApiDoc;
+
+/// JSON extractor settings: size limit and typed errors instead of actix's plain text.
+#[must_use]
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BODY)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError;
+            let api = match &err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("body larger than {MAX_JSON_BODY} bytes"),
+                ),
+                JsonPayloadError::ContentType => ApiError::new(
+                    ErrorCode::InvalidJson,
+                    "expected Content-Type: application/json",
+                ),
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
+                }
+                _ => ApiError::new(ErrorCode::InvalidJson, "invalid JSON body"),
+            };
+            api.into()
+        })
+}
+
+/// Path and query extractor errors as typed API errors.
+#[must_use]
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| {
+        ApiError::new(ErrorCode::InvalidInput, "invalid path parameter").into()
+    })
+}
+
+/// Registers every `/api/v1` route.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(accounts::register)
+        .service(accounts::login)
+        .service(accounts::list_sessions)
+        // `/sessions/current` before `/sessions/{id}`.
+        .service(accounts::logout)
+        .service(accounts::revoke_session)
+        .service(accounts::me)
+        .service(accounts::delete_me)
+        .service(accounts::change_password)
+        .service(accounts::change_email);
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(doc.get_ref())
+}
+
+/// Unknown routes: a typed 404.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+}

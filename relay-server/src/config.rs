@@ -1,0 +1,88 @@
+//! Configuration: command-line flags with `SECURECHAT_*` environment fallbacks. Every setting
+//! has a safe default, so `securechat-relay` with no arguments runs a local relay.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The relay's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "securechat-relay",
+    version,
+    about = "SecureChat relay server: stores and forwards ciphertext, holds accounts, two-factor auth and friendships."
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "SECURECHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` (created if missing, WAL mode) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` to share one database between relays.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./securechat.db")]
+    pub database_url: String,
+
+    /// Outgoing mail: `file://DIR` writes each message as a `.eml` file into DIR (for local
+    /// use); `smtp://USER:PASS@HOST:PORT` uses STARTTLS, `smtps://…` implicit TLS, and
+    /// `smtp+insecure://HOST:PORT` plain SMTP (loopback test servers only).
+    #[arg(
+        long,
+        env = "SECURECHAT_MAIL_URL",
+        default_value = "file://./mail-outbox"
+    )]
+    pub mail_url: String,
+
+    /// Sender address of outgoing mail.
+    #[arg(
+        long,
+        env = "SECURECHAT_MAIL_FROM",
+        default_value = "SecureChat <no-reply@securechat.invalid>"
+    )]
+    pub mail_from: String,
+
+    /// PEM certificate chain; with --tls-key, serve HTTPS (rustls) instead of HTTP.
+    #[arg(long, env = "SECURECHAT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "SECURECHAT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://chat.example.org`). The relay's own origin is always allowed.
+    #[arg(long, env = "SECURECHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Directory of the built web app, served at `/` (optional).
+    #[arg(long, env = "SECURECHAT_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Name shown in authenticator apps and e-mails.
+    #[arg(long, env = "SECURECHAT_ISSUER", default_value = "SecureChat")]
+    pub issuer: String,
+
+    /// Lifetime of a session token, in hours.
+    #[arg(long, env = "SECURECHAT_SESSION_TTL_HOURS", default_value_t = 24 * 30)]
+    pub session_ttl_hours: u64,
+
+    /// Mark the session cookie `Secure` (set it when serving HTTPS, directly or behind a proxy).
+    #[arg(long, env = "SECURECHAT_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Turn off the per-IP and per-account rate limits (load tests only; never in production).
+    #[arg(
+        long,
+        env = "SECURECHAT_DISABLE_RATE_LIMITS",
+        default_value_t = false,
+        hide = true
+    )]
+    pub disable_rate_limits: bool,
+}
+
+impl Config {
+    /// Defaults, as if no flag and no environment variable were given.
+    #[must_use]
+    pub fn defaults() -> Self {
+        Self::parse_from(["securechat-relay"])
+    }
+}

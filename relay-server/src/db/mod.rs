@@ -1,0 +1,192 @@
+//! Storage: one diesel code path over SQLite and PostgreSQL.
+//!
+//! `DbConnection` is a diesel `MultiConnection`; queries written once run on either backend.
+//! Connections come from an r2d2 pool, and every query runs on the blocking thread pool
+//! ([`Db::run`]) so the async workers never wait on the database.
+
+pub mod schema;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+/// Migrations for each backend, embedded in the binary and applied at start.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+/// See [`SQLITE_MIGRATIONS`].
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL, for several relays sharing one database.
+    Pg(PgConnection),
+    /// SQLite, the zero-configuration default.
+    Sqlite(SqliteConnection),
+}
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+/// Errors of the storage layer. Their text is logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    /// Could not connect or check out a connection.
+    #[error("database connection: {0}")]
+    Connection(String),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// The blocking task was cancelled.
+    #[error("database task cancelled")]
+    Cancelled,
+}
+
+impl Backend {
+    /// Detects the backend of a URL.
+    pub fn of(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl)
+        }
+    }
+}
+
+/// diesel's SQLite connection takes a path, not a URL.
+fn connection_string(url: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url)
+            .to_owned(),
+        Backend::Postgres => url.to_owned(),
+    }
+}
+
+#[derive(Debug)]
+struct Pragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(conn) = conn {
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The connection pool shared by the request handlers.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConnection>>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Connects once (so a wrong URL fails fast with the real cause), applies pending
+    /// migrations and builds the pool.
+    pub fn connect(url: &str) -> Result<Self, DbError> {
+        let backend = Backend::of(url)?;
+        let target = connection_string(url, backend);
+        let mut first =
+            DbConnection::establish(&target).map_err(|e| DbError::Connection(e.to_string()))?;
+        if let DbConnection::Sqlite(conn) = &mut first {
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+                .map_err(DbError::Query)?;
+        }
+        run_migrations(&mut first)?;
+        drop(first);
+        let size = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = Pool::builder()
+            .max_size(size)
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(Pragmas))
+            .build(ConnectionManager::<DbConnection>::new(target))
+            .map_err(|e| DbError::Connection(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend in use.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks out a connection (blocking).
+    pub fn get(&self) -> Result<PooledConnection<ConnectionManager<DbConnection>>, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Connection(e.to_string()))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Connection(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(_) => Err(E::from(DbError::Cancelled)),
+        }
+    }
+}
+
+/// Applies the pending migrations of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Reverts every applied migration (tests of the down scripts).
+pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}

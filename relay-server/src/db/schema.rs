@@ -1,0 +1,127 @@
+//! Table definitions shared by SQLite and PostgreSQL (written by hand: `print-schema` differs
+//! per backend). Only types both backends map identically are used: BigInt, Integer, Text,
+//! Binary (BLOB/BYTEA) and Bool; times are Unix seconds.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        email_verified -> Bool,
+        password_hash -> Text,
+        ms_id -> Text,
+        display_name -> Text,
+        totp_secret -> Nullable<Text>,
+        totp_enabled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
+        email_2fa_enabled -> Bool,
+        ms_id_changed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Binary,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_used_at -> BigInt,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    login_challenges (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Binary,
+        expires_at -> BigInt,
+        attempts -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    email_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        purpose -> Text,
+        code_hash -> Binary,
+        expires_at -> BigInt,
+        attempts -> Integer,
+        consumed -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Binary,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    ms_id_holds (ms_id) {
+        ms_id -> Text,
+        previous_owner -> BigInt,
+        held_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    friend_requests (id) {
+        id -> BigInt,
+        sender_id -> BigInt,
+        recipient_id -> BigInt,
+        note -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    friendships (user_low, user_high) {
+        user_low -> BigInt,
+        user_high -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    blocks (blocker_id, blocked_id) {
+        blocker_id -> BigInt,
+        blocked_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    security_events (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(login_challenges -> users (user_id));
+diesel::joinable!(email_codes -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(security_events -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    login_challenges,
+    email_codes,
+    recovery_codes,
+    ms_id_holds,
+    friend_requests,
+    friendships,
+    blocks,
+    security_events,
+);

@@ -1,0 +1,168 @@
+//! Building and running the HTTP server.
+
+use crate::api;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::mail::{MailError, Mailer};
+use crate::services::ratelimit::RateLimits;
+use crate::state::AppState;
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database connection or migration.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Mail transport set-up.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// Socket or TLS files.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// TLS configuration.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Connects the database and the mailer.
+pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+    let db = Db::connect(&config.database_url)?;
+    let mailer = Mailer::from_url(&config.mail_url, &config.mail_from)?;
+    let limits = Arc::new(RateLimits::new(config.disable_rate_limits));
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        mailer,
+        clock: Clock::default(),
+        limits,
+    })
+}
+
+/// Security headers on every response (OWASP ASVS V14.4).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Cross-Origin-Resource-Policy", "same-origin"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
+             img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'self'",
+        ))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .add(("Cache-Control", "no-store"))
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers(["authorization", "content-type", "x-csrf-token"])
+        .supports_credentials()
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// The OpenAPI document, generated from the registered handlers.
+#[must_use]
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(api::ApiDoc::openapi())
+        .service(api::health::healthz)
+        .service(utoipa_actix_web::scope("/api/v1").configure(api::configure))
+        .split_for_parts()
+        .1
+}
+
+/// Starts serving on `listener` with `state`; returns the running server (await it, or stop it
+/// through its handle for a graceful shutdown).
+pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
+    let tls = load_tls(&state.config)?;
+    let data = web::Data::new(state.clone());
+    let origins = state.config.allowed_origins.clone();
+    let web_dir = state.config.web_dir.clone();
+    let openapi = web::Data::new(openapi_document());
+    let factory = move || {
+        App::new()
+            // Registered before the /api/v1 scope, which would otherwise swallow it.
+            .app_data(openapi.clone())
+            .route("/api/v1/openapi.json", web::get().to(api::openapi_json))
+            .into_utoipa_app()
+            .app_data(data.clone())
+            .app_data(api::json_config())
+            .app_data(api::path_config())
+            .service(api::health::healthz)
+            .service(utoipa_actix_web::scope("/api/v1").configure(api::configure))
+            .into_app()
+            .default_service(web::to(api::not_found))
+            .wrap(cors(&origins))
+            .wrap(security_headers())
+            .wrap(Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+    };
+    let _ = web_dir;
+    let server = HttpServer::new(factory)
+        .tcp_nodelay(true)
+        .shutdown_timeout(10);
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}
+
+fn load_tls(config: &Config) -> Result<Option<rustls::ServerConfig>, StartupError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key)?))?
+        .ok_or_else(|| StartupError::Tls("no private key in --tls-key".into()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StartupError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| StartupError::Tls(e.to_string()))?;
+    Ok(Some(config))
+}
+
+/// Runs the relay described by `config` until Ctrl-C / SIGTERM (graceful shutdown).
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(config.listen)?;
+    let state = build_state(config)?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        backend = ?state.db.backend(),
+        "SecureChat relay listening"
+    );
+    let limits = state.limits.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            limits.prune();
+        }
+    });
+    serve(listener, state)?.await?;
+    Ok(())
+}

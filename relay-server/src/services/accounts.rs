@@ -1,0 +1,557 @@
+//! Accounts and sessions: registration, password login, session listing and revocation,
+//! profile reads, password and e-mail changes, account deletion.
+//!
+//! Two-factor authentication is not implemented yet. Its hooks are [`LoginOutcome`] (login
+//! refuses accounts with a second factor enabled instead of skipping it) and
+//! [`require_second_factor_if_enabled`] (sensitive account changes do the same).
+
+use crate::api::error::{ApiError, ErrorCode};
+use crate::db::schema::{ms_id_holds, sessions, users};
+use crate::services::{passwords, tokens, validate};
+use crate::state::AppState;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use zeroize::Zeroizing;
+
+/// Longest stored `User-Agent`, in bytes.
+const MAX_USER_AGENT: usize = 256;
+
+/// A registration request (raw, before validation).
+#[derive(Debug)]
+pub struct Registration {
+    /// E-mail address.
+    pub email: String,
+    /// Password.
+    pub password: Zeroizing<String>,
+    /// Requested ms_id.
+    pub ms_id: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// An account as the owner sees it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Internal id.
+    pub user_id: i64,
+    /// Normalized e-mail address.
+    pub email: String,
+    /// Whether the address was confirmed.
+    pub email_verified: bool,
+    /// Public handle.
+    pub ms_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// TOTP second factor on.
+    pub totp_enabled: bool,
+    /// E-mail second factor on.
+    pub email_2fa_enabled: bool,
+}
+
+/// A session just created: the token is shown to the client once.
+#[derive(Debug)]
+pub struct NewSession {
+    /// The session token (only its SHA-256 is stored).
+    pub token: Zeroizing<String>,
+    /// Its CSRF token (for cookie-authenticated writes).
+    pub csrf_token: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// Owner.
+    pub user_id: i64,
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    Session(NewSession),
+    /// The account has a second factor: the caller must complete a challenge.
+    /// (2FA hook: returned instead of a session once 2FA lands; today the service refuses
+    /// such logins with `two_factor_state`, see [`login`].)
+    SecondFactorRequired {
+        /// The account.
+        user_id: i64,
+    },
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: i64,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Last authenticated request, Unix seconds.
+    pub last_used_at: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// `User-Agent` at login.
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+type UserRow = (i64, String, bool, String, String, String, bool, bool);
+
+fn user_columns() -> (
+    users::id,
+    users::email,
+    users::email_verified,
+    users::password_hash,
+    users::ms_id,
+    users::display_name,
+    users::totp_enabled,
+    users::email_2fa_enabled,
+) {
+    (
+        users::id,
+        users::email,
+        users::email_verified,
+        users::password_hash,
+        users::ms_id,
+        users::display_name,
+        users::totp_enabled,
+        users::email_2fa_enabled,
+    )
+}
+
+fn account_of(row: UserRow) -> (Account, String) {
+    let (user_id, email, email_verified, hash, ms_id, display_name, totp, email_2fa) = row;
+    (
+        Account {
+            user_id,
+            email,
+            email_verified,
+            ms_id,
+            display_name,
+            totp_enabled: totp,
+            email_2fa_enabled: email_2fa,
+        },
+        hash,
+    )
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(ErrorCode::InvalidCredentials, "wrong e-mail or password")
+}
+
+fn email_taken() -> ApiError {
+    ApiError::new(
+        ErrorCode::EmailTaken,
+        "this e-mail address is already registered",
+    )
+}
+
+fn ms_id_unavailable() -> ApiError {
+    ApiError::new(ErrorCode::MsIdUnavailable, "this ms_id is not available")
+}
+
+/// Maps a unique-constraint violation on `users` to `email_taken` / `ms_id_unavailable` (a
+/// concurrent registration won the race between our check and our insert).
+fn user_conflict(e: DieselError) -> ApiError {
+    if let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &e {
+        let text = format!(
+            "{} {}",
+            info.message(),
+            info.constraint_name().unwrap_or_default()
+        );
+        return if text.contains("email") {
+            email_taken()
+        } else {
+            ms_id_unavailable()
+        };
+    }
+    ApiError::from(e)
+}
+
+/// Whether `ms_id` is free for `caller` (`None` for a new account): no account has it and no
+/// live hold reserves it for someone else.
+pub fn ms_id_free(
+    conn: &mut crate::db::DbConnection,
+    ms_id: &str,
+    caller: Option<i64>,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let owner: Option<i64> = users::table
+        .filter(users::ms_id.eq(ms_id))
+        .select(users::id)
+        .first(conn)
+        .optional()?;
+    if owner.is_some_and(|o| Some(o) != caller) {
+        return Ok(false);
+    }
+    let hold: Option<i64> = ms_id_holds::table
+        .filter(ms_id_holds::ms_id.eq(ms_id))
+        .filter(ms_id_holds::held_until.gt(now))
+        .select(ms_id_holds::previous_owner)
+        .first(conn)
+        .optional()?;
+    Ok(hold.is_none_or(|previous| Some(previous) == caller))
+}
+
+/// Creates an account.
+pub async fn register(state: &AppState, input: Registration) -> Result<Account, ApiError> {
+    let email = validate::email(&input.email)?;
+    let ms_id = validate::ms_id(&input.ms_id)?;
+    let display_name = validate::display_name(&input.display_name)?;
+    passwords::check_new_password(&input.password, &[&email, &ms_id, &display_name])?;
+    let hash = passwords::hash(input.password).await?;
+    let now = state.clock.now();
+    let account = Account {
+        user_id: 0,
+        email: email.clone(),
+        email_verified: false,
+        ms_id: ms_id.clone(),
+        display_name: display_name.clone(),
+        totp_enabled: false,
+        email_2fa_enabled: false,
+    };
+    let user_id = state
+        .db
+        .run(move |conn| {
+            conn.transaction::<_, ApiError, _>(|conn| {
+                let taken: Option<i64> = users::table
+                    .filter(users::email.eq(&email))
+                    .select(users::id)
+                    .first(conn)
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(email_taken());
+                }
+                if !ms_id_free(conn, &ms_id, None, now)? {
+                    return Err(ms_id_unavailable());
+                }
+                diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(&email),
+                        users::email_verified.eq(false),
+                        users::password_hash.eq(&hash),
+                        users::ms_id.eq(&ms_id),
+                        users::display_name.eq(&display_name),
+                        users::totp_enabled.eq(false),
+                        users::email_2fa_enabled.eq(false),
+                        users::created_at.eq(now),
+                    ))
+                    .returning(users::id)
+                    .get_result::<i64>(conn)
+                    .map_err(user_conflict)
+            })
+        })
+        .await?;
+    Ok(Account { user_id, ..account })
+}
+
+/// Creates a session for `user_id` with a fresh random token.
+pub async fn create_session(
+    state: &AppState,
+    user_id: i64,
+    user_agent: Option<String>,
+) -> Result<NewSession, ApiError> {
+    let token = tokens::new_token().map_err(ApiError::internal)?;
+    let hash = tokens::hash_token(&token);
+    let now = state.clock.now();
+    let ttl =
+        i64::try_from(state.config.session_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(ttl);
+    let user_agent = user_agent.map(|ua| truncate(&ua, MAX_USER_AGENT));
+    state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::user_id.eq(user_id),
+                    sessions::token_hash.eq(&hash),
+                    sessions::created_at.eq(now),
+                    sessions::expires_at.eq(expires_at),
+                    sessions::last_used_at.eq(now),
+                    sessions::user_agent.eq(user_agent),
+                ))
+                .execute(conn)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    let csrf_token = tokens::csrf_token(&token);
+    Ok(NewSession {
+        token,
+        csrf_token,
+        expires_at,
+        user_id,
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default().to_owned()
+}
+
+async fn find_by_email(
+    state: &AppState,
+    email: String,
+) -> Result<Option<(Account, String)>, ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            let row: Option<UserRow> = users::table
+                .filter(users::email.eq(&email))
+                .select(user_columns())
+                .first(conn)
+                .optional()?;
+            Ok::<_, ApiError>(row.map(account_of))
+        })
+        .await
+}
+
+async fn find_by_id(state: &AppState, user_id: i64) -> Result<(Account, String), ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            let row: Option<UserRow> = users::table
+                .filter(users::id.eq(user_id))
+                .select(user_columns())
+                .first(conn)
+                .optional()?;
+            Ok::<_, ApiError>(row.map(account_of))
+        })
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "invalid or expired session"))
+}
+
+/// The account key used by the per-account login limit.
+#[must_use]
+pub fn login_key(raw_email: &str) -> String {
+    validate::email(raw_email).unwrap_or_else(|_| raw_email.trim().to_ascii_lowercase())
+}
+
+/// Checks e-mail and password. Unknown address and wrong password give the same error after
+/// the same amount of work (an argon2 verification either way).
+pub async fn login(
+    state: &AppState,
+    raw_email: &str,
+    password: Zeroizing<String>,
+    user_agent: Option<String>,
+) -> Result<LoginOutcome, ApiError> {
+    let found = match validate::email(raw_email) {
+        Ok(email) => find_by_email(state, email).await?,
+        Err(_) => None,
+    };
+    let (account, hash) = match found {
+        Some((account, hash)) => (Some(account), Some(hash)),
+        None => (None, None),
+    };
+    let ok = passwords::verify(password, hash).await?;
+    let Some(account) = account.filter(|_| ok) else {
+        return Err(invalid_credentials());
+    };
+    if account.totp_enabled || account.email_2fa_enabled {
+        // 2FA hook: once TOTP / e-mail codes exist, create a login challenge here and return
+        // `LoginOutcome::SecondFactorRequired`. Until then such an account cannot sign in
+        // (rather than silently skipping its second factor).
+        return Err(ApiError::new(
+            ErrorCode::TwoFactorState,
+            "this account has two-factor authentication enabled, which this relay version cannot check yet",
+        ));
+    }
+    let session = create_session(state, account.user_id, user_agent).await?;
+    Ok(LoginOutcome::Session(session))
+}
+
+/// 2FA hook for sensitive account changes (password, e-mail, deletion): once 2FA lands, this
+/// will demand and check a TOTP or e-mail code when a second factor is enabled. Until then it
+/// lets the change through only when no second factor is enabled and refuses it otherwise
+/// with `two_factor_state`, so a second factor is never bypassed.
+pub fn require_second_factor_if_enabled(account: &Account) -> Result<(), ApiError> {
+    if account.totp_enabled || account.email_2fa_enabled {
+        return Err(ApiError::new(
+            ErrorCode::TwoFactorState,
+            "this change needs a two-factor code, which this relay version cannot check yet",
+        ));
+    }
+    Ok(())
+}
+
+/// The caller's account.
+pub async fn me(state: &AppState, user_id: i64) -> Result<Account, ApiError> {
+    Ok(find_by_id(state, user_id).await?.0)
+}
+
+/// Loads the account and checks its current password (`invalid_credentials`) and 2FA hook.
+async fn reauthenticate(
+    state: &AppState,
+    user_id: i64,
+    password: Zeroizing<String>,
+) -> Result<Account, ApiError> {
+    let (account, hash) = find_by_id(state, user_id).await?;
+    if !passwords::verify(password, Some(hash)).await? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong password",
+        ));
+    }
+    require_second_factor_if_enabled(&account)?;
+    Ok(account)
+}
+
+/// The caller's live sessions, newest first.
+pub async fn list_sessions(
+    state: &AppState,
+    user_id: i64,
+    current_session: i64,
+) -> Result<Vec<SessionInfo>, ApiError> {
+    let now = state.clock.now();
+    let rows = state
+        .db
+        .run(move |conn| {
+            let rows: Vec<(i64, i64, i64, i64, Option<String>)> = sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::expires_at.gt(now))
+                .order(sessions::id.desc())
+                .select((
+                    sessions::id,
+                    sessions::created_at,
+                    sessions::last_used_at,
+                    sessions::expires_at,
+                    sessions::user_agent,
+                ))
+                .load(conn)?;
+            Ok::<_, ApiError>(rows)
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, created_at, last_used_at, expires_at, user_agent)| SessionInfo {
+                id,
+                created_at,
+                last_used_at,
+                expires_at,
+                user_agent,
+                current: id == current_session,
+            },
+        )
+        .collect())
+}
+
+/// Revokes one of the caller's sessions (`not_found` for anyone else's or an unknown id).
+pub async fn revoke_session(
+    state: &AppState,
+    user_id: i64,
+    session_id: i64,
+) -> Result<(), ApiError> {
+    let deleted = state
+        .db
+        .run(move |conn| {
+            let n = diesel::delete(
+                sessions::table
+                    .filter(sessions::id.eq(session_id))
+                    .filter(sessions::user_id.eq(user_id)),
+            )
+            .execute(conn)?;
+            Ok::<_, ApiError>(n)
+        })
+        .await?;
+    if deleted == 0 {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such session"));
+    }
+    Ok(())
+}
+
+/// Deletes the account after checking its password; sessions and the rest cascade.
+pub async fn delete_account(
+    state: &AppState,
+    user_id: i64,
+    password: Zeroizing<String>,
+) -> Result<(), ApiError> {
+    reauthenticate(state, user_id, password).await?;
+    state
+        .db
+        .run(move |conn| {
+            diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
+            Ok::<_, ApiError>(())
+        })
+        .await
+}
+
+/// Changes the password after checking the current one, and signs out every other session.
+pub async fn change_password(
+    state: &AppState,
+    user_id: i64,
+    current_session: i64,
+    password: Zeroizing<String>,
+    new_password: Zeroizing<String>,
+) -> Result<(), ApiError> {
+    let account = reauthenticate(state, user_id, password).await?;
+    passwords::check_new_password(
+        &new_password,
+        &[&account.email, &account.ms_id, &account.display_name],
+    )?;
+    let hash = passwords::hash(new_password).await?;
+    state
+        .db
+        .run(move |conn| {
+            conn.transaction::<_, ApiError, _>(|conn| {
+                diesel::update(users::table.filter(users::id.eq(user_id)))
+                    .set(users::password_hash.eq(&hash))
+                    .execute(conn)?;
+                diesel::delete(
+                    sessions::table
+                        .filter(sessions::user_id.eq(user_id))
+                        .filter(sessions::id.ne(current_session)),
+                )
+                .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Changes the e-mail address after checking the password; the new address is unverified.
+pub async fn change_email(
+    state: &AppState,
+    user_id: i64,
+    password: Zeroizing<String>,
+    new_email: &str,
+) -> Result<Account, ApiError> {
+    let email = validate::email(new_email)?;
+    let account = reauthenticate(state, user_id, password).await?;
+    let stored = email.clone();
+    state
+        .db
+        .run(move |conn| {
+            conn.transaction::<_, ApiError, _>(|conn| {
+                let owner: Option<i64> = users::table
+                    .filter(users::email.eq(&stored))
+                    .select(users::id)
+                    .first(conn)
+                    .optional()?;
+                if owner.is_some_and(|o| o != user_id) {
+                    return Err(email_taken());
+                }
+                diesel::update(users::table.filter(users::id.eq(user_id)))
+                    .set((users::email.eq(&stored), users::email_verified.eq(false)))
+                    .execute(conn)
+                    .map_err(user_conflict)?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(Account {
+        email,
+        email_verified: false,
+        ..account
+    })
+}
+
+/// Ends the session making the request.
+pub async fn logout(state: &AppState, session_id: i64) -> Result<(), ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            diesel::delete(sessions::table.filter(sessions::id.eq(session_id))).execute(conn)?;
+            Ok::<_, ApiError>(())
+        })
+        .await
+}

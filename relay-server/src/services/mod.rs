@@ -1,0 +1,8 @@
+//! Business logic, one module per capability. No HTTP types here; errors are `ApiError`
+//! codes so handlers stay thin.
+
+pub mod accounts;
+pub mod passwords;
+pub mod ratelimit;
+pub mod tokens;
+pub mod validate;

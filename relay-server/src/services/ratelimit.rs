@@ -1,0 +1,203 @@
+//! Abuse limits: token buckets (GCRA, the `governor` crate) per client IP and per account for
+//! each sensitive action, plus a cap on failed second-factor attempts per account.
+
+use crate::api::error::ApiError;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Actions that are rate limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Account registration.
+    Register,
+    /// Password login.
+    Login,
+    /// Submitting a second-factor code.
+    TwoFactor,
+    /// Sending an e-mail code.
+    EmailSend,
+    /// Changing one's ms_id.
+    MsIdEdit,
+    /// Looking up a profile by ms_id.
+    Lookup,
+    /// Sending a friend request.
+    FriendRequest,
+}
+
+struct Limit {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_account: DefaultKeyedRateLimiter<String>,
+}
+
+/// All limiters of the relay.
+pub struct RateLimits {
+    disabled: bool,
+    register: Limit,
+    login: Limit,
+    two_factor: Limit,
+    email_send: Limit,
+    ms_id_edit: Limit,
+    lookup: Limit,
+    friend_request: Limit,
+    /// Failed second-factor attempts per account: times of the failures in the last hour.
+    two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quota(burst: u32, per: Duration) -> Quota {
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(per / burst.get())
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+fn limit(ip: (u32, Duration), account: (u32, Duration)) -> Limit {
+    Limit {
+        per_ip: DefaultKeyedRateLimiter::keyed(quota(ip.0, ip.1)),
+        per_account: DefaultKeyedRateLimiter::keyed(quota(account.0, account.1)),
+    }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+const HOUR_SECONDS: i64 = 3600;
+
+/// Failed second-factor attempts allowed per account per hour.
+pub const TWO_FACTOR_FAILURES_PER_HOUR: u32 = 100;
+
+impl RateLimits {
+    /// The production limits (or none at all when `disabled`, for load tests).
+    #[must_use]
+    pub fn new(disabled: bool) -> Self {
+        Self {
+            disabled,
+            register: limit((10, HOUR), (3, HOUR)),
+            login: limit((30, MINUTE), (10, 15 * MINUTE)),
+            two_factor: limit((30, MINUTE), (10, MINUTE)),
+            email_send: limit((20, HOUR), (5, HOUR)),
+            ms_id_edit: limit((20, HOUR), (3, DAY)),
+            lookup: limit((120, MINUTE), (60, MINUTE)),
+            friend_request: limit((60, HOUR), (30, HOUR)),
+            two_factor_failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limit(&self, action: Action) -> &Limit {
+        match action {
+            Action::Register => &self.register,
+            Action::Login => &self.login,
+            Action::TwoFactor => &self.two_factor,
+            Action::EmailSend => &self.email_send,
+            Action::MsIdEdit => &self.ms_id_edit,
+            Action::Lookup => &self.lookup,
+            Action::FriendRequest => &self.friend_request,
+        }
+    }
+
+    /// Takes a token from the IP's bucket for `action`, or returns 429 with `Retry-After`.
+    pub fn check_ip(&self, action: Action, ip: IpAddr) -> Result<(), ApiError> {
+        if self.disabled {
+            return Ok(());
+        }
+        self.limit(action)
+            .per_ip
+            .check_key(&ip)
+            .map_err(|not_until| {
+                ApiError::rate_limited(
+                    not_until
+                        .wait_time_from(DefaultClock::default().now())
+                        .as_secs()
+                        + 1,
+                )
+            })
+    }
+
+    /// Takes a token from the account's bucket for `action` (the key is the user id or, before
+    /// login, the normalized e-mail address).
+    pub fn check_account(&self, action: Action, account: &str) -> Result<(), ApiError> {
+        if self.disabled {
+            return Ok(());
+        }
+        self.limit(action)
+            .per_account
+            .check_key(&account.to_owned())
+            .map_err(|not_until| {
+                ApiError::rate_limited(
+                    not_until
+                        .wait_time_from(DefaultClock::default().now())
+                        .as_secs()
+                        + 1,
+                )
+            })
+    }
+
+    /// Records a failed second-factor attempt at `now` (Unix seconds).
+    pub fn record_two_factor_failure(&self, user_id: i64, now: i64) {
+        if self.disabled {
+            return;
+        }
+        if let Ok(mut map) = self.two_factor_failures.lock() {
+            let times = map.entry(user_id).or_default();
+            times.push_back(now);
+            while times.len() > TWO_FACTOR_FAILURES_PER_HOUR as usize {
+                times.pop_front();
+            }
+        }
+    }
+
+    /// Refuses second-factor attempts for an account that failed
+    /// [`TWO_FACTOR_FAILURES_PER_HOUR`] times within the last hour.
+    pub fn check_two_factor_failures(&self, user_id: i64, now: i64) -> Result<(), ApiError> {
+        if self.disabled {
+            return Ok(());
+        }
+        let Ok(mut map) = self.two_factor_failures.lock() else {
+            return Err(ApiError::internal("rate limiter lock poisoned"));
+        };
+        let Some(times) = map.get_mut(&user_id) else {
+            return Ok(());
+        };
+        let window_start = now - HOUR_SECONDS;
+        while times.front().is_some_and(|&t| t <= window_start) {
+            times.pop_front();
+        }
+        if times.len() >= TWO_FACTOR_FAILURES_PER_HOUR as usize {
+            let oldest = times.front().copied().unwrap_or(now);
+            let retry = u64::try_from(oldest + HOUR_SECONDS - now).unwrap_or(1);
+            return Err(ApiError::rate_limited(retry));
+        }
+        if times.is_empty() {
+            map.remove(&user_id);
+        }
+        Ok(())
+    }
+
+    /// Drops idle buckets; called periodically.
+    pub fn prune(&self) {
+        for l in [
+            &self.register,
+            &self.login,
+            &self.two_factor,
+            &self.email_send,
+            &self.ms_id_edit,
+            &self.lookup,
+            &self.friend_request,
+        ] {
+            l.per_ip.retain_recent();
+            l.per_account.retain_recent();
+        }
+    }
+}

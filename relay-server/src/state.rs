@@ -1,0 +1,31 @@
+//! Shared state handed to every handler: no globals.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::services::ratelimit::RateLimits;
+use std::sync::Arc;
+
+/// Everything a request handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub db: Db,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+    /// Time source.
+    pub clock: Clock,
+    /// Abuse limits.
+    pub limits: Arc<RateLimits>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}

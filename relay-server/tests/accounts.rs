@@ -1,0 +1,564 @@
+//! Accounts and sessions over real HTTP, on SQLite and PostgreSQL.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{Backend, PASSWORD, TestRelay, assert_error};
+use serde_json::{Value, json};
+
+async fn get_me(relay: &TestRelay, token: &str) -> reqwest::Response {
+    relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn register_raw(relay: &TestRelay, body: Value) -> reqwest::Response {
+    relay
+        .client()
+        .post(relay.url("/api/v1/accounts"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn account(email: &str, password: &str, ms_id: &str) -> Value {
+    json!({"email": email, "password": password, "ms_id": ms_id, "display_name": "Someone"})
+}
+
+async fn healthy(relay: &TestRelay) {
+    let resp = relay
+        .client()
+        .get(relay.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+async fn register_login_me_logout(relay: &TestRelay) {
+    let created = relay.register("  Alice@Example.org ", "Alice").await;
+    assert_eq!(created["email"], "alice@example.org");
+    assert_eq!(created["ms_id"], "alice");
+    assert_eq!(created["display_name"], "Test User");
+    let user_id = created["user_id"].as_i64().unwrap();
+
+    let resp = relay.login("ALICE@example.org", PASSWORD).await;
+    assert_eq!(resp.status(), 200);
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("securechat_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["user_id"], user_id);
+    assert!(body["expires_at"].as_i64().unwrap() > relay.clock().now());
+    let token = body["token"].as_str().unwrap();
+
+    let me: Value = get_me(relay, token).await.json().await.unwrap();
+    assert_eq!(
+        me,
+        json!({"user_id": user_id, "email": "alice@example.org", "email_verified": false,
+               "ms_id": "alice", "display_name": "Test User", "totp_enabled": false,
+               "email_2fa_enabled": false})
+    );
+
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/sessions/current"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let cleared = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cleared.starts_with("securechat_session=;"), "{cleared}");
+    assert_error(get_me(relay, token).await, 401, "unauthorized").await;
+    healthy(relay).await;
+}
+
+async fn cookie_auth_and_csrf(relay: &TestRelay) {
+    relay.register("bob@example.org", "bob").await;
+    let (token, csrf) = relay.token("bob@example.org").await;
+    let cookie = format!("securechat_session={token}");
+    let me = relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    let body = json!({"password": PASSWORD, "new_email": "bob2@example.org"});
+    let resp = relay
+        .client()
+        .put(relay.url("/api/v1/me/email"))
+        .header("cookie", &cookie)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 403, "csrf_failed").await;
+    let resp = relay
+        .client()
+        .put(relay.url("/api/v1/me/email"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", "wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 403, "csrf_failed").await;
+    let resp = relay
+        .client()
+        .put(relay.url("/api/v1/me/email"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: Value = resp.json().await.unwrap();
+    assert_eq!(me["email"], "bob2@example.org");
+    assert_eq!(me["email_verified"], false);
+    // The new address signs in; the old one no longer does.
+    relay.token("bob2@example.org").await;
+    assert_error(
+        relay.login("bob@example.org", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // A cookie-authenticated client with a reqwest cookie store works end to end.
+    let jar_client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let resp = jar_client
+        .post(relay.url("/api/v1/sessions"))
+        .json(&json!({"email": "bob2@example.org", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me = jar_client
+        .get(relay.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}
+
+async fn sessions_list_and_revoke(relay: &TestRelay) {
+    relay.register("carol@example.org", "carol").await;
+    relay.register("dave@example.org", "dave").await;
+    let (first, _) = relay.token("carol@example.org").await;
+    let (second, _) = relay.token("carol@example.org").await;
+    assert_ne!(first, second, "a new token at each login");
+    let (dave, _) = relay.token("dave@example.org").await;
+
+    let list: Vec<Value> = relay
+        .client()
+        .get(relay.url("/api/v1/sessions"))
+        .bearer_auth(&second)
+        .header("user-agent", "test-agent/1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    for s in &list {
+        let mut keys: Vec<&String> = s.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "created_at",
+                "current",
+                "expires_at",
+                "id",
+                "last_used_at",
+                "user_agent"
+            ]
+        );
+    }
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let other_id = list.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // Dave cannot revoke Carol's session.
+    let resp = relay
+        .client()
+        .delete(relay.url(&format!("/api/v1/sessions/{other_id}")))
+        .bearer_auth(&dave)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "not_found").await;
+    assert_eq!(get_me(relay, &first).await.status(), 200);
+
+    let resp = relay
+        .client()
+        .delete(relay.url(&format!("/api/v1/sessions/{other_id}")))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_error(get_me(relay, &first).await, 401, "unauthorized").await;
+    assert_eq!(get_me(relay, &second).await.status(), 200);
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/sessions/not-a-number"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400, "invalid_input").await;
+}
+
+async fn expired_and_forged_tokens(relay: &TestRelay) {
+    relay.register("erin@example.org", "erin").await;
+    let (token, _) = relay.token("erin@example.org").await;
+    assert_eq!(get_me(relay, &token).await.status(), 200);
+    // Forged: well-formed but unknown; malformed; wrong scheme.
+    let forged = "A".repeat(43);
+    assert_error(get_me(relay, &forged).await, 401, "unauthorized").await;
+    assert_error(get_me(relay, "garbage").await, 401, "unauthorized").await;
+    let resp = relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 401, "unauthorized").await;
+    let resp = relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 401, "unauthorized").await;
+
+    let ttl = i64::try_from(relay.state.config.session_ttl_hours).unwrap() * 3600;
+    relay.clock().advance(ttl + 1);
+    assert_error(get_me(relay, &token).await, 401, "unauthorized").await;
+    healthy(relay).await;
+}
+
+async fn registration_validation(relay: &TestRelay) {
+    relay.register("frank@example.org", "frank").await;
+    let resp = register_raw(relay, account("FRANK@example.org", PASSWORD, "frank2")).await;
+    assert_error(resp, 409, "email_taken").await;
+    let resp = register_raw(relay, account("frank3@example.org", PASSWORD, "FRANK")).await;
+    assert_error(resp, 409, "ms_id_unavailable").await;
+
+    let resp = register_raw(relay, account("g@example.org", "password123", "gina")).await;
+    assert_error(resp, 400, "weak_password").await;
+    for password in ["Xk9#pQ2".to_owned(), "Xk9#pQ2z".repeat(16) + "a"] {
+        let resp = register_raw(relay, account("g@example.org", &password, "gina")).await;
+        assert_error(resp, 400, "password_length").await;
+    }
+    for ms_id in ["ab", &"a".repeat(33), "Bad Id", "ali\u{0441}e", "a/b", ""] {
+        let resp = register_raw(relay, account("g@example.org", PASSWORD, ms_id)).await;
+        assert_error(resp, 400, "invalid_ms_id").await;
+    }
+    for email in ["nobody", "a@b", "a@@b.org", "a b@c.org", "é@b.org", ""] {
+        let resp = register_raw(relay, account(email, PASSWORD, "gina")).await;
+        assert_error(resp, 400, "invalid_email").await;
+    }
+    for name in ["", "   ", "bell\u{7}", &"n".repeat(65)] {
+        let mut body = account("g@example.org", PASSWORD, "gina");
+        body["display_name"] = json!(name);
+        assert_error(register_raw(relay, body).await, 400, "invalid_input").await;
+    }
+    // SQL-looking input is data.
+    let sneaky = "Robert'); DROP TABLE users;--";
+    let mut body = account("g@example.org", PASSWORD, "gina");
+    body["display_name"] = json!(sneaky);
+    let resp = register_raw(relay, body).await;
+    assert_eq!(resp.status(), 201);
+    let resp = relay.login("g@example.org", PASSWORD).await;
+    let token = resp.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me: Value = get_me(relay, &token).await.json().await.unwrap();
+    assert_eq!(me["display_name"], sneaky);
+    healthy(relay).await;
+}
+
+async fn malformed_bodies(relay: &TestRelay) {
+    let url = relay.url("/api/v1/accounts");
+    let c = relay.client();
+    let send = |body: String| {
+        c.post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        "{".to_owned(),
+        "not json".to_owned(),
+        r#"{"email": 5, "password": "x", "ms_id": "abc", "display_name": "x"}"#.to_owned(),
+        r#"{"email": "a@b.org"}"#.to_owned(),
+        "[]".to_owned(),
+    ] {
+        assert_error(send(body).await.unwrap(), 400, "invalid_json").await;
+    }
+    let resp = c
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400, "invalid_json").await;
+    let huge = format!(
+        r#"{{"email": "a@b.org", "password": "{}", "ms_id": "abc", "display_name": "x"}}"#,
+        "x".repeat(17 * 1024)
+    );
+    assert_error(send(huge).await.unwrap(), 413, "payload_too_large").await;
+    let resp = relay
+        .client()
+        .post(relay.url("/api/v1/sessions"))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@b.org"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400, "invalid_json").await;
+    let resp = relay
+        .client()
+        .get(relay.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "not_found").await;
+    healthy(relay).await;
+}
+
+async fn wrong_credentials(relay: &TestRelay) {
+    relay.register("hank@example.org", "hank").await;
+    let a = assert_error(
+        relay.login("hank@example.org", "wrong password!").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let b = assert_error(
+        relay.login("nobody@example.org", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let c = assert_error(
+        relay.login("not-an-email", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(a["message"], b["message"]);
+    assert_eq!(b["message"], c["message"]);
+}
+
+async fn delete_account(relay: &TestRelay) {
+    relay.register("ivy@example.org", "ivy").await;
+    let (token, _) = relay.token("ivy@example.org").await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "not my password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 401, "invalid_credentials").await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_error(get_me(relay, &token).await, 401, "unauthorized").await;
+    assert_error(
+        relay.login("ivy@example.org", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // The address can be registered again.
+    relay.register("ivy@example.org", "ivy2").await;
+}
+
+async fn password_change(relay: &TestRelay) {
+    relay.register("jack@example.org", "jack").await;
+    let (keep, _) = relay.token("jack@example.org").await;
+    let (other, _) = relay.token("jack@example.org").await;
+    let new_password = "a different horse battery 77";
+    let change = |current: &str, new: &str| {
+        relay
+            .client()
+            .put(relay.url("/api/v1/me/password"))
+            .bearer_auth(&keep)
+            .json(&json!({"password": current, "new_password": new}))
+            .send()
+    };
+    assert_error(
+        change("wrong password!", new_password).await.unwrap(),
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_error(
+        change(PASSWORD, "short").await.unwrap(),
+        400,
+        "password_length",
+    )
+    .await;
+    assert_error(
+        change(PASSWORD, "password123").await.unwrap(),
+        400,
+        "weak_password",
+    )
+    .await;
+    assert_eq!(change(PASSWORD, new_password).await.unwrap().status(), 204);
+    assert_eq!(get_me(relay, &keep).await.status(), 200);
+    assert_error(get_me(relay, &other).await, 401, "unauthorized").await;
+    assert_error(
+        relay.login("jack@example.org", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        relay.login("jack@example.org", new_password).await.status(),
+        200
+    );
+}
+
+async fn email_change_conflicts(relay: &TestRelay) {
+    relay.register("kim@example.org", "kim").await;
+    relay.register("lee@example.org", "lee").await;
+    let (token, _) = relay.token("kim@example.org").await;
+    let put = |body: Value| {
+        relay
+            .client()
+            .put(relay.url("/api/v1/me/email"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let resp = put(json!({"password": PASSWORD, "new_email": "LEE@example.org"}))
+        .await
+        .unwrap();
+    assert_error(resp, 409, "email_taken").await;
+    let resp = put(json!({"password": PASSWORD, "new_email": "bad"}))
+        .await
+        .unwrap();
+    assert_error(resp, 400, "invalid_email").await;
+    let resp = put(json!({"password": "nope nope nope", "new_email": "kim2@example.org"}))
+        .await
+        .unwrap();
+    assert_error(resp, 401, "invalid_credentials").await;
+}
+
+async fn held_ms_id(relay: &TestRelay) {
+    use diesel::prelude::*;
+    use relay_server::db::schema::ms_id_holds;
+    let until = relay.clock().now() + 3600;
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(ms_id_holds::table)
+                .values((
+                    ms_id_holds::ms_id.eq("heldname"),
+                    ms_id_holds::previous_owner.eq(999_i64),
+                    ms_id_holds::held_until.eq(until),
+                ))
+                .execute(conn)
+                .map_err(relay_server::api::error::ApiError::from)
+        })
+        .await
+        .unwrap();
+    let resp = register_raw(relay, account("m@example.org", PASSWORD, "HeldName")).await;
+    assert_error(resp, 409, "ms_id_unavailable").await;
+    relay.clock().advance(3601);
+    relay.register("m@example.org", "heldname").await;
+}
+
+on_both_backends!(
+    held_ms_id,
+    register_login_me_logout,
+    cookie_auth_and_csrf,
+    sessions_list_and_revoke,
+    expired_and_forged_tokens,
+    registration_validation,
+    malformed_bodies,
+    wrong_credentials,
+    delete_account,
+    password_change,
+    email_change_conflicts,
+);
+
+async fn rate_limited_registration(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    for i in 0..10 {
+        relay
+            .register(&format!("user{i}@example.org"), &format!("user{i}"))
+            .await;
+    }
+    let resp = register_raw(&relay, account("user10@example.org", PASSWORD, "user10")).await;
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_error(resp, 429, "rate_limited").await;
+    healthy(&relay).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn rate_limit_sqlite() {
+    rate_limited_registration(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn rate_limit_postgres() {
+    rate_limited_registration(Backend::Postgres).await;
+}

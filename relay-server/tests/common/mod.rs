@@ -1,0 +1,239 @@
+//! Test harness: a relay on a loopback port, on a fresh SQLite file or a fresh PostgreSQL
+//! database, with a `file://` mail outbox and (unless asked) no rate limits.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use relay_server::Config;
+use relay_server::clock::Clock;
+use relay_server::state::AppState;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Admin URL of the test PostgreSQL server (trust auth).
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const PG_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A password zxcvbn accepts.
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A name no other test (or test process) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh database URL for `backend`, or `None` when PostgreSQL is unreachable outside CI.
+pub fn fresh_database(backend: Backend) -> Option<(String, Option<String>, Option<PathBuf>)> {
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("{}.db", unique_name("sc_test")));
+            Some((format!("sqlite://{}", path.display()), None, Some(path)))
+        }
+        Backend::Postgres => {
+            let mut admin = match PgConnection::establish(PG_ADMIN_URL) {
+                Ok(c) => c,
+                Err(e) => {
+                    if ci() {
+                        panic!("PostgreSQL unreachable at {PG_ADMIN_URL} in CI: {e}");
+                    }
+                    eprintln!("PostgreSQL suite SKIPPED ({PG_ADMIN_URL}: {e})");
+                    return None;
+                }
+            };
+            let name = unique_name("sc_test");
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .expect("create test database");
+            Some((format!("{PG_BASE_URL}/{name}"), Some(name), None))
+        }
+    }
+}
+
+/// Drops a test database, best effort.
+pub fn drop_pg_database(name: &str) {
+    if let Ok(mut admin) = PgConnection::establish(PG_ADMIN_URL) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin);
+    }
+}
+
+/// A running relay.
+pub struct TestRelay {
+    pub base: String,
+    pub backend: Backend,
+    pub state: AppState,
+    pub outbox: PathBuf,
+    handle: actix_web::dev::ServerHandle,
+    pg_database: Option<String>,
+    sqlite_path: Option<PathBuf>,
+}
+
+impl TestRelay {
+    /// Starts a relay without rate limits; `None` when the backend is skipped.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, false).await
+    }
+
+    /// Starts a relay, with the production rate limits when `rate_limits`.
+    pub async fn start_with(backend: Backend, rate_limits: bool) -> Option<Self> {
+        let (database_url, pg_database, sqlite_path) = fresh_database(backend)?;
+        let outbox = std::env::temp_dir().join(unique_name("sc_outbox"));
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.database_url = database_url;
+        config.mail_url = format!("file://{}", outbox.display());
+        config.disable_rate_limits = !rate_limits;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = relay_server::server::build_state(config).expect("build state");
+        let server = relay_server::server::serve(listener, state.clone()).expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Some(Self {
+            base: format!("http://127.0.0.1:{port}"),
+            backend,
+            state,
+            outbox,
+            handle,
+            pg_database,
+            sqlite_path,
+        })
+    }
+
+    /// The relay's clock (move it forward to expire things).
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client without a cookie store.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder().build().unwrap()
+    }
+
+    /// Registers `email` / `ms_id` with [`PASSWORD`]; asserts 201.
+    pub async fn register(&self, email: &str, ms_id: &str) -> Value {
+        let resp = self
+            .client()
+            .post(self.url("/api/v1/accounts"))
+            .json(&json!({"email": email, "password": PASSWORD, "ms_id": ms_id, "display_name": "Test User"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "register {email}");
+        resp.json().await.unwrap()
+    }
+
+    /// Logs in; returns the login response body.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client()
+            .post(self.url("/api/v1/sessions"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in with [`PASSWORD`]; returns (token, csrf token).
+    pub async fn token(&self, email: &str) -> (String, String) {
+        let resp = self.login(email, PASSWORD).await;
+        assert_eq!(resp.status(), 200, "login {email}");
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["token"].as_str().unwrap().to_owned(),
+            body["csrf_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Stops the server and removes its database.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_database {
+            drop_pg_database(name);
+        }
+        if let Some(path) = &self.sqlite_path {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.outbox);
+    }
+}
+
+/// Asserts an error response: its status, its code, and a body of exactly `error` + `message`.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status for {code}");
+    let body: Value = resp.json().await.expect("JSON error body");
+    let obj = body.as_object().expect("error body is an object");
+    let mut keys: Vec<&String> = obj.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["error", "message"], "error body keys: {body}");
+    assert_eq!(body["error"], code, "error code: {body}");
+    assert!(body["message"].is_string());
+    body
+}
+
+/// Runs each listed async test function on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[actix_web::test]
+                async fn sqlite() {
+                    if let Some(relay) = TestRelay::start(Backend::Sqlite).await {
+                        super::$name(&relay).await;
+                        relay.stop().await;
+                    }
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    if let Some(relay) = TestRelay::start(Backend::Postgres).await {
+                        super::$name(&relay).await;
+                        relay.stop().await;
+                    }
+                }
+            }
+        )*
+    };
+}
