@@ -8,12 +8,9 @@
 //! Every key comes from a fixed seed, so a rerun rewrites the same bytes. Files this program
 //! does not name (inputs a fuzzer found and someone checked in) are left alone.
 
-use crypto_core::fuzzing::{self, FUZZ_PICKLE_KEY};
+use crypto_core::fuzzing::{self, FUZZ_PICKLE_KEY, FuzzRng};
 use crypto_core::group::GroupSession;
-use crypto_core::primitives::sha256;
 use crypto_core::{Account, PickleKey, Session, SessionMessage};
-use rand_core::{TryCryptoRng, TryRng};
-use std::convert::Infallible;
 use std::error::Error;
 use std::path::Path;
 
@@ -35,7 +32,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 fn seeds() -> Result<Vec<(&'static str, Seeds)>, Box<dyn Error>> {
-    let rng = &mut SeedRng::new(b"fuzz corpus");
+    let rng = &mut FuzzRng::new(b"fuzz corpus");
     let key = PickleKey::new(FUZZ_PICKLE_KEY);
 
     let alice = Account::new_with_rng(rng)?;
@@ -272,46 +269,3 @@ fn flip_last(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
-
-/// Reproducible bytes (SHA-256 of a seed and a counter), so the corpus is the same on every
-/// run. Not random: only for generating test data.
-struct SeedRng {
-    seed: &'static [u8],
-    block: u64,
-}
-
-impl SeedRng {
-    fn new(seed: &'static [u8]) -> Self {
-        Self { seed, block: 0 }
-    }
-}
-
-impl TryRng for SeedRng {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for chunk in dst.chunks_mut(32) {
-            let mut input = self.seed.to_vec();
-            input.extend_from_slice(&self.block.to_be_bytes());
-            self.block = self.block.wrapping_add(1);
-            for (d, s) in chunk.iter_mut().zip(sha256(&input)) {
-                *d = s;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for SeedRng {}

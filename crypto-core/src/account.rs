@@ -1,7 +1,7 @@
 //! A device's long-term state: identity keys, signed prekeys and one-time prekeys, and the
 //! entry points that start sessions (X3DH §3).
 
-use crate::codec::{Reader, Writer};
+use crate::codec::Writer;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityKeys, PublicIdentity};
 use crate::message::PrekeyMessage;
@@ -306,37 +306,36 @@ impl Account {
 
     /// Opens a sealed account; a wrong key, kind or version is a typed error.
     pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        let plain = pickle::open(PickleKind::Account, sealed, key)?;
-        let mut r = Reader::new(&plain);
-        let identity = IdentityKeys::read_secret(&mut r)?;
-        let n = r.count(MAX_SIGNED_PREKEYS)?;
-        let mut signed_prekeys = Vec::with_capacity(n);
-        for _ in 0..n {
-            let spk = SignedPrekeySecret::read(&mut r)?;
-            spk.public.verify(identity.public())?;
-            signed_prekeys.push(spk);
-        }
-        let n = r.count(MAX_ONE_TIME_PREKEYS)?;
-        let mut one_time_prekeys = BTreeMap::new();
-        for _ in 0..n {
-            let id = r.u32()?;
-            one_time_prekeys.insert(id, X25519Secret::from_bytes(&*r.secret32()?));
-        }
-        let next_one_time_prekey_id = r.u32()?;
-        let next_signed_prekey_id = r.u32()?;
-        let n = r.count(MAX_REMEMBERED_BASE_KEYS)?;
-        let mut used_base_keys = VecDeque::with_capacity(n);
-        for _ in 0..n {
-            used_base_keys.push_back(X25519PublicKey::from_bytes(r.array()?));
-        }
-        r.finish()?;
-        Ok(Self {
-            identity,
-            signed_prekeys,
-            one_time_prekeys,
-            next_one_time_prekey_id,
-            next_signed_prekey_id,
-            used_base_keys,
+        pickle::open_with(PickleKind::Account, sealed, key, |r| {
+            let identity = IdentityKeys::read_secret(r)?;
+            let n = r.count(MAX_SIGNED_PREKEYS)?;
+            let mut signed_prekeys = Vec::with_capacity(n);
+            for _ in 0..n {
+                let spk = SignedPrekeySecret::read(r)?;
+                spk.public.verify(identity.public())?;
+                signed_prekeys.push(spk);
+            }
+            let n = r.count(MAX_ONE_TIME_PREKEYS)?;
+            let mut one_time_prekeys = BTreeMap::new();
+            for _ in 0..n {
+                let id = r.u32()?;
+                one_time_prekeys.insert(id, X25519Secret::from_bytes(&*r.secret32()?));
+            }
+            let next_one_time_prekey_id = r.u32()?;
+            let next_signed_prekey_id = r.u32()?;
+            let n = r.count(MAX_REMEMBERED_BASE_KEYS)?;
+            let mut used_base_keys = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                used_base_keys.push_back(X25519PublicKey::from_bytes(r.array()?));
+            }
+            Ok(Self {
+                identity,
+                signed_prekeys,
+                one_time_prekeys,
+                next_one_time_prekey_id,
+                next_signed_prekey_id,
+                used_base_keys,
+            })
         })
     }
 }

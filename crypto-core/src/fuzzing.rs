@@ -1114,15 +1114,19 @@ impl LiveSession {
     }
 }
 
-/// Reproducible bytes: SHA-256 of a seed and a block counter. Not random: it exists so that a
-/// fuzz input always meets the same keys and a crash replays exactly. Private on purpose.
-struct FuzzRng {
+/// Reproducible bytes: SHA-256 of a seed and a 64-bit block counter. NOT random: it exists so
+/// that a fuzz input always meets the same keys and a crash replays exactly, and so that the
+/// seed-corpus generator (`examples/gen_fuzz_corpus.rs`) writes the same files on every run.
+/// Never use it for real keys.
+pub struct FuzzRng {
     seed: &'static [u8],
     block: u64,
 }
 
 impl FuzzRng {
-    fn new(seed: &'static [u8]) -> Self {
+    /// The stream for `seed`, from its first block.
+    #[must_use]
+    pub fn new(seed: &'static [u8]) -> Self {
         Self { seed, block: 0 }
     }
 }

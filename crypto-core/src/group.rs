@@ -305,11 +305,7 @@ impl OutboundGroupSession {
 
     /// Opens a sealed outbound group session.
     pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        let plain = pickle::open(PickleKind::OutboundGroup, sealed, key)?;
-        let mut r = Reader::new(&plain);
-        let s = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(s)
+        pickle::open_with(PickleKind::OutboundGroup, sealed, key, Self::read)
     }
 
     fn write(&self, out: &mut impl Writer) {
@@ -429,11 +425,7 @@ impl InboundGroupSession {
 
     /// Opens a sealed inbound group session.
     pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        let plain = pickle::open(PickleKind::InboundGroup, sealed, key)?;
-        let mut r = Reader::new(&plain);
-        let s = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(s)
+        pickle::open_with(PickleKind::InboundGroup, sealed, key, Self::read)
     }
 
     fn write(&self, out: &mut impl Writer) {
@@ -626,24 +618,23 @@ impl GroupSession {
 
     /// Opens a sealed room state.
     pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        let plain = pickle::open(PickleKind::Group, sealed, key)?;
-        let mut r = Reader::new(&plain);
-        let outbound = OutboundGroupSession::read(&mut r)?;
-        let n = r.count(MAX_GROUP_MEMBERS)?;
-        let mut members = BTreeMap::new();
-        for _ in 0..n {
-            let member = core::str::from_utf8(r.var_bytes(MAX_MEMBER_ID_LEN)?)
-                .map_err(|_| Error::InvalidField)?
-                .to_owned();
-            let c = r.count(MAX_CHAINS_PER_MEMBER)?;
-            let mut chains = Vec::with_capacity(c);
-            for _ in 0..c {
-                chains.push(InboundGroupSession::read(&mut r)?);
+        pickle::open_with(PickleKind::Group, sealed, key, |r| {
+            let outbound = OutboundGroupSession::read(r)?;
+            let n = r.count(MAX_GROUP_MEMBERS)?;
+            let mut members = BTreeMap::new();
+            for _ in 0..n {
+                let member = core::str::from_utf8(r.var_bytes(MAX_MEMBER_ID_LEN)?)
+                    .map_err(|_| Error::InvalidField)?
+                    .to_owned();
+                let c = r.count(MAX_CHAINS_PER_MEMBER)?;
+                let mut chains = Vec::with_capacity(c);
+                for _ in 0..c {
+                    chains.push(InboundGroupSession::read(r)?);
+                }
+                members.insert(member, chains);
             }
-            members.insert(member, chains);
-        }
-        r.finish()?;
-        Ok(Self { outbound, members })
+            Ok(Self { outbound, members })
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! decryption so their errors are precise; a wrong key or any modification is
 //! [`Error::PickleDecryption`].
 
+use crate::codec::Reader;
 use crate::error::{Error, Result};
 use crate::primitives::{
     TAG_LEN, fill_random, hkdf_sha256_expand, xchacha20poly1305_open, xchacha20poly1305_seal,
@@ -122,6 +123,21 @@ pub(crate) fn open(kind: PickleKind, sealed: &[u8], key: &PickleKey) -> Result<Z
     xchacha20poly1305_open(&subkey, &nonce, &[version, got_kind], &mut plaintext, &tag)
         .map_err(|_| Error::PickleDecryption)?;
     Ok(plaintext)
+}
+
+/// Opens a sealed pickle of `kind` and parses all of it with `read`; trailing bytes are an
+/// error.
+pub(crate) fn open_with<T>(
+    kind: PickleKind,
+    sealed: &[u8],
+    key: &PickleKey,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T>,
+) -> Result<T> {
+    let plain = open(kind, sealed, key)?;
+    let mut r = Reader::new(&plain);
+    let value = read(&mut r)?;
+    r.finish()?;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -179,11 +179,7 @@ impl Session {
 
     /// Opens a sealed session; a wrong key, kind or version is a typed error.
     pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        let plain = pickle::open(PickleKind::Session, sealed, key)?;
-        let mut r = Reader::new(&plain);
-        let session = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(session)
+        pickle::open_with(PickleKind::Session, sealed, key, Self::read)
     }
 
     fn write(&self, out: &mut impl Writer) {
