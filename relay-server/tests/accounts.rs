@@ -77,7 +77,7 @@ async fn register_login_me_logout(relay: &TestRelay) {
         me,
         json!({"user_id": user_id, "email": "alice@example.org", "email_verified": false,
                "ms_id": "alice", "display_name": "Test User", "totp_enabled": false,
-               "email_2fa_enabled": false})
+               "email_2fa_enabled": false, "recovery_codes_remaining": 0})
     );
 
     let resp = relay

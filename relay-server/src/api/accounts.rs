@@ -2,8 +2,10 @@
 
 use crate::api::auth::{AuthUser, SESSION_COOKIE};
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::twofa::{TwoFactorRequiredBody, factor};
 use crate::services::accounts::{self, Account, LoginOutcome, Registration, SessionInfo};
 use crate::services::ratelimit::Action;
+use crate::services::twofa::Method;
 use crate::state::AppState;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header::USER_AGENT;
@@ -108,6 +110,8 @@ pub struct MeResponse {
     pub totp_enabled: bool,
     /// E-mail second factor on.
     pub email_2fa_enabled: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_remaining: i64,
 }
 
 impl From<Account> for MeResponse {
@@ -120,6 +124,7 @@ impl From<Account> for MeResponse {
             display_name: a.display_name,
             totp_enabled: a.totp_enabled,
             email_2fa_enabled: a.email_2fa_enabled,
+            recovery_codes_remaining: a.recovery_codes_remaining,
         }
     }
 }
@@ -129,6 +134,10 @@ impl From<Account> for MeResponse {
 pub struct DeleteAccountRequest {
     /// Current password.
     pub password: String,
+    /// With 2FA on: `totp`, `email` or `recovery` (inferred from the code when absent).
+    pub method: Option<Method>,
+    /// With 2FA on: a current code (an e-mail code comes from `POST /me/2fa/email/send`).
+    pub code: Option<String>,
 }
 
 /// `PUT /me/password` body.
@@ -138,6 +147,10 @@ pub struct ChangePasswordRequest {
     pub password: String,
     /// New password (same rules as at registration).
     pub new_password: String,
+    /// With 2FA on: `totp`, `email` or `recovery` (inferred from the code when absent).
+    pub method: Option<Method>,
+    /// With 2FA on: a current code.
+    pub code: Option<String>,
 }
 
 /// `PUT /me/email` body.
@@ -147,21 +160,25 @@ pub struct ChangeEmailRequest {
     pub password: String,
     /// New address (unverified until confirmed).
     pub new_email: String,
+    /// With 2FA on: `totp`, `email` or `recovery` (inferred from the code when absent).
+    pub method: Option<Method>,
+    /// With 2FA on: a current code.
+    pub code: Option<String>,
 }
 
-fn client_ip(req: &HttpRequest) -> IpAddr {
+pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
     req.peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
-fn user_agent(req: &HttpRequest) -> Option<String> {
+pub(crate) fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
 
-fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
+pub(crate) fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
     let hours = i64::try_from(state.config.session_ttl_hours).unwrap_or(i64::MAX / 3600);
     Cookie::build(SESSION_COOKIE, token.to_owned())
         .http_only(true)
@@ -227,8 +244,7 @@ pub(crate) async fn register(
     responses(
         (status = 200, description = "signed in; also sets the `securechat_session` cookie", body = LoginResponse),
         (status = 400, description = "invalid_json", body = ErrorBody),
-        (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 409, description = "two_factor_state: the account has a second factor (not supported yet)", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (ErrorBody), or two_factor_required with a `challenge` to complete at `POST /sessions/2fa`", body = TwoFactorRequiredBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
     )
 )]
@@ -259,11 +275,9 @@ pub(crate) async fn login(
                 expires_at: session.expires_at,
                 user_id: session.user_id,
             })),
-        // 2FA hook: answer `two_factor_required` with a challenge once 2FA lands.
-        LoginOutcome::SecondFactorRequired { .. } => Err(ApiError::new(
-            crate::api::error::ErrorCode::TwoFactorState,
-            "two-factor login is not available yet",
-        )),
+        LoginOutcome::SecondFactorRequired(challenge) => {
+            Ok(HttpResponse::Unauthorized().json(TwoFactorRequiredBody::from(challenge)))
+        }
     }
 }
 
@@ -331,7 +345,12 @@ pub(crate) async fn me(
 #[utoipa::path(
     tag = "accounts",
     request_body = DeleteAccountRequest,
-    responses((status = 204), (status = 401, description = "unauthorized, invalid_credentials", body = ErrorBody)),
+    responses(
+        (status = 204),
+        (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
+        (status = 409, description = "two_factor_state: the method is not enabled", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+    ),
 )]
 #[delete("/me")]
 pub(crate) async fn delete_me(
@@ -340,7 +359,13 @@ pub(crate) async fn delete_me(
     body: web::Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    accounts::delete_account(&state, user.user_id, Zeroizing::new(body.password)).await?;
+    accounts::delete_account(
+        &state,
+        user.user_id,
+        Zeroizing::new(body.password),
+        factor(body.method, body.code),
+    )
+    .await?;
     Ok(HttpResponse::NoContent()
         .cookie(removal_cookie(&state))
         .finish())
@@ -353,7 +378,9 @@ pub(crate) async fn delete_me(
     responses(
         (status = 204),
         (status = 400, description = "password_length, weak_password", body = ErrorBody),
-        (status = 401, description = "unauthorized, invalid_credentials", body = ErrorBody),
+        (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
+        (status = 409, description = "two_factor_state: the method is not enabled", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
     ),
 )]
 #[put("/me/password")]
@@ -369,6 +396,7 @@ pub(crate) async fn change_password(
         user.session_id,
         Zeroizing::new(body.password),
         Zeroizing::new(body.new_password),
+        factor(body.method, body.code),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -381,8 +409,9 @@ pub(crate) async fn change_password(
     responses(
         (status = 200, body = MeResponse),
         (status = 400, description = "invalid_email", body = ErrorBody),
-        (status = 401, description = "unauthorized, invalid_credentials", body = ErrorBody),
-        (status = 409, description = "email_taken", body = ErrorBody),
+        (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
+        (status = 409, description = "email_taken, two_factor_state", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
     ),
 )]
 #[put("/me/email")]
@@ -397,6 +426,7 @@ pub(crate) async fn change_email(
         user.user_id,
         Zeroizing::new(body.password),
         &body.new_email,
+        factor(body.method, body.code),
     )
     .await?;
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))

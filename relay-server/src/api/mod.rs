@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod twofa;
 
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
 use actix_web::web;
@@ -69,7 +70,19 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(accounts::me)
         .service(accounts::delete_me)
         .service(accounts::change_password)
-        .service(accounts::change_email);
+        .service(accounts::change_email)
+        .service(twofa::challenge_email)
+        .service(twofa::complete_challenge)
+        .service(twofa::totp_setup)
+        .service(twofa::totp_activate)
+        .service(twofa::totp_disable)
+        .service(twofa::email_send)
+        .service(twofa::email_enable)
+        .service(twofa::email_disable)
+        .service(twofa::recovery_regenerate)
+        .service(twofa::security_events)
+        .service(twofa::verify_email_send)
+        .service(twofa::verify_email_confirm);
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -1,12 +1,14 @@
 //! Accounts and sessions: registration, password login, session listing and revocation,
 //! profile reads, password and e-mail changes, account deletion.
 //!
-//! Two-factor authentication is not implemented yet. Its hooks are [`LoginOutcome`] (login
-//! refuses accounts with a second factor enabled instead of skipping it) and
-//! [`require_second_factor_if_enabled`] (sensitive account changes do the same).
+//! With a second factor on, a correct password yields a login challenge
+//! ([`LoginOutcome::SecondFactorRequired`], completed through [`crate::services::twofa`]),
+//! and sensitive changes need the password and a current code
+//! ([`require_second_factor_if_enabled`]).
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::db::schema::{ms_id_holds, sessions, users};
+use crate::db::schema::{email_codes, ms_id_holds, sessions, users};
+use crate::services::twofa::{self, Challenge, SecondFactor};
 use crate::services::{passwords, tokens, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -46,6 +48,8 @@ pub struct Account {
     pub totp_enabled: bool,
     /// E-mail second factor on.
     pub email_2fa_enabled: bool,
+    /// Unused recovery codes (filled by [`me`] and [`change_email`]; 0 elsewhere).
+    pub recovery_codes_remaining: i64,
 }
 
 /// A session just created: the token is shown to the client once.
@@ -66,13 +70,8 @@ pub struct NewSession {
 pub enum LoginOutcome {
     /// Signed in.
     Session(NewSession),
-    /// The account has a second factor: the caller must complete a challenge.
-    /// (2FA hook: returned instead of a session once 2FA lands; today the service refuses
-    /// such logins with `two_factor_state`, see [`login`].)
-    SecondFactorRequired {
-        /// The account.
-        user_id: i64,
-    },
+    /// The account has a second factor: the caller must complete this challenge.
+    SecondFactorRequired(Challenge),
 }
 
 /// One of the caller's sessions.
@@ -127,6 +126,7 @@ fn account_of(row: UserRow) -> (Account, String) {
             display_name,
             totp_enabled: totp,
             email_2fa_enabled: email_2fa,
+            recovery_codes_remaining: 0,
         },
         hash,
     )
@@ -206,6 +206,7 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Account, 
         display_name: display_name.clone(),
         totp_enabled: false,
         email_2fa_enabled: false,
+        recovery_codes_remaining: 0,
     };
     let user_id = state
         .db
@@ -347,39 +348,40 @@ pub async fn login(
         return Err(invalid_credentials());
     };
     if account.totp_enabled || account.email_2fa_enabled {
-        // 2FA hook: once TOTP / e-mail codes exist, create a login challenge here and return
-        // `LoginOutcome::SecondFactorRequired`. Until then such an account cannot sign in
-        // (rather than silently skipping its second factor).
-        return Err(ApiError::new(
-            ErrorCode::TwoFactorState,
-            "this account has two-factor authentication enabled, which this relay version cannot check yet",
-        ));
+        let challenge = twofa::start_challenge(state, account.user_id).await?;
+        return Ok(LoginOutcome::SecondFactorRequired(challenge));
     }
     let session = create_session(state, account.user_id, user_agent).await?;
     Ok(LoginOutcome::Session(session))
 }
 
-/// 2FA hook for sensitive account changes (password, e-mail, deletion): once 2FA lands, this
-/// will demand and check a TOTP or e-mail code when a second factor is enabled. Until then it
-/// lets the change through only when no second factor is enabled and refuses it otherwise
-/// with `two_factor_state`, so a second factor is never bypassed.
-pub fn require_second_factor_if_enabled(account: &Account) -> Result<(), ApiError> {
+/// For sensitive account changes (password, e-mail, deletion, 2FA settings): when a second
+/// factor is on, demands a current code (TOTP, a `reauth` e-mail code, or a recovery code) and
+/// checks it (`two_factor_required` when missing; `invalid_code`, `code_replayed`,
+/// `code_expired`, `too_many_attempts` when wrong). Without 2FA it passes.
+pub async fn require_second_factor_if_enabled(
+    state: &AppState,
+    account: &Account,
+    factor: SecondFactor,
+) -> Result<(), ApiError> {
     if account.totp_enabled || account.email_2fa_enabled {
-        return Err(ApiError::new(
-            ErrorCode::TwoFactorState,
-            "this change needs a two-factor code, which this relay version cannot check yet",
-        ));
+        twofa::require_second_factor(state, account.user_id, factor).await?;
     }
     Ok(())
 }
 
-/// The caller's account.
+/// The caller's account, with its count of unused recovery codes.
 pub async fn me(state: &AppState, user_id: i64) -> Result<Account, ApiError> {
-    Ok(find_by_id(state, user_id).await?.0)
+    let account = find_by_id(state, user_id).await?.0;
+    let remaining = twofa::recovery_codes_remaining(state, user_id).await?;
+    Ok(Account {
+        recovery_codes_remaining: remaining,
+        ..account
+    })
 }
 
-/// Loads the account and checks its current password (`invalid_credentials`) and 2FA hook.
-async fn reauthenticate(
+/// Loads the account and checks its current password (`invalid_credentials`).
+async fn check_password(
     state: &AppState,
     user_id: i64,
     password: Zeroizing<String>,
@@ -391,7 +393,18 @@ async fn reauthenticate(
             "wrong password",
         ));
     }
-    require_second_factor_if_enabled(&account)?;
+    Ok(account)
+}
+
+/// Loads the account and checks its current password and, when 2FA is on, a current code.
+pub async fn reauthenticate(
+    state: &AppState,
+    user_id: i64,
+    password: Zeroizing<String>,
+    factor: SecondFactor,
+) -> Result<Account, ApiError> {
+    let account = check_password(state, user_id, password).await?;
+    require_second_factor_if_enabled(state, &account, factor).await?;
     Ok(account)
 }
 
@@ -464,8 +477,9 @@ pub async fn delete_account(
     state: &AppState,
     user_id: i64,
     password: Zeroizing<String>,
+    factor: SecondFactor,
 ) -> Result<(), ApiError> {
-    reauthenticate(state, user_id, password).await?;
+    reauthenticate(state, user_id, password, factor).await?;
     state
         .db
         .run(move |conn| {
@@ -482,12 +496,16 @@ pub async fn change_password(
     current_session: i64,
     password: Zeroizing<String>,
     new_password: Zeroizing<String>,
+    factor: SecondFactor,
 ) -> Result<(), ApiError> {
-    let account = reauthenticate(state, user_id, password).await?;
+    // Rules first, so a refused new password does not spend a one-time code.
+    let account = check_password(state, user_id, password).await?;
     passwords::check_new_password(
         &new_password,
         &[&account.email, &account.ms_id, &account.display_name],
     )?;
+    require_second_factor_if_enabled(state, &account, factor).await?;
+    let now = state.clock.now();
     let hash = passwords::hash(new_password).await?;
     state
         .db
@@ -502,6 +520,7 @@ pub async fn change_password(
                         .filter(sessions::id.ne(current_session)),
                 )
                 .execute(conn)?;
+                twofa::log_event(conn, user_id, "password_changed", now)?;
                 Ok(())
             })
         })
@@ -514,10 +533,12 @@ pub async fn change_email(
     user_id: i64,
     password: Zeroizing<String>,
     new_email: &str,
+    factor: SecondFactor,
 ) -> Result<Account, ApiError> {
     let email = validate::email(new_email)?;
-    let account = reauthenticate(state, user_id, password).await?;
+    let account = reauthenticate(state, user_id, password, factor).await?;
     let stored = email.clone();
+    let now = state.clock.now();
     state
         .db
         .run(move |conn| {
@@ -534,13 +555,19 @@ pub async fn change_email(
                     .set((users::email.eq(&stored), users::email_verified.eq(false)))
                     .execute(conn)
                     .map_err(user_conflict)?;
+                // Codes mailed to the old address must not work any more.
+                diesel::delete(email_codes::table.filter(email_codes::user_id.eq(user_id)))
+                    .execute(conn)?;
+                twofa::log_event(conn, user_id, "email_changed", now)?;
                 Ok(())
             })
         })
         .await?;
+    let remaining = twofa::recovery_codes_remaining(state, user_id).await?;
     Ok(Account {
         email,
         email_verified: false,
+        recovery_codes_remaining: remaining,
         ..account
     })
 }

@@ -5,4 +5,5 @@ pub mod accounts;
 pub mod passwords;
 pub mod ratelimit;
 pub mod tokens;
+pub mod twofa;
 pub mod validate;
