@@ -611,6 +611,75 @@ async fn email_code_login(relay: &TestRelay) {
     .await;
     let kinds = events(relay, &token).await;
     assert_eq!(kinds, ["email_2fa_enabled", "email_verified"]);
+
+    // Sensitive changes take a `reauth` code from /me/2fa/email/send; a login code is bound
+    // to its purpose and does not work there.
+    relay.clock().advance(61);
+    let c = challenge_token(relay, email).await;
+    let login_code = send_and_read(
+        relay,
+        "/api/v1/sessions/challenge/email",
+        None,
+        json!({"challenge": c}),
+        email,
+    )
+    .await;
+    let new_password = "a different horse battery 77";
+    let change = |code: &str| {
+        relay
+            .client()
+            .put(relay.url("/api/v1/me/password"))
+            .bearer_auth(&token)
+            .json(&json!({"password": PASSWORD, "new_password": new_password,
+                          "method": "email", "code": code}))
+            .send()
+    };
+    assert_error(change(&login_code).await.unwrap(), 401, "invalid_code").await;
+    let code = send_and_read(
+        relay,
+        "/api/v1/me/2fa/email/send",
+        Some(&token),
+        json!({}),
+        email,
+    )
+    .await;
+    assert_eq!(change(&code).await.unwrap().status(), 204);
+    // Turning e-mail codes off: password and a current code.
+    relay.clock().advance(61);
+    let disable = |body: Value| post(relay, "/api/v1/me/2fa/email/disable", Some(&token), body);
+    assert_error(
+        disable(json!({"password": new_password})).await,
+        401,
+        "two_factor_required",
+    )
+    .await;
+    let code = send_and_read(
+        relay,
+        "/api/v1/me/2fa/email/send",
+        Some(&token),
+        json!({}),
+        email,
+    )
+    .await;
+    assert_eq!(
+        disable(json!({"password": new_password, "code": code}))
+            .await
+            .status(),
+        204
+    );
+    let m = me(relay, &token).await;
+    assert_eq!(m["email_2fa_enabled"], false);
+    assert_eq!(m["recovery_codes_remaining"], 0);
+    assert_eq!(relay.login(email, new_password).await.status(), 200);
+    assert_eq!(
+        events(relay, &token).await,
+        [
+            "email_2fa_disabled",
+            "password_changed",
+            "email_2fa_enabled",
+            "email_verified"
+        ]
+    );
 }
 
 async fn email_code_expiry_and_tries(relay: &TestRelay) {
@@ -1074,4 +1143,37 @@ async fn hourly_failure_cap(backend: Backend) {
 #[actix_web::test]
 async fn hourly_failure_cap_sqlite() {
     hourly_failure_cap(Backend::Sqlite).await;
+}
+
+/// Every two-factor endpoint is in the OpenAPI document.
+#[actix_web::test]
+async fn openapi_lists_two_factor_endpoints() {
+    let doc = serde_json::to_value(relay_server::server::openapi_document()).unwrap();
+    for path in [
+        "/api/v1/sessions/2fa",
+        "/api/v1/sessions/challenge/email",
+        "/api/v1/me/2fa/totp/setup",
+        "/api/v1/me/2fa/totp/activate",
+        "/api/v1/me/2fa/totp/disable",
+        "/api/v1/me/2fa/email/send",
+        "/api/v1/me/2fa/email/enable",
+        "/api/v1/me/2fa/email/disable",
+        "/api/v1/me/2fa/recovery/regenerate",
+        "/api/v1/me/security-events",
+        "/api/v1/me/email/verify/send",
+        "/api/v1/me/email/verify/confirm",
+    ] {
+        assert!(
+            doc["paths"][path]["post"].is_object() || doc["paths"][path]["get"].is_object(),
+            "{path}"
+        );
+    }
+    for schema in [
+        "Method",
+        "TwoFactorRequiredBody",
+        "TotpSetupResponse",
+        "ReauthRequest",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
 }
