@@ -993,7 +993,83 @@ async fn sensitive_changes_need_a_code(relay: &TestRelay) {
     );
 }
 
+/// Bad input on every new endpoint: a typed error, and nothing changes.
+async fn bad_input_table(relay: &TestRelay) {
+    let user = totp_user(relay, "fay").await;
+    let authed = [
+        "/api/v1/me/2fa/totp/setup",
+        "/api/v1/me/2fa/totp/activate",
+        "/api/v1/me/2fa/totp/disable",
+        "/api/v1/me/2fa/email/enable",
+        "/api/v1/me/2fa/email/disable",
+        "/api/v1/me/2fa/recovery/regenerate",
+        "/api/v1/me/email/verify/confirm",
+    ];
+    for path in authed {
+        for body in ["{", "[]", r#"{"password": 5, "code": 5}"#, "{}"] {
+            let resp = relay
+                .client()
+                .post(relay.url(path))
+                .bearer_auth(&user.token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(resp, 400, "invalid_json").await;
+        }
+        let resp = post(
+            relay,
+            path,
+            None,
+            json!({"password": PASSWORD, "code": "1"}),
+        )
+        .await;
+        assert_error(resp, 401, "unauthorized").await;
+    }
+    for path in ["/api/v1/me/2fa/email/send", "/api/v1/me/email/verify/send"] {
+        assert_error(
+            post(relay, path, None, json!({})).await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    for (path, body) in [
+        (
+            "/api/v1/sessions/2fa",
+            json!({"challenge": "x", "method": "totp"}),
+        ),
+        (
+            "/api/v1/sessions/2fa",
+            json!({"challenge": "x", "method": "TOTP", "code": "1"}),
+        ),
+        ("/api/v1/sessions/challenge/email", json!({"nope": 1})),
+    ] {
+        assert_error(post(relay, path, None, body).await, 400, "invalid_json").await;
+    }
+    // Odd codes are wrong codes, never a crash.
+    let c = challenge_token(relay, &user.email).await;
+    for code in [
+        "",
+        " ",
+        "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+        "\u{663}\u{663}\u{663}\u{663}\u{663}\u{663}",
+    ] {
+        assert_error(submit(relay, &c, "totp", code).await, 401, "invalid_code").await;
+    }
+    let long = "9".repeat(15_000);
+    assert_error(
+        submit(relay, &c, "recovery", &long).await,
+        429,
+        "too_many_attempts",
+    )
+    .await;
+    assert_eq!(me(relay, &user.token).await["totp_enabled"], true);
+}
+
 on_both_backends!(
+    bad_input_table,
     totp_setup_and_activation,
     totp_login_and_replay,
     totp_skew_window,
@@ -1124,25 +1200,44 @@ async fn hourly_failure_cap(backend: Backend) {
     };
     let user = totp_user(&relay, "eve").await;
     let user_id = me(&relay, &user.token).await["user_id"].as_i64().unwrap();
-    for _ in 0..100 {
+    // 99 failures recorded directly (each HTTP try costs a password login), then one wrong
+    // code over HTTP: it counts, and the 101st try is refused even with the right code.
+    for _ in 0..99 {
         relay
             .state
             .limits
             .record_two_factor_failure(user_id, relay.clock().now());
     }
+    align_to_step(&relay);
     let c = challenge_token(&relay, &user.email).await;
     let code = totp_at(&user.secret, relay.clock().now());
-    assert_error(submit(&relay, &c, "totp", &code).await, 429, "rate_limited").await;
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    assert_error(
+        submit(&relay, &c, "totp", &wrong).await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let resp = submit(&relay, &c, "totp", &code).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_error(resp, 429, "rate_limited").await;
     relay.clock().advance(3601);
     let c = challenge_token(&relay, &user.email).await;
     let code = totp_at(&user.secret, relay.clock().now());
-    assert_eq!(submit(&relay, &c, "totp", &code).await.status(), 200);
+    // As authenticator apps show it, with a space.
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    assert_eq!(submit(&relay, &c, "totp", &spaced).await.status(), 200);
     relay.stop().await;
 }
 
 #[actix_web::test]
 async fn hourly_failure_cap_sqlite() {
     hourly_failure_cap(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn hourly_failure_cap_postgres() {
+    hourly_failure_cap(Backend::Postgres).await;
 }
 
 /// Every two-factor endpoint is in the OpenAPI document.

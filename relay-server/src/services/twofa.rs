@@ -242,14 +242,19 @@ fn totp(secret_b32: &str, account_name: &str, issuer: &str) -> Result<Totp, ApiE
         .map_err(ApiError::internal)
 }
 
+/// A numeric code as typed, without the spaces apps show in the middle ("123 456").
+fn digits_only(code: &str) -> Zeroizing<String> {
+    Zeroizing::new(code.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
 /// The time step a code matches (current step ±1), if any.
 fn totp_step(secret_b32: &str, code: &str, now: i64) -> Result<Option<i64>, ApiError> {
-    let code = code.trim();
+    let code = digits_only(code);
     if code.len() != TOTP_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
     let t = totp(secret_b32, "x", "x")?;
-    Ok(t.check(code, unix(now))
+    Ok(t.check(&code, unix(now))
         .and_then(|step| i64::try_from(step).ok()))
 }
 
@@ -385,7 +390,7 @@ fn check_email_code(
     code: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    let code = code.trim();
+    let code = digits_only(code);
     let row: Option<EmailCodeRow> = email_codes::table
         .filter(email_codes::user_id.eq(user_id))
         .filter(email_codes::purpose.eq(purpose.as_str()))
@@ -405,7 +410,7 @@ fn check_email_code(
             "no code was sent; request one first",
         ));
     };
-    let matches: bool = email_code_hash(user_id, purpose, email, code)
+    let matches: bool = email_code_hash(user_id, purpose, email, &code)
         .ct_eq(&stored)
         .into();
     if consumed {
