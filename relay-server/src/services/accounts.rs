@@ -527,7 +527,10 @@ pub async fn change_password(
         .await
 }
 
-/// Changes the e-mail address after checking the password; the new address is unverified.
+/// Changes the e-mail address after checking the password (and, with 2FA on, a current code);
+/// the new address is unverified. Codes already mailed stop working. E-mail 2FA stays on and
+/// its codes go to the new address from now on (the change itself was confirmed with a
+/// second factor).
 pub async fn change_email(
     state: &AppState,
     user_id: i64,

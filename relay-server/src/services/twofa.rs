@@ -223,10 +223,23 @@ fn unix(now: i64) -> u64 {
 
 // ---------------------------------------------------------------- TOTP
 
+/// totp-rs errors can carry the otpauth URI, which holds the secret: log only their kind.
+fn totp_error(e: totp_rs::TotpError) -> ApiError {
+    use totp_rs::TotpError as E;
+    let kind = match e {
+        E::UrlTooLong { .. } => "URI too long for a QR code",
+        E::InvalidAccountName { .. } | E::AccountNameNotSet => "invalid account name",
+        E::InvalidIssuer { .. } => "invalid issuer",
+        E::SecretTooShort { .. } | E::SecretNotSet | E::InvalidSecret => "invalid secret",
+        _ => "other",
+    };
+    ApiError::internal(format_args!("TOTP: {kind}"))
+}
+
 fn totp(secret_b32: &str, account_name: &str, issuer: &str) -> Result<Totp, ApiError> {
     let bytes = Zeroizing::new(
         Secret::try_from_base32(secret_b32)
-            .map_err(ApiError::internal)?
+            .map_err(|_| ApiError::internal("stored TOTP secret is not base32"))?
             .as_bytes()
             .to_vec(),
     );
@@ -239,7 +252,7 @@ fn totp(secret_b32: &str, account_name: &str, issuer: &str) -> Result<Totp, ApiE
         .with_issuer(Some(issuer))
         .with_account_name(account_name)
         .build()
-        .map_err(ApiError::internal)
+        .map_err(totp_error)
 }
 
 /// A numeric code as typed, without the spaces apps show in the middle ("123 456").
@@ -847,8 +860,8 @@ pub async fn totp_setup(state: &AppState, user_id: i64) -> Result<TotpSetup, Api
     getrandom::fill(raw.as_mut_slice()).map_err(ApiError::internal)?;
     let secret = Zeroizing::new(Secret::from(raw.to_vec()).to_base32());
     let t = totp(&secret, &row.ms_id, &state.config.issuer)?;
-    let otpauth_uri = Zeroizing::new(t.to_url().map_err(ApiError::internal)?);
-    let qr_png_base64 = Zeroizing::new(t.to_qr_base64().map_err(ApiError::internal)?);
+    let otpauth_uri = Zeroizing::new(t.to_url().map_err(totp_error)?);
+    let qr_png_base64 = Zeroizing::new(t.to_qr_base64().map_err(totp_error)?);
     let stored = secret.clone();
     state
         .db
