@@ -155,12 +155,15 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         backend = ?state.db.backend(),
         "SecureChat relay listening"
     );
-    let limits = state.limits.clone();
+    let housekeeping = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
-            limits.prune();
+            housekeeping.limits.prune();
+            if let Err(e) = crate::services::twofa::prune_expired(&housekeeping).await {
+                tracing::warn!(error = %e, "pruning expired 2FA challenges and codes failed");
+            }
         }
     });
     serve(listener, state)?.await?;

@@ -515,6 +515,11 @@ async fn challenge_expires(relay: &TestRelay) {
     let user = totp_user(relay, "xia").await;
     let c = challenge_token(relay, &user.email).await;
     relay.clock().advance(301);
+    // Housekeeping removes it (the relay runs this every 5 minutes).
+    let pruned = relay_server::services::twofa::prune_expired(&relay.state)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
     let code = totp_at(&user.secret, relay.clock().now());
     assert_error(
         submit(relay, &c, "totp", &code).await,

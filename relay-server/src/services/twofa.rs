@@ -1132,6 +1132,27 @@ pub async fn confirm_verify_email(
     result
 }
 
+/// Deletes expired login challenges and e-mail codes (called periodically). E-mail codes are
+/// kept one resend interval past their expiry so the resend throttle still sees them.
+pub async fn prune_expired(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            let challenges = diesel::delete(
+                login_challenges::table.filter(login_challenges::expires_at.le(now)),
+            )
+            .execute(conn)?;
+            let codes = diesel::delete(
+                email_codes::table
+                    .filter(email_codes::expires_at.le(now.saturating_sub(EMAIL_RESEND_INTERVAL))),
+            )
+            .execute(conn)?;
+            Ok::<_, ApiError>(challenges.saturating_add(codes))
+        })
+        .await
+}
+
 /// The account's security events, newest first (at most 200).
 pub async fn security_events(
     state: &AppState,
