@@ -172,8 +172,13 @@ async fn totp_user(relay: &TestRelay, name: &str) -> TotpUser {
 async fn challenge(relay: &TestRelay, email: &str) -> Value {
     let resp = relay.login(email, PASSWORD).await;
     assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers().get("set-cookie").is_none(),
+        "no session before the second factor"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "two_factor_required", "{body}");
+    assert!(body.get("token").is_none(), "{body}");
     assert!(body["message"].is_string());
     assert_eq!(body["challenge"].as_str().unwrap().len(), 43);
     assert!(body["expires_at"].as_i64().unwrap() > relay.clock().now());
