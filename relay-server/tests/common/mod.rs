@@ -104,6 +104,15 @@ impl TestRelay {
 
     /// Starts a relay, with the production rate limits when `rate_limits`.
     pub async fn start_with(backend: Backend, rate_limits: bool) -> Option<Self> {
+        Self::start_configured(backend, rate_limits, |_| {}).await
+    }
+
+    /// Starts a relay like [`Self::start_with`], after `adjust` has changed its configuration.
+    pub async fn start_configured(
+        backend: Backend,
+        rate_limits: bool,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let (database_url, pg_database, sqlite_path) = fresh_database(backend)?;
         let outbox = std::env::temp_dir().join(unique_name("sc_outbox"));
         let mut config = Config::defaults();
@@ -111,6 +120,7 @@ impl TestRelay {
         config.database_url = database_url;
         config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = relay_server::server::build_state(config).expect("build state");
