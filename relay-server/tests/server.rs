@@ -1,5 +1,12 @@
 //! The relay as a program: the `securechat-relay` binary on its embedded defaults (what
 //! `cargo xtask run` starts), `--help`, graceful shutdown, and the web app directory.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
