@@ -39,10 +39,10 @@ async fn wait_healthy(url: &str, child: &mut std::process::Child) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("relay exited early: {status}");
         }
-        if let Ok(resp) = client.get(url).send().await {
-            if resp.status() == 200 {
-                return;
-            }
+        if let Ok(resp) = client.get(url).send().await
+            && resp.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "relay did not become healthy");
         tokio::time::sleep(Duration::from_millis(100)).await;
