@@ -57,11 +57,24 @@ pub fn ms_id(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Trims a display name and checks it has 1–64 characters and no control characters.
+/// Control characters, and the invisible or direction-changing format characters that let a
+/// name impersonate another or reorder the text around it (bidi embeddings, overrides and
+/// isolates, directional marks, zero-width space, BOM, line and paragraph separators). The
+/// zero-width joiner stays allowed: emoji sequences need it.
+fn deceptive_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
+/// Trims a display name and checks it has 1–64 characters, no control characters and none of
+/// the deceptive format characters above.
 pub fn display_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let n = name.chars().count();
-    if n == 0 || n > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
+    if n == 0 || n > MAX_DISPLAY_NAME_CHARS || name.chars().any(deceptive_or_control) {
         return Err(ApiError::new(
             ErrorCode::InvalidInput,
             "display_name must be 1 to 64 characters without control characters",
