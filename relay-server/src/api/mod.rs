@@ -20,9 +20,42 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
         version = "1",
         description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
     ),
-    components(schemas(ErrorBody, ErrorCode))
+    components(schemas(ErrorBody, ErrorCode)),
+    modifiers(&SessionAuth)
 )]
 pub struct ApiDoc;
+
+/// The two ways to present a session token, as OpenAPI security schemes. Operations that need
+/// a signed-in user list both (`security(("session_token" = []), ("session_cookie" = []))`).
+struct SessionAuth;
+
+impl utoipa::Modify for SessionAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `token` of a login response, as `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::api::auth::SESSION_COOKIE,
+                "HttpOnly SameSite=Strict cookie set at login (web app). Writes authenticated \
+                 by it also need the `X-CSRF-Token` header with the login's `csrf_token`.",
+            ))),
+        );
+    }
+}
 
 /// JSON extractor settings: size limit and typed errors instead of actix's plain text.
 #[must_use]
