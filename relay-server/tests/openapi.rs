@@ -54,7 +54,10 @@ async fn security_schemes_match_the_handlers() {
                 s.iter().any(|r| r.get("session_token").is_some())
                     && s.iter().any(|r| r.get("session_cookie").is_some())
             });
-            assert_ne!(status, 404, "{method} {path} is documented but not routed: {body}");
+            assert_ne!(
+                status, 404,
+                "{method} {path} is documented but not routed: {body}"
+            );
             if declares {
                 secured += 1;
                 assert_eq!(
@@ -71,7 +74,10 @@ async fn security_schemes_match_the_handlers() {
             }
         }
     }
-    assert!(secured >= 7, "only {secured} operations declare session auth");
+    assert!(
+        secured >= 7,
+        "only {secured} operations declare session auth"
+    );
 
     // Every error code the relay can send is in the schema, so clients can switch on it.
     let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]

@@ -219,3 +219,59 @@ fn a_web_dir_without_index_html_is_refused_at_startup() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("index.html"));
     let _ = std::fs::remove_dir_all(&empty);
 }
+
+/// Strict CORS: only configured origins get `Access-Control-Allow-Origin`, with credentials;
+/// a preflight from any other origin is refused. Security headers are on every response.
+#[actix_web::test]
+async fn cors_is_strict_and_security_headers_are_set() {
+    let relay = TestRelay::start_configured(Backend::Sqlite, false, |c| {
+        c.allowed_origins = vec!["https://chat.example.org".into()];
+    })
+    .await
+    .unwrap();
+    let client = relay.client();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, relay.url("/api/v1/sessions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://chat.example.org").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://chat.example.org"
+    );
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(!evil.status().is_success(), "{}", evil.status());
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+
+    let simple = client
+        .get(relay.url("/healthz"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(!simple.headers().contains_key("access-control-allow-origin"));
+
+    let resp = client.get(relay.url("/api/v1/me")).send().await.unwrap();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(resp.headers()[name], value, "{name}");
+    }
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    relay.stop().await;
+}
