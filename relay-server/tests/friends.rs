@@ -927,3 +927,63 @@ async fn rate_limits_sqlite() {
 async fn rate_limits_postgres() {
     rate_limits(Backend::Postgres).await;
 }
+
+/// Many users ask one user at the same moment: every request lands (no `database is locked`
+/// or stale-snapshot failures on SQLite), and she can accept them all.
+async fn concurrent_requests(relay: &TestRelay) {
+    let star = user(relay, "star").await;
+    let mut fans = Vec::new();
+    for i in 0..8 {
+        fans.push(user(relay, &format!("fan{i}")).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for fan in &fans {
+        let client = relay.client();
+        let url = relay.url("/api/v1/friends/requests");
+        let token = fan.token.clone();
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"ms_id": "star", "note": "hi"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 201);
+    }
+    let incoming = requests(relay, &star).await["incoming"].clone();
+    let ids: Vec<i64> = incoming
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), fans.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let client = relay.client();
+        let url = relay.url(&format!("/api/v1/friends/requests/{id}/accept"));
+        let token = star.token.clone();
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(friend_ms_ids(relay, &star).await.len(), fans.len());
+}
+
+on_both_backends!(concurrent_requests);

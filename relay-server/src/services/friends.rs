@@ -194,7 +194,7 @@ pub async fn send_request(
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 let (other, profile) = target(conn, caller, &ms_id)?;
                 if are_friends(conn, caller, other)? {
                     return Err(ApiError::new(
@@ -307,7 +307,7 @@ pub async fn accept(state: &AppState, caller: i64, request_id: i64) -> Result<Fr
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 let sender: Option<i64> = friend_requests::table
                     .filter(friend_requests::id.eq(request_id))
                     .filter(friend_requests::recipient_id.eq(caller))
@@ -428,7 +428,7 @@ pub async fn block(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(),
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 let (other, _) = profiles::find_visible(conn, caller, &ms_id)?;
                 if other == caller {
                     return Err(ApiError::new(

@@ -107,7 +107,7 @@ pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Re
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 let current: Option<String> = users::table
                     .filter(users::id.eq(user_id))
                     .select(users::ms_id)
