@@ -987,3 +987,50 @@ async fn concurrent_requests(relay: &TestRelay) {
 }
 
 on_both_backends!(concurrent_requests);
+
+/// Two users ask each other at the same moment: one request is created and the other turns
+/// it into a friendship — never two crossed pending requests.
+async fn concurrent_mutual_requests(relay: &TestRelay) {
+    let mut pairs = Vec::new();
+    for i in 0..5 {
+        let a = user(relay, &format!("left{i}")).await;
+        let b = user(relay, &format!("right{i}")).await;
+        pairs.push((a, b, i));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (a, b, i) in &pairs {
+        for (who, target) in [(a, format!("right{i}")), (b, format!("left{i}"))] {
+            let client = relay.client();
+            let url = relay.url("/api/v1/friends/requests");
+            let token = who.token.clone();
+            tasks.spawn(async move {
+                let status = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({ "ms_id": target }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                (target, status)
+            });
+        }
+    }
+    let mut statuses = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        statuses.push(done.unwrap());
+    }
+    for (a, b, i) in &pairs {
+        let mut mine: Vec<u16> = statuses
+            .iter()
+            .filter(|(t, _)| *t == format!("right{i}") || *t == format!("left{i}"))
+            .map(|(_, s)| *s)
+            .collect();
+        mine.sort_unstable();
+        assert_eq!(mine, [200, 201], "pair {i}");
+        assert_eq!(rows_between(relay, a.id, b.id).await, (0, 1), "pair {i}");
+    }
+}
+
+on_both_backends!(concurrent_mutual_requests);

@@ -107,6 +107,23 @@ pub fn has_blocked(conn: &mut DbConnection, blocker: i64, blocked: i64) -> Resul
     Ok(found)
 }
 
+/// Serializes changes to the relation between `a` and `b` until the end of the transaction.
+/// On PostgreSQL (read committed) two transactions could otherwise both see "no request from
+/// the other side" and leave two crossed pending requests, or race on the friendship row;
+/// a transaction-scoped advisory lock on the pair prevents that. SQLite needs nothing: a
+/// [`crate::db::write_transaction`] already holds the database's write lock.
+fn lock_pair(conn: &mut DbConnection, a: i64, b: i64) -> Result<(), ApiError> {
+    if let DbConnection::Pg(pg) = conn {
+        let (low, high) = ordered(a, b);
+        // One 64-bit key per pair; a collision only makes two pairs wait for each other.
+        let key = low.wrapping_mul(1_000_003).wrapping_add(high);
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Makes `a` and `b` friends (if they are not yet) and deletes the requests between them.
 fn befriend(conn: &mut DbConnection, a: i64, b: i64, now: i64) -> Result<i64, ApiError> {
     delete_requests_between(conn, a, b)?;
@@ -162,10 +179,24 @@ fn profile_of(conn: &mut DbConnection, user_id: i64) -> Result<Profile, ApiError
     })
 }
 
-/// The target of an action by ms_id: visible to the caller, not the caller, not blocked by
+/// The user an action by ms_id addresses, as the caller sees them (`not_found` if there is
+/// none or they blocked the caller), with the pair locked (see [`lock_pair`]) before the
+/// block is checked.
+fn locate(conn: &mut DbConnection, caller: i64, ms_id: &str) -> Result<(i64, Profile), ApiError> {
+    let (id, profile) = profiles::find_by_ms_id(conn, ms_id)?.ok_or_else(profiles::no_such_user)?;
+    if id != caller {
+        lock_pair(conn, caller, id)?;
+        if has_blocked(conn, id, caller)? {
+            return Err(profiles::no_such_user());
+        }
+    }
+    Ok((id, profile))
+}
+
+/// The target of a friend request: visible to the caller, not the caller, not blocked by
 /// the caller.
 fn target(conn: &mut DbConnection, caller: i64, ms_id: &str) -> Result<(i64, Profile), ApiError> {
-    let (id, profile) = profiles::find_visible(conn, caller, ms_id)?;
+    let (id, profile) = locate(conn, caller, ms_id)?;
     if id == caller {
         return Err(ApiError::new(
             ErrorCode::SelfRequest,
@@ -315,6 +346,15 @@ pub async fn accept(state: &AppState, caller: i64, request_id: i64) -> Result<Fr
                     .first(conn)
                     .optional()?;
                 let sender = sender.ok_or_else(not_found_request)?;
+                lock_pair(conn, caller, sender)?;
+                // Re-read under the lock: a concurrent accept, cancel or block may have won.
+                let still_there = diesel::select(diesel::dsl::exists(
+                    friend_requests::table.filter(friend_requests::id.eq(request_id)),
+                ))
+                .get_result::<bool>(conn)?;
+                if !still_there {
+                    return Err(not_found_request());
+                }
                 let since = befriend(conn, caller, sender, now)?;
                 Ok(Friend {
                     profile: profile_of(conn, sender)?,
@@ -429,7 +469,7 @@ pub async fn block(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(),
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
-                let (other, _) = profiles::find_visible(conn, caller, &ms_id)?;
+                let (other, _) = locate(conn, caller, &ms_id)?;
                 if other == caller {
                     return Err(ApiError::new(
                         ErrorCode::SelfRequest,
