@@ -906,6 +906,16 @@ async fn rate_limits(backend: Backend) {
         assert_eq!(resp.status(), 404);
     }
     assert_rate_limited(lookup(&relay, &bob, "alice3").await).await;
+    // Blocking tells whether an ms_id exists, so it shares the lookup limit.
+    let resp = call(
+        &relay,
+        Method::POST,
+        "/api/v1/blocks",
+        &bob,
+        Some(json!({"ms_id": "alice3"})),
+    )
+    .await;
+    assert_rate_limited(resp).await;
 
     // Friend requests: 30 an hour per account.
     for i in 0..30 {

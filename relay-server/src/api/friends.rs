@@ -299,7 +299,8 @@ pub(crate) async fn remove_friend(
 }
 
 /// Block a user: ends the friendship and deletes pending requests both ways; the caller then
-/// looks nonexistent to them. Blocking again changes nothing.
+/// looks nonexistent to them. Blocking again changes nothing. Counts as a lookup for the
+/// rate limit.
 #[utoipa::path(
     tag = "blocks",
     request_body = BlockBody,
@@ -309,14 +310,18 @@ pub(crate) async fn remove_friend(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
         (status = 404, description = "not_found: no such user (or one who blocked the caller)", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
     )
 )]
 #[post("/blocks")]
 pub(crate) async fn block(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // 204 or 404 tells whether an ms_id exists: limited like lookups.
+    limit(&state, &req, &user, Action::Lookup)?;
     friends::block(&state, user.user_id, &body.ms_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

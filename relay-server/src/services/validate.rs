@@ -88,12 +88,16 @@ pub fn ms_id(raw: &str) -> Result<String, ApiError> {
 /// Longest friend-request note, in characters.
 pub const MAX_NOTE_CHARS: usize = 280;
 
-/// Trims an optional friend-request note; an empty one is none. At most 280 characters, and
-/// no control characters other than line breaks.
+/// Trims an optional friend-request note (CRLF line breaks become LF); an empty one is none.
+/// At most 280 characters, and no control characters other than `\n`.
 pub fn note(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(note) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+    let Some(note) = raw
+        .map(|n| n.replace("\r\n", "\n"))
+        .filter(|n| !n.trim().is_empty())
+    else {
         return Ok(None);
     };
+    let note = note.trim();
     if note.chars().count() > MAX_NOTE_CHARS || note.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ApiError::new(
             ErrorCode::InvalidInput,
@@ -190,6 +194,8 @@ mod tests {
         assert!(note(Some(&"é".repeat(280))).is_ok());
         assert!(note(Some(&"é".repeat(281))).is_err());
         assert!(note(Some("a\u{7}b")).is_err());
+        assert_eq!(note(Some("a\r\nb")).unwrap().unwrap(), "a\nb");
+        assert!(note(Some("a\rb")).is_err());
     }
 
     #[test]
