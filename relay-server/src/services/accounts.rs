@@ -467,14 +467,19 @@ pub async fn delete_account(
     user_id: i64,
     password: Zeroizing<String>,
 ) -> Result<(), ApiError> {
-    let account = reauthenticate(state, user_id, password).await?;
+    reauthenticate(state, user_id, password).await?;
     let now = state.clock.now();
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction(conn, |conn| {
+                // Read inside the transaction: the ms_id may have changed since the check.
+                let ms_id: String = users::table
+                    .filter(users::id.eq(user_id))
+                    .select(users::ms_id)
+                    .first(conn)?;
                 diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
-                crate::services::profiles::hold_ms_id(conn, &account.ms_id, user_id, now)
+                crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)
             })
         })
         .await
