@@ -860,7 +860,59 @@ async fn openapi_lists_routes(relay: &TestRelay) {
     }
 }
 
+/// Cookie-authenticated writes need the CSRF header; registration uses the new-ms_id rules.
+async fn cookie_csrf_and_registration_rules(relay: &TestRelay) {
+    let alice = user(relay, "alice").await;
+    user(relay, "bob").await;
+    let (token, csrf) = relay.token(&alice.email).await;
+    let cookie = format!("securechat_session={token}");
+    let put = |csrf: Option<String>| {
+        let mut req = relay
+            .client()
+            .put(relay.url("/api/v1/me/ms_id"))
+            .header("cookie", &cookie)
+            .json(&json!({"ms_id": "alice2"}));
+        if let Some(csrf) = csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        req.send()
+    };
+    assert_error(put(None).await.unwrap(), 403, "csrf_failed").await;
+    let resp = relay
+        .client()
+        .post(relay.url("/api/v1/friends/requests"))
+        .header("cookie", &cookie)
+        .json(&json!({"ms_id": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 403, "csrf_failed").await;
+    assert_eq!(requests(relay, &alice).await["outgoing"], json!([]));
+    assert_eq!(put(Some(csrf)).await.unwrap().status(), 200);
+    // Reads need no CSRF header.
+    let resp = relay
+        .client()
+        .get(relay.url("/api/v1/users/bob"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    for ms_id in [".lead", "trail_", "dou..ble", "mi\u{0445}ed"] {
+        let resp = relay
+            .client()
+            .post(relay.url("/api/v1/accounts"))
+            .json(&json!({"email": "z@example.org", "password": PASSWORD, "ms_id": ms_id, "display_name": "Z"}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 400, "invalid_ms_id").await;
+    }
+}
+
 on_both_backends!(
+    cookie_csrf_and_registration_rules,
     rename_keeps_friends,
     deleted_account_ms_id_held,
     case_insensitive,
