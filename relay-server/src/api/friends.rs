@@ -134,7 +134,7 @@ impl From<BlockedUser> for BlockView {
 }
 
 /// Send a friend request by ms_id. If that user already asked the caller, the two become
-/// friends at once (200, `accepted`). Limited to 30 requests an hour per account.
+/// friends at once (200, `accepted`). Limited to 30 attempts an hour per account and 60 per IP.
 #[utoipa::path(
     tag = "friends",
     request_body = SendRequestBody,

@@ -58,7 +58,8 @@ impl From<Profile> for ProfileView {
 }
 
 /// Change the caller's ms_id. The old one is held for the caller for 30 days (only they may
-/// take it back meanwhile); friendships are unaffected. Limited to 3 edits a day per account.
+/// take it back meanwhile); friendships are unaffected. Limited to 3 attempts a day per
+/// account (successful or not) and 20 an hour per IP.
 #[utoipa::path(
     tag = "profiles",
     request_body = ChangeMsIdRequest,
