@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod friends;
 pub mod health;
+pub mod profiles;
 
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
 use actix_web::web;
@@ -102,7 +104,20 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(accounts::me)
         .service(accounts::delete_me)
         .service(accounts::change_password)
-        .service(accounts::change_email);
+        .service(accounts::change_email)
+        .service(profiles::change_ms_id)
+        .service(profiles::lookup)
+        // Literal `/friends/requests` paths before `/friends/{ms_id}` and `/friends/requests/{id}`.
+        .service(friends::send_request)
+        .service(friends::list_requests)
+        .service(friends::accept_request)
+        .service(friends::decline_request)
+        .service(friends::cancel_request)
+        .service(friends::list_friends)
+        .service(friends::remove_friend)
+        .service(friends::block)
+        .service(friends::list_blocks)
+        .service(friends::unblock);
 }
 
 /// `GET /api/v1/openapi.json`.
