@@ -13,7 +13,7 @@ mod common;
 
 use common::{Backend, PASSWORD, TestRelay, assert_error};
 use diesel::prelude::*;
-use relay_server::db::schema::{sessions, users};
+use relay_server::db::schema::{blocks, friend_requests, friendships, sessions, users};
 use serde_json::{Value, json};
 
 /// How a case authenticates.
@@ -104,6 +104,8 @@ struct World {
     alice_csrf: String,
     revoked: String,
     bob_session_id: i64,
+    /// Alice's pending request to Bob.
+    alice_to_bob: i64,
 }
 
 async fn world(relay: &TestRelay) -> World {
@@ -132,11 +134,36 @@ async fn world(relay: &TestRelay) -> World {
         .await
         .unwrap();
     let bob_session_id = list[0]["id"].as_i64().unwrap();
+
+    // Alice asks Bob; Carol blocks Alice.
+    let sent: Value = relay
+        .client()
+        .post(relay.url("/api/v1/friends/requests"))
+        .bearer_auth(&alice)
+        .json(&json!({"ms_id": "bob", "note": "hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_to_bob = sent["request"]["id"].as_i64().unwrap();
+    let (carol, _) = relay.token("carol@example.org").await;
+    let resp = relay
+        .client()
+        .post(relay.url("/api/v1/blocks"))
+        .bearer_auth(&carol)
+        .json(&json!({"ms_id": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
     World {
         alice,
         alice_csrf,
         revoked,
         bob_session_id,
+        alice_to_bob,
     }
 }
 
@@ -584,6 +611,194 @@ fn account_cases(w: &World) -> Vec<Case> {
     ]
 }
 
+fn friend_cases(w: &World) -> Vec<Case> {
+    let alice = || Auth::Bearer(w.alice.clone());
+    let req = "/api/v1/friends/requests";
+    let ask = |ms_id: &str| Body::Json(json!({"ms_id": ms_id}));
+    vec![
+        case(
+            "friend request to yourself",
+            "POST",
+            req,
+            alice(),
+            ask("alice"),
+            400,
+            "self_request",
+        ),
+        case(
+            "friend request to yourself, other case",
+            "POST",
+            req,
+            alice(),
+            ask("ALICE"),
+            400,
+            "self_request",
+        ),
+        case(
+            "friend request to nobody",
+            "POST",
+            req,
+            alice(),
+            ask("nobody-here"),
+            404,
+            "not_found",
+        ),
+        case(
+            "friend request with a bad ms_id",
+            "POST",
+            req,
+            alice(),
+            ask("bob; --"),
+            400,
+            "invalid_ms_id",
+        ),
+        case(
+            "friend request, ms_id of wrong type",
+            "POST",
+            req,
+            alice(),
+            Body::Json(json!({"ms_id": ["bob"]})),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "duplicate friend request",
+            "POST",
+            req,
+            alice(),
+            ask("bob"),
+            409,
+            "duplicate_request",
+        ),
+        case(
+            "friend request to a user who blocked you",
+            "POST",
+            req,
+            alice(),
+            ask("carol"),
+            404,
+            "not_found",
+        ),
+        case(
+            "friend request note too long",
+            "POST",
+            req,
+            alice(),
+            Body::Json(json!({"ms_id": "carol", "note": "x".repeat(281)})),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "friend request note with bidi override",
+            "POST",
+            req,
+            alice(),
+            Body::Json(json!({"ms_id": "bob", "note": "hi \u{202e}olleh"})),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "friend request without a session",
+            "POST",
+            req,
+            Auth::None,
+            ask("bob"),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "accept your own outgoing request",
+            "POST",
+            format!("{req}/{}/accept", w.alice_to_bob),
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "decline a request that does not exist",
+            "POST",
+            format!("{req}/987654/decline"),
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "accept a non-numeric request id",
+            "POST",
+            format!("{req}/xyz/accept"),
+            alice(),
+            Body::None,
+            400,
+            "invalid_input",
+        ),
+        case(
+            "remove a stranger from friends",
+            "DELETE",
+            "/api/v1/friends/bob",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "look up a user who blocked you",
+            "GET",
+            "/api/v1/users/carol",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "look up a malformed ms_id",
+            "GET",
+            "/api/v1/users/%E2%80%AEbob",
+            alice(),
+            Body::None,
+            400,
+            "invalid_ms_id",
+        ),
+        case(
+            "block a user who blocked you",
+            "POST",
+            "/api/v1/blocks",
+            alice(),
+            ask("carol"),
+            404,
+            "not_found",
+        ),
+        case(
+            "unblock someone not blocked",
+            "DELETE",
+            "/api/v1/blocks/bob",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "ms_id edit to a taken one",
+            "PUT",
+            "/api/v1/me/ms_id",
+            alice(),
+            ask("Bob"),
+            409,
+            "ms_id_unavailable",
+        ),
+        case(
+            "ms_id edit with a homoglyph",
+            "PUT",
+            "/api/v1/me/ms_id",
+            alice(),
+            ask("\u{0430}lice2"),
+            400,
+            "invalid_ms_id",
+        ),
+    ]
+}
+
 async fn count_users(relay: &TestRelay) -> i64 {
     relay
         .state
@@ -602,7 +817,8 @@ async fn count_users(relay: &TestRelay) -> i64 {
 async fn bad_input_table(relay: &TestRelay) {
     let w = world(relay).await;
     let users_before = count_users(relay).await;
-    let cases = account_cases(&w);
+    let mut cases = account_cases(&w);
+    cases.extend(friend_cases(&w));
     assert!(cases.len() >= 40, "the table has {} cases", cases.len());
     for c in &cases {
         let resp = send(relay, c).await;
@@ -672,6 +888,24 @@ async fn bad_input_table(relay: &TestRelay) {
     );
     let (again, _) = relay.token("alice@example.org").await;
     assert!(!again.is_empty());
+
+    // The social graph is exactly what the setup made: one request, no friendship, one block.
+    let (requests, friends, blocked) = relay
+        .state
+        .db
+        .run(|conn| {
+            let r = friend_requests::table.count().get_result::<i64>(conn);
+            let f = friendships::table.count().get_result::<i64>(conn);
+            let b = blocks::table.count().get_result::<i64>(conn);
+            match (r, f, b) {
+                (Ok(r), Ok(f), Ok(b)) => Ok((r, f, b)),
+                _ => panic!("count failed"),
+            }
+        })
+        .await
+        .map_err(|e: relay_server::api::error::ApiError| e)
+        .unwrap();
+    assert_eq!((requests, friends, blocked), (1, 0, 1));
 }
 
 on_both_backends!(bad_input_table);

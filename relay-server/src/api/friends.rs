@@ -136,6 +136,7 @@ impl From<BlockedUser> for BlockView {
 /// Send a friend request by ms_id. If that user already asked the caller, the two become
 /// friends at once (200, `accepted`). Limited to 30 attempts an hour per account and 60 per IP.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     request_body = SendRequestBody,
     responses(
@@ -175,6 +176,7 @@ pub(crate) async fn send_request(
 
 /// The caller's incoming and outgoing pending friend requests.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     responses(
         (status = 200, body = FriendRequestsView),
@@ -195,6 +197,7 @@ pub(crate) async fn list_requests(
 
 /// Accept a friend request sent to the caller.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     params(("id" = i64, Path, description = "request id")),
     responses(
@@ -217,6 +220,7 @@ pub(crate) async fn accept_request(
 
 /// Decline a friend request sent to the caller (the sender is not told).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     params(("id" = i64, Path, description = "request id")),
     responses(
@@ -239,6 +243,7 @@ pub(crate) async fn decline_request(
 
 /// Cancel a friend request the caller sent.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     params(("id" = i64, Path, description = "request id")),
     responses(
@@ -261,6 +266,7 @@ pub(crate) async fn cancel_request(
 
 /// The caller's friends, by ms_id.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     responses(
         (status = 200, body = Vec<FriendView>),
@@ -278,6 +284,7 @@ pub(crate) async fn list_friends(
 
 /// End a friendship.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",
     params(("ms_id" = String, Path, description = "the friend's ms_id, any case")),
     responses(
@@ -302,6 +309,7 @@ pub(crate) async fn remove_friend(
 /// looks nonexistent to them. Blocking again changes nothing. Counts as a lookup for the
 /// rate limit.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "blocks",
     request_body = BlockBody,
     responses(
@@ -328,6 +336,7 @@ pub(crate) async fn block(
 
 /// Lift a block (friendship and requests are not restored).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "blocks",
     params(("ms_id" = String, Path, description = "the blocked user's ms_id, any case")),
     responses(
@@ -350,6 +359,7 @@ pub(crate) async fn unblock(
 
 /// The users the caller blocked, most recent first.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "blocks",
     responses(
         (status = 200, body = Vec<BlockView>),

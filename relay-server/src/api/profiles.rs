@@ -61,6 +61,7 @@ impl From<Profile> for ProfileView {
 /// take it back meanwhile); friendships are unaffected. Limited to 3 attempts a day per
 /// account (successful or not) and 20 an hour per IP.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "profiles",
     request_body = ChangeMsIdRequest,
     responses(
@@ -88,6 +89,7 @@ pub(crate) async fn change_ms_id(
 /// Look up a user's public profile by ms_id (case-insensitive). A user who blocked the caller
 /// is `not_found`, like one that does not exist.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "profiles",
     params(("ms_id" = String, Path, description = "the ms_id, any case")),
     responses(
