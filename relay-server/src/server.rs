@@ -34,6 +34,14 @@ pub enum StartupError {
 
 /// Connects the database and the mailer.
 pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+    if let Some(dir) = &config.web_dir
+        && !dir.join("index.html").is_file()
+    {
+        return Err(StartupError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("--web-dir {}: no index.html there", dir.display()),
+        )));
+    }
     let db = Db::connect(&config.database_url)?;
     let mailer = Mailer::from_url(&config.mail_url, &config.mail_from)?;
     let limits = Arc::new(RateLimits::new(config.disable_rate_limits));
@@ -100,7 +108,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
     let web_dir = state.config.web_dir.clone();
     let openapi = web::Data::new(openapi_document());
     let factory = move || {
-        App::new()
+        let app = App::new()
             // Registered before the /api/v1 scope, which would otherwise swallow it.
             .app_data(openapi.clone())
             .route("/api/v1/openapi.json", web::get().to(api::openapi_json))
@@ -110,13 +118,22 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             .app_data(api::path_config())
             .service(api::health::healthz)
             .service(utoipa_actix_web::scope("/api/v1").configure(api::configure))
-            .into_app()
-            .default_service(web::to(api::not_found))
-            .wrap(cors(&origins))
+            .into_app();
+        // The web app (if configured) answers every path the API does not; `/` serves its
+        // `index.html`. Unknown paths get the API's typed 404 either way.
+        let app = app.default_service(web::to(api::not_found));
+        let app = match &web_dir {
+            Some(dir) => app.service(
+                actix_files::Files::new("/", dir)
+                    .index_file("index.html")
+                    .default_handler(web::to(api::not_found)),
+            ),
+            None => app,
+        };
+        app.wrap(cors(&origins))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
     };
-    let _ = web_dir;
     let server = HttpServer::new(factory)
         .tcp_nodelay(true)
         .shutdown_timeout(10);

@@ -25,6 +25,10 @@ const TABLES: &[&str] = &[
     "friendships",
     "blocks",
     "security_events",
+    "devices",
+    "signed_prekeys",
+    "one_time_prekeys",
+    "envelopes",
 ];
 
 fn tables(conn: &mut DbConnection) -> Vec<String> {

@@ -5,7 +5,7 @@
 //! cargo xtask test                      everything CI runs (.ci/run), fail fast
 //! cargo xtask bench [crypto|all] [-- ARGS]   criterion benches (ARGS go to criterion)
 //! cargo xtask fuzz [TARGET] [--seconds N]    cargo-fuzz targets of crypto-core, N s each
-//! cargo xtask run                       the relay server (arrives with issue #3)
+//! cargo xtask run [-- ARGS]             build and start the relay server
 //! ```
 //!
 //! Arguments are parsed by hand from `std::env::args`: there are four subcommands and two
@@ -33,7 +33,9 @@ Commands:
   fuzz [TARGET] [--seconds N]  Run each cargo-fuzz target of crypto-core/fuzz (or only TARGET)
                                for N seconds (default 30). Installs cargo-fuzz if missing and
                                needs a nightly toolchain.
-  run                          Start the relay server (not yet: it arrives with issue #3).
+  run [-- ARGS]                Build and start the relay server on http://127.0.0.1:8080 with
+                               SQLite (./securechat.db) and a mail outbox (./mail-outbox);
+                               ARGS go to securechat-relay (`cargo xtask run -- --help`).
   help                         Print this message.
 
 Environment:
@@ -67,7 +69,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "bench" => bench::run(&util::Ctx::new()?, rest),
         "fuzz" => fuzz::run(&util::Ctx::new()?, rest),
-        "run" => run_relay(),
+        "run" => run_relay(&util::Ctx::new()?, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -76,12 +78,31 @@ fn dispatch(args: &[String]) -> Result<()> {
     }
 }
 
-/// `cargo xtask run`: the README's "start the server" command. The relay server is issue #3;
-/// until it lands this says so and fails, so no script mistakes it for a running server.
-fn run_relay() -> Result<()> {
-    bail!(
-        "`cargo xtask run` starts the relay server (securechat-relay), which is not in the \
-         workspace yet: it arrives with issue #3. Today the workspace holds only crypto-core; \
-         try `cargo xtask test`."
-    )
+/// `cargo xtask run [-- ARGS]`: the README's "start the server" command. Builds the relay
+/// (release profile) and runs it on its embedded defaults: http://127.0.0.1:8080, SQLite in
+/// `./securechat.db`, mail written to `./mail-outbox/*.eml`. ARGS go to `securechat-relay`
+/// (see `cargo xtask run -- --help`). When the web app has been built (`web/dist/index.html`)
+/// it is served at `/`.
+fn run_relay(ctx: &util::Ctx, args: &[String]) -> Result<()> {
+    let args = match args.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => args,
+    };
+    let mut cmd = ctx.cargo_with(&[
+        "run",
+        "--release",
+        "-p",
+        "relay-server",
+        "--bin",
+        "securechat-relay",
+    ]);
+    cmd.arg("--");
+    let web_dist = ctx.root.join("web/dist");
+    let has_web_dir_arg = args.iter().any(|a| a.starts_with("--web-dir"))
+        || std::env::var_os("SECURECHAT_WEB_DIR").is_some();
+    if web_dist.join("index.html").is_file() && !has_web_dir_arg {
+        cmd.arg("--web-dir").arg(&web_dist);
+    }
+    cmd.args(args);
+    util::exec(&mut cmd)
 }

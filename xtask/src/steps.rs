@@ -19,6 +19,8 @@ pub(crate) enum Tool {
     WasmBindgenTestRunner,
     /// Node.js >= 20, which runs the wasm tests.
     Node,
+    /// PostgreSQL on 127.0.0.1:5432 (the relay's PostgreSQL suite).
+    Postgres,
 }
 
 /// Tools that could not be provided, with the reason (only ever filled outside CI).

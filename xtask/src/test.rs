@@ -12,7 +12,7 @@ pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 const STEPS: &[Step] = &[
     Step {
-        name: "tools: wasm32 target, wasm-bindgen-test-runner, rustfmt, clippy, node",
+        name: "tools: wasm32 target, wasm-bindgen-test-runner, rustfmt, clippy, node, postgres",
         needs: &[],
         run: crate::tools::ensure_all,
     },
@@ -32,9 +32,14 @@ const STEPS: &[Step] = &[
         run: clippy_wasm,
     },
     Step {
-        name: "cargo test (native: unit, integration, fuzz-corpus replay, doc tests)",
+        name: "cargo test (native: crypto-core, xtask; unit, integration, fuzz corpus, doc tests)",
         needs: &[],
         run: native_tests,
+    },
+    Step {
+        name: "cargo test relay-server (API suites on SQLite and PostgreSQL)",
+        needs: &[Tool::Postgres],
+        run: relay_tests,
     },
     Step {
         name: "cargo build crypto-core for wasm32",
@@ -46,8 +51,7 @@ const STEPS: &[Step] = &[
         needs: &[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node],
         run: wasm_tests,
     },
-    // Next: relay-server tests on SQLite and on PostgreSQL (issue #3), end-to-end tests,
-    // browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
+    // Next: end-to-end tests, browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
 ];
 
 pub(crate) fn run(ctx: &Ctx) -> Result<()> {
@@ -85,10 +89,17 @@ fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
     exec(&mut cmd)
 }
 
-/// All native tests of the workspace, doc tests included. Fuzz seed corpora are replayed by
-/// ordinary unit tests, so they run here too.
+/// All native tests of the workspace but the relay's, doc tests included. Fuzz seed corpora
+/// are replayed by ordinary unit tests, so they run here too.
 fn native_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
-    exec(&mut ctx.cargo_with(&["test", "--workspace"]))
+    exec(&mut ctx.cargo_with(&["test", "--workspace", "--exclude", "relay-server"]))
+}
+
+/// The relay's unit tests and API suites. Every scenario runs twice, on a fresh SQLite file and
+/// on a fresh PostgreSQL database (`sc_test_*` on 127.0.0.1:5432, dropped afterwards). With
+/// `CI=true` the harness fails when PostgreSQL is unreachable instead of skipping that half.
+fn relay_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    exec(&mut ctx.cargo_with(&["test", "-p", "relay-server"]))
 }
 
 fn wasm_build(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {

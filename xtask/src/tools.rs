@@ -19,7 +19,65 @@ pub(crate) fn ensure_all(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
     ensure_component(ctx, toolbox, Tool::Clippy, "clippy", "clippy")?;
     ensure_wasm_target(ctx, toolbox)?;
     ensure_wasm_bindgen(ctx, toolbox)?;
-    check_node(ctx, toolbox)
+    check_node(ctx, toolbox)?;
+    ensure_postgres(ctx, toolbox)
+}
+
+/// Where the relay's PostgreSQL suite expects the server (trust auth, user `postgres`).
+const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+
+fn postgres_listening() -> bool {
+    use std::net::{SocketAddr, TcpStream};
+    POSTGRES_ADDR.parse::<SocketAddr>().is_ok_and(|addr| {
+        TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+    })
+}
+
+/// PostgreSQL answers on 127.0.0.1:5432, or is started with `pg_ctlcluster` (Debian's
+/// postgresql-common) when a cluster is installed but stopped.
+fn ensure_postgres(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
+    if postgres_listening() {
+        println!("postgres: listening on {POSTGRES_ADDR}");
+        return Ok(());
+    }
+    let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for version in &versions {
+        println!("postgres: not listening on {POSTGRES_ADDR}; starting cluster {version}/main");
+        let started = exec(Command::new("pg_ctlcluster").args([
+            "--skip-systemctl-redirect",
+            version,
+            "main",
+            "start",
+        ]));
+        if let Err(err) = started {
+            println!("postgres: pg_ctlcluster failed: {err:#}");
+        }
+    }
+    for _ in 0..20 {
+        if postgres_listening() {
+            println!("postgres: listening on {POSTGRES_ADDR}");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    toolbox.unavailable(
+        ctx,
+        Tool::Postgres,
+        format!(
+            "PostgreSQL is not reachable on {POSTGRES_ADDR} (installed clusters: {})",
+            if versions.is_empty() {
+                "none".to_owned()
+            } else {
+                versions.join(", ")
+            }
+        ),
+    )
 }
 
 /// `cargo fmt` / `cargo clippy` work, or `rustup component add` makes them work.

@@ -283,6 +283,7 @@ pub(crate) async fn login(
 
 /// List the caller's live sessions.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "sessions",
     responses((status = 200, body = Vec<SessionView>), (status = 401, body = ErrorBody)),
 )]
@@ -297,6 +298,7 @@ pub(crate) async fn list_sessions(
 
 /// Sign out (ends this session and clears the cookie).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "sessions",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, description = "csrf_failed", body = ErrorBody)),
 )]
@@ -313,6 +315,7 @@ pub(crate) async fn logout(
 
 /// Revoke one of the caller's sessions.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "sessions",
     params(("id" = i64, Path, description = "session id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -329,6 +332,7 @@ pub(crate) async fn revoke_session(
 
 /// The caller's account.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)),
 )]
@@ -343,6 +347,7 @@ pub(crate) async fn me(
 
 /// Delete the caller's account (needs the password).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     request_body = DeleteAccountRequest,
     responses(
@@ -373,6 +378,7 @@ pub(crate) async fn delete_me(
 
 /// Change the password (needs the current one); signs out the other sessions.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     request_body = ChangePasswordRequest,
     responses(
@@ -404,6 +410,7 @@ pub(crate) async fn change_password(
 
 /// Change the e-mail address (needs the password; the new address is unverified).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     request_body = ChangeEmailRequest,
     responses(

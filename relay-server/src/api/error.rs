@@ -52,7 +52,7 @@ pub enum ErrorCode {
     TwoFactorState,
     /// The resource does not exist (or is hidden from the caller).
     NotFound,
-    /// A friend request to oneself.
+    /// A friend request to (or block of) oneself.
     SelfRequest,
     /// A pending request already exists.
     DuplicateRequest,

@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod friends;
 pub mod health;
+pub mod profiles;
 pub mod twofa;
 
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
@@ -21,9 +23,42 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
         version = "1",
         description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
     ),
-    components(schemas(ErrorBody, ErrorCode))
+    components(schemas(ErrorBody, ErrorCode)),
+    modifiers(&SessionAuth)
 )]
 pub struct ApiDoc;
+
+/// The two ways to present a session token, as OpenAPI security schemes. Operations that need
+/// a signed-in user list both (`security(("session_token" = []), ("session_cookie" = []))`).
+struct SessionAuth;
+
+impl utoipa::Modify for SessionAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `token` of a login response, as `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::api::auth::SESSION_COOKIE,
+                "HttpOnly SameSite=Strict cookie set at login (web app). Writes authenticated \
+                 by it also need the `X-CSRF-Token` header with the login's `csrf_token`.",
+            ))),
+        );
+    }
+}
 
 /// JSON extractor settings: size limit and typed errors instead of actix's plain text.
 #[must_use]
@@ -71,6 +106,19 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(accounts::delete_me)
         .service(accounts::change_password)
         .service(accounts::change_email)
+        .service(profiles::change_ms_id)
+        .service(profiles::lookup)
+        // Literal `/friends/requests` paths before `/friends/{ms_id}` and `/friends/requests/{id}`.
+        .service(friends::send_request)
+        .service(friends::list_requests)
+        .service(friends::accept_request)
+        .service(friends::decline_request)
+        .service(friends::cancel_request)
+        .service(friends::list_friends)
+        .service(friends::remove_friend)
+        .service(friends::block)
+        .service(friends::list_blocks)
+        .service(friends::unblock)
         .service(twofa::challenge_email)
         .service(twofa::complete_challenge)
         .service(twofa::totp_setup)

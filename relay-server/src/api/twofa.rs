@@ -211,6 +211,7 @@ pub(crate) async fn complete_challenge(
 /// Start TOTP setup: a new secret, its `otpauth://` URI and QR code (not active until
 /// `POST /me/2fa/totp/activate`).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = ReauthRequest,
     responses(
@@ -250,6 +251,7 @@ pub(crate) async fn totp_setup(
 
 /// Turn TOTP on with a first code from the app; returns recovery codes once.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = CodeRequest,
     responses(
@@ -277,6 +279,7 @@ pub(crate) async fn totp_activate(
 
 /// Turn TOTP off (password and a current code).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = ReauthRequest,
     responses(
@@ -310,6 +313,7 @@ pub(crate) async fn totp_disable(
 /// Mail a security code to the account's address: for sensitive changes (`method: email`)
 /// and as `email_code` when turning e-mail codes on.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     responses(
         (status = 204, description = "code sent (valid 10 minutes, 5 tries)"),
@@ -332,6 +336,7 @@ pub(crate) async fn email_send(
 /// Turn e-mail codes on (verified address, password, a code just mailed, and with TOTP on a
 /// TOTP or recovery code).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = EmailEnableRequest,
     responses(
@@ -364,6 +369,7 @@ pub(crate) async fn email_enable(
 
 /// Turn e-mail codes off (password and a current code).
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = ReauthRequest,
     responses(
@@ -400,6 +406,7 @@ pub(crate) async fn email_disable(
 
 /// Replace the recovery codes (password and a current code); the old ones stop working.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     request_body = ReauthRequest,
     responses(
@@ -437,6 +444,7 @@ pub(crate) async fn recovery_regenerate(
 
 /// The account's security events, newest first.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "two-factor",
     responses((status = 200, body = Vec<SecurityEventView>), (status = 401, body = ErrorBody)),
 )]
@@ -459,6 +467,7 @@ pub(crate) async fn security_events(
 
 /// Mail a code that confirms the account's address.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     responses(
         (status = 204, description = "code sent (valid 10 minutes, 5 tries)"),
@@ -481,6 +490,7 @@ pub(crate) async fn verify_email_send(
 
 /// Confirm the address with the mailed code.
 #[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     request_body = CodeRequest,
     responses(

@@ -190,3 +190,36 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
     };
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
+
+/// Runs `f` in a transaction for a read-then-write sequence. On SQLite the transaction starts
+/// with `BEGIN IMMEDIATE`, taking the write lock up front (waiting up to `busy_timeout`):
+/// a plain deferred transaction that reads and then writes fails at once with
+/// `SQLITE_BUSY` when another connection committed in between (its snapshot is stale, and
+/// waiting cannot help), which concurrent friend requests hit. On PostgreSQL it is an
+/// ordinary transaction. Nested `transaction` calls inside `f` become savepoints.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return Err(E::from(diesel::result::Error::BrokenTransactionManager));
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A failed rollback marks the connection broken; the pool then discards it.
+            let _ = AnsiTransactionManager::rollback_transaction(sqlite);
+            Err(e)
+        }
+    }
+}

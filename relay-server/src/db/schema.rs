@@ -107,6 +107,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        identity_key -> Binary,
+        name -> Text,
+        created_at -> BigInt,
+        last_seen_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    signed_prekeys (device_id) {
+        device_id -> BigInt,
+        key_id -> BigInt,
+        prekey -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    one_time_prekeys (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        key_id -> BigInt,
+        prekey -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    envelopes (id) {
+        id -> BigInt,
+        recipient_device_id -> BigInt,
+        sender_user_id -> BigInt,
+        sender_device_id -> BigInt,
+        client_id -> Text,
+        kind -> Integer,
+        ciphertext -> Binary,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(devices -> users (user_id));
+diesel::joinable!(signed_prekeys -> devices (device_id));
+diesel::joinable!(one_time_prekeys -> devices (device_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(login_challenges -> users (user_id));
 diesel::joinable!(email_codes -> users (user_id));
@@ -124,4 +171,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     friendships,
     blocks,
     security_events,
+    devices,
+    signed_prekeys,
+    one_time_prekeys,
+    envelopes,
 );

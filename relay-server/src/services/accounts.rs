@@ -472,7 +472,9 @@ pub async fn revoke_session(
     Ok(())
 }
 
-/// Deletes the account after checking its password; sessions and the rest cascade.
+/// Deletes the account after checking its password; sessions, friendships, requests and
+/// blocks cascade. Its ms_id is held for 30 days (nobody can reclaim it: the id that could is
+/// gone), so no one can take over a deleted account's handle at once.
 pub async fn delete_account(
     state: &AppState,
     user_id: i64,
@@ -480,11 +482,19 @@ pub async fn delete_account(
     factor: SecondFactor,
 ) -> Result<(), ApiError> {
     reauthenticate(state, user_id, password, factor).await?;
+    let now = state.clock.now();
     state
         .db
         .run(move |conn| {
-            diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
-            Ok::<_, ApiError>(())
+            crate::db::write_transaction(conn, |conn| {
+                // Read inside the transaction: the ms_id may have changed since the check.
+                let ms_id: String = users::table
+                    .filter(users::id.eq(user_id))
+                    .select(users::ms_id)
+                    .first(conn)?;
+                diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
+                crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)
+            })
         })
         .await
 }

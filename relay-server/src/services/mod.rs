@@ -2,7 +2,9 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod friends;
 pub mod passwords;
+pub mod profiles;
 pub mod ratelimit;
 pub mod tokens;
 pub mod twofa;

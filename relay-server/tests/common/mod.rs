@@ -104,7 +104,7 @@ impl TestRelay {
 
     /// Starts a relay, with the production rate limits when `rate_limits`.
     pub async fn start_with(backend: Backend, rate_limits: bool) -> Option<Self> {
-        Self::start_with_mail(backend, rate_limits, None).await
+        Self::start_configured(backend, rate_limits, |_| {}).await
     }
 
     /// Starts a relay whose mail goes to `mail_url` (default: a `file://` outbox).
@@ -113,13 +113,28 @@ impl TestRelay {
         rate_limits: bool,
         mail_url: Option<String>,
     ) -> Option<Self> {
+        Self::start_configured(backend, rate_limits, move |c| {
+            if let Some(url) = mail_url {
+                c.mail_url = url;
+            }
+        })
+        .await
+    }
+
+    /// Starts a relay like [`Self::start_with`], after `adjust` has changed its configuration.
+    pub async fn start_configured(
+        backend: Backend,
+        rate_limits: bool,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let (database_url, pg_database, sqlite_path) = fresh_database(backend)?;
         let outbox = std::env::temp_dir().join(unique_name("sc_outbox"));
         let mut config = Config::defaults();
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database_url = database_url;
-        config.mail_url = mail_url.unwrap_or_else(|| format!("file://{}", outbox.display()));
+        config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = relay_server::server::build_state(config).expect("build state");

@@ -1,0 +1,4 @@
+DROP TABLE envelopes;
+DROP TABLE one_time_prekeys;
+DROP TABLE signed_prekeys;
+DROP TABLE devices;

@@ -1,0 +1,277 @@
+//! The relay as a program: the `securechat-relay` binary on its embedded defaults (what
+//! `cargo xtask run` starts), `--help`, graceful shutdown, and the web app directory.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{Backend, TestRelay, assert_error, unique_name};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_securechat-relay");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn wait_healthy(url: &str, child: &mut std::process::Child) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("relay exited early: {status}");
+        }
+        if let Ok(resp) = client.get(url).send().await
+            && resp.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "relay did not become healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// No flags but a port: SQLite file and mail outbox in the working directory, migrations
+/// applied, accounts work; SIGTERM stops it cleanly (exit status 0).
+#[actix_web::test]
+async fn binary_runs_on_embedded_defaults_and_stops_on_sigterm() {
+    let dir = temp_dir("sc_bin");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env("SECURECHAT_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&format!("{base}/healthz"), &mut child).await;
+
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/accounts"))
+        .json(&serde_json::json!({
+            "email": "newcomer@example.org",
+            "password": common::PASSWORD,
+            "ms_id": "newcomer",
+            "display_name": "New Comer"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(dir.join("securechat.db").is_file(), "default SQLite file");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "relay ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_explains_every_setting() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--listen", "SECURECHAT_LISTEN"),
+        ("--database-url", "DATABASE_URL"),
+        ("--mail-url", "SECURECHAT_MAIL_URL"),
+        ("--mail-from", "SECURECHAT_MAIL_FROM"),
+        ("--tls-cert", "SECURECHAT_TLS_CERT"),
+        ("--tls-key", "SECURECHAT_TLS_KEY"),
+        ("--allowed-origins", "SECURECHAT_ALLOWED_ORIGINS"),
+        ("--web-dir", "SECURECHAT_WEB_DIR"),
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+        assert!(help.contains(env), "--help lacks {env}");
+    }
+    assert!(help.contains("127.0.0.1:8080"));
+    assert!(help.contains("sqlite://./securechat.db"));
+}
+
+#[test]
+fn a_bad_database_url_is_a_clear_startup_error() {
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--database-url", "mysql://nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mysql") || stderr.contains("database"),
+        "{stderr}"
+    );
+}
+
+fn write_web_app(dir: &Path) {
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><title>SecureChat</title>",
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.js"), "console.log('hi');").unwrap();
+}
+
+/// `--web-dir` serves the app at `/`, the API keeps its routes and typed errors, unknown
+/// paths get the typed 404, and nothing outside the directory is reachable.
+#[actix_web::test]
+async fn web_dir_is_served_beside_the_api() {
+    let web = temp_dir("sc_web");
+    write_web_app(&web);
+    let dir = web.clone();
+    let relay = TestRelay::start_configured(Backend::Sqlite, false, move |c| {
+        c.web_dir = Some(dir);
+    })
+    .await
+    .unwrap();
+    let client = relay.client();
+
+    let index = client.get(relay.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(index.headers().contains_key("content-security-policy"));
+    assert!(index.text().await.unwrap().contains("SecureChat"));
+
+    let js = client.get(relay.url("/app.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+
+    let health = client.get(relay.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let doc = client
+        .get(relay.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+
+    assert_error(
+        client.get(relay.url("/missing.js")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        client.get(relay.url("/api/v1/nope")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    for escape in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/..%2fCargo.toml"] {
+        let resp = client.get(relay.url(escape)).send().await.unwrap();
+        assert_ne!(resp.status(), 200, "{escape} must not escape the web dir");
+    }
+    relay.stop().await;
+    let _ = std::fs::remove_dir_all(&web);
+}
+
+#[test]
+fn a_web_dir_without_index_html_is_refused_at_startup() {
+    let empty = temp_dir("sc_web_empty");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}/x.db", empty.display()))
+        .arg("--web-dir")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("index.html"));
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+/// Strict CORS: only configured origins get `Access-Control-Allow-Origin`, with credentials;
+/// a preflight from any other origin is refused. Security headers are on every response.
+#[actix_web::test]
+async fn cors_is_strict_and_security_headers_are_set() {
+    let relay = TestRelay::start_configured(Backend::Sqlite, false, |c| {
+        c.allowed_origins = vec!["https://chat.example.org".into()];
+    })
+    .await
+    .unwrap();
+    let client = relay.client();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, relay.url("/api/v1/sessions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://chat.example.org").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://chat.example.org"
+    );
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(!evil.status().is_success(), "{}", evil.status());
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+
+    let simple = client
+        .get(relay.url("/healthz"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(!simple.headers().contains_key("access-control-allow-origin"));
+
+    let resp = client.get(relay.url("/api/v1/me")).send().await.unwrap();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(resp.headers()[name], value, "{name}");
+    }
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    relay.stop().await;
+}
