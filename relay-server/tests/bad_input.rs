@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Backend, PASSWORD, TestRelay, assert_error};
+use common::{Backend, PASSWORD, TestRelay, assert_error, totp_at};
 use diesel::prelude::*;
 use relay_server::db::schema::{blocks, friend_requests, friendships, sessions, users};
 use serde_json::{Value, json};
@@ -106,6 +106,30 @@ struct World {
     bob_session_id: i64,
     /// Alice's pending request to Bob.
     alice_to_bob: i64,
+    /// Dave has TOTP on.
+    dave: String,
+    /// Dave's TOTP secret, and the code that activated it.
+    dave_secret: String,
+    dave_activation_code: String,
+    /// Two of Dave's login challenges.
+    dave_challenge: String,
+    dave_challenge2: String,
+}
+
+async fn post_json(relay: &TestRelay, path: &str, token: Option<&str>, body: Value) -> Value {
+    let mut req = relay.client().post(relay.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+async fn login_challenge(relay: &TestRelay, email: &str) -> String {
+    let resp = relay.login(email, PASSWORD).await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "two_factor_required");
+    body["challenge"].as_str().unwrap().to_owned()
 }
 
 async fn world(relay: &TestRelay) -> World {
@@ -158,12 +182,42 @@ async fn world(relay: &TestRelay) -> World {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
+
+    // Dave turns TOTP on (codes computed by the tests' own RFC 6238).
+    relay.register("dave@example.org", "dave").await;
+    let (dave, _) = relay.token("dave@example.org").await;
+    let setup = post_json(
+        relay,
+        "/api/v1/me/2fa/totp/setup",
+        Some(&dave),
+        json!({"password": PASSWORD}),
+    )
+    .await;
+    let dave_secret = setup["secret"].as_str().unwrap().to_owned();
+    let now = relay.clock().now();
+    relay.clock().advance(30 - now.rem_euclid(30) + 1);
+    let dave_activation_code = totp_at(&dave_secret, relay.clock().now());
+    let activated = post_json(
+        relay,
+        "/api/v1/me/2fa/totp/activate",
+        Some(&dave),
+        json!({"code": dave_activation_code}),
+    )
+    .await;
+    assert_eq!(activated["recovery_codes"].as_array().unwrap().len(), 10);
+    let dave_challenge = login_challenge(relay, "dave@example.org").await;
+    let dave_challenge2 = login_challenge(relay, "dave@example.org").await;
     World {
         alice,
         alice_csrf,
         revoked,
         bob_session_id,
         alice_to_bob,
+        dave,
+        dave_secret,
+        dave_activation_code,
+        dave_challenge,
+        dave_challenge2,
     }
 }
 
@@ -799,6 +853,162 @@ fn friend_cases(w: &World) -> Vec<Case> {
     ]
 }
 
+fn two_factor_cases(w: &World) -> Vec<Case> {
+    let dave = || Auth::Bearer(w.dave.clone());
+    let submit = "/api/v1/sessions/2fa";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // A code of a step far outside the ±1 window: well-formed but wrong.
+    let wrong = totp_at(&w.dave_secret, i64::try_from(now).unwrap() + 100_000);
+    let code = |challenge: &str, code: &str| {
+        Body::Json(json!({"challenge": challenge, "method": "totp", "code": code}))
+    };
+    let c2 = &w.dave_challenge2;
+    vec![
+        case(
+            "2FA with a forged challenge",
+            "POST",
+            submit,
+            Auth::None,
+            code(&"x".repeat(43), &wrong),
+            401,
+            "invalid_challenge",
+        ),
+        case(
+            "2FA with an unknown method",
+            "POST",
+            submit,
+            Auth::None,
+            Body::Json(json!({"challenge": w.dave_challenge, "method": "sms", "code": "123456"})),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "2FA with a wrong TOTP code",
+            "POST",
+            submit,
+            Auth::None,
+            code(&w.dave_challenge, &wrong),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "2FA replaying the activation code",
+            "POST",
+            submit,
+            Auth::None,
+            code(&w.dave_challenge, &w.dave_activation_code),
+            401,
+            "code_replayed",
+        ),
+        case(
+            "2FA wrong code 1/5",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, &wrong),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "2FA wrong code 2/5",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, "000000x"),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "2FA wrong code 3/5",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, &wrong),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "2FA wrong code 4/5",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, &wrong),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "2FA wrong code 5/5: too many attempts",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, &wrong),
+            429,
+            "too_many_attempts",
+        ),
+        case(
+            "2FA on a challenge killed by wrong codes",
+            "POST",
+            submit,
+            Auth::None,
+            code(c2, &totp_at(&w.dave_secret, i64::try_from(now).unwrap())),
+            429,
+            "too_many_attempts",
+        ),
+        case(
+            "TOTP setup while TOTP is on",
+            "POST",
+            "/api/v1/me/2fa/totp/setup",
+            dave(),
+            Body::Json(json!({"password": PASSWORD, "method": "totp", "code": wrong})),
+            409,
+            "two_factor_state",
+        ),
+        case(
+            "TOTP disable with the wrong password",
+            "POST",
+            "/api/v1/me/2fa/totp/disable",
+            dave(),
+            Body::Json(json!({"password": "wrong password", "method": "totp", "code": wrong})),
+            401,
+            "invalid_credentials",
+        ),
+        case(
+            "password change without the second factor",
+            "PUT",
+            "/api/v1/me/password",
+            dave(),
+            Body::Json(json!({"password": PASSWORD, "new_password": "another fine passphrase 7"})),
+            401,
+            "two_factor_required",
+        ),
+        case(
+            "password change with a wrong code",
+            "PUT",
+            "/api/v1/me/password",
+            dave(),
+            Body::Json(
+                json!({"password": PASSWORD, "new_password": "another fine passphrase 7", "method": "totp", "code": wrong}),
+            ),
+            401,
+            "invalid_code",
+        ),
+        case(
+            "recovery code that was never issued",
+            "POST",
+            submit,
+            Auth::None,
+            Body::Json(
+                json!({"challenge": w.dave_challenge, "method": "recovery", "code": "aaaaa-bbbbb"}),
+            ),
+            401,
+            "invalid_code",
+        ),
+    ]
+}
+
 async fn count_users(relay: &TestRelay) -> i64 {
     relay
         .state
@@ -819,6 +1029,7 @@ async fn bad_input_table(relay: &TestRelay) {
     let users_before = count_users(relay).await;
     let mut cases = account_cases(&w);
     cases.extend(friend_cases(&w));
+    cases.extend(two_factor_cases(&w));
     assert!(cases.len() >= 40, "the table has {} cases", cases.len());
     for c in &cases {
         let resp = send(relay, c).await;
@@ -906,6 +1117,20 @@ async fn bad_input_table(relay: &TestRelay) {
         .map_err(|e: relay_server::api::error::ApiError| e)
         .unwrap();
     assert_eq!((requests, friends, blocked), (1, 0, 1));
+
+    // Dave's second factor is still on, and his password did not change.
+    let me: Value = relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .bearer_auth(&w.dave)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["totp_enabled"], true);
+    assert_eq!(login_challenge(relay, "dave@example.org").await.len(), 43);
 }
 
 on_both_backends!(bad_input_table);

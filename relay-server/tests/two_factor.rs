@@ -12,55 +12,10 @@
 
 mod common;
 
-use common::{Backend, PASSWORD, TestRelay, assert_error};
-use hmac::{Hmac, KeyInit, Mac};
+use common::{Backend, PASSWORD, TestRelay, assert_error, base32_decode, hotp, totp_at};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::PathBuf;
-
-// ------------------------------------------------------------------ RFC 6238, by hand
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u64, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = ALPHABET
-            .iter()
-            .position(|&a| a == c.to_ascii_uppercase())
-            .expect("base32 character") as u64;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// HOTP (RFC 4226 §5.3) with HMAC-SHA-1, `digits` digits.
-fn hotp(key: &[u8], counter: u64, digits: u32) -> String {
-    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let offset = (h[19] & 0x0f) as usize;
-    let bin = (u32::from(h[offset] & 0x7f) << 24)
-        | (u32::from(h[offset + 1]) << 16)
-        | (u32::from(h[offset + 2]) << 8)
-        | u32::from(h[offset + 3]);
-    format!(
-        "{:0width$}",
-        bin % 10u32.pow(digits),
-        width = digits as usize
-    )
-}
-
-/// TOTP (RFC 6238 §4): 30-second steps, 6 digits.
-fn totp_at(secret_b32: &str, unix: i64) -> String {
-    hotp(&base32_decode(secret_b32), (unix / 30) as u64, 6)
-}
 
 #[test]
 fn rfc6238_test_vector() {
