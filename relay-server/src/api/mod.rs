@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod friends;
 pub mod health;
@@ -20,7 +21,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
     info(
         title = "SecureChat relay API",
         version = "1",
-        description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
+        description = "Accounts, two-factor authentication, ms_id profiles, friends, devices and prekey bundles. Keys are standard base64 of their crypto-core encodings. Every error is `{ \"error\": code, \"message\": text }`."
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SessionAuth)
@@ -117,7 +118,16 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(friends::remove_friend)
         .service(friends::block)
         .service(friends::list_blocks)
-        .service(friends::unblock);
+        .service(friends::unblock)
+        // Literal `/devices` before `/devices/{id}` paths.
+        .service(devices::register)
+        .service(devices::list_own)
+        .service(devices::count_one_time_prekeys)
+        .service(devices::upload_one_time_prekeys)
+        .service(devices::rotate_signed_prekey)
+        .service(devices::delete_device)
+        .service(devices::list_for_user)
+        .service(devices::claim_bundle);
 }
 
 /// `GET /api/v1/openapi.json`.
