@@ -829,6 +829,161 @@ async fn concurrent_claims_never_share_a_prekey(relay: &TestRelay) {
     assert_eq!(remaining(relay, &bob, device).await, 0);
 }
 
+/// Concurrent registrations and uploads cannot go past the caps (PostgreSQL runs them in
+/// parallel; the row locks serialize them per account and per device).
+async fn concurrent_writes_respect_the_caps(relay: &TestRelay) {
+    let alice = user(relay, "alice").await;
+    let bob = user(relay, "bob").await;
+
+    // 14 registrations at once, one identity sent by both alice and bob.
+    let (shared, _) = account(0);
+    let mut bodies: Vec<(String, Value)> = (0..12)
+        .map(|i| {
+            (
+                alice.token.clone(),
+                registration(&account(0).0, &format!("d{i}"), &[]),
+            )
+        })
+        .collect();
+    bodies.push((alice.token.clone(), registration(&shared, "shared", &[])));
+    bodies.push((bob.token.clone(), registration(&shared, "shared", &[])));
+    let mut set = tokio::task::JoinSet::new();
+    for (token, body) in bodies {
+        let client = relay.client();
+        let url = relay.url("/api/v1/devices");
+        set.spawn(async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body["error"].as_str().map(str::to_owned))
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(result) = set.join_next().await {
+        outcomes.push(result.unwrap());
+    }
+    let created = outcomes.iter().filter(|(s, _)| *s == 201).count();
+    let too_many = outcomes
+        .iter()
+        .filter(|(s, e)| *s == 409 && e.as_deref() == Some("too_many_devices"))
+        .count();
+    let taken = outcomes
+        .iter()
+        .filter(|(s, e)| *s == 409 && e.as_deref() == Some("identity_taken"))
+        .count();
+    let alice_devices = own_devices(relay, &alice).await.len();
+    let bob_devices = own_devices(relay, &bob).await.len();
+    assert_eq!(alice_devices, 10, "{outcomes:?}");
+    assert_eq!(created, alice_devices + bob_devices, "{outcomes:?}");
+    assert_eq!(created + too_many + taken, 14, "{outcomes:?}");
+    // The shared identity was registered exactly once.
+    let shared_key = B64.encode(shared.identity().encode());
+    let mut holders = 0;
+    for who in [&alice, &bob] {
+        holders += own_devices(relay, who)
+            .await
+            .iter()
+            .filter(|d| d["identity_key"] == shared_key.as_str())
+            .count();
+    }
+    assert_eq!(holders, 1, "{outcomes:?}");
+
+    // Five uploads of 100 at once onto a device holding 300: exactly two fit.
+    let (mut acc, _) = account(0);
+    let device = register(relay, &bob, &acc, &[]).await;
+    for _ in 0..3 {
+        let batch = acc.generate_one_time_prekeys(100).unwrap();
+        ok_json(upload(relay, &bob, device, b64_keys(&batch)).await, 200).await;
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let keys = b64_keys(&acc.generate_one_time_prekeys(100).unwrap());
+        let client = relay.client();
+        let url = relay.url(&format!("/api/v1/devices/{device}/one-time-prekeys"));
+        let token = bob.token.clone();
+        set.spawn(async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "prekeys": keys }))
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(result) = set.join_next().await {
+        statuses.push(result.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 409, 409, 409]);
+    assert_eq!(remaining(relay, &bob, device).await, 500);
+}
+
+/// The OpenAPI document lists the device operations, with session security, and their DTOs.
+async fn openapi_lists_the_directory(relay: &TestRelay) {
+    let doc: Value = relay
+        .client()
+        .get(relay.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/devices", "post"),
+        ("/api/v1/devices", "get"),
+        ("/api/v1/devices/{id}", "delete"),
+        ("/api/v1/devices/{id}/signed-prekey", "put"),
+        ("/api/v1/devices/{id}/one-time-prekeys", "post"),
+        ("/api/v1/devices/{id}/one-time-prekeys/count", "get"),
+        ("/api/v1/users/{ms_id}/devices", "get"),
+        ("/api/v1/users/{ms_id}/devices/{device_id}/bundle", "post"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(
+            op["security"].to_string().contains("session_token"),
+            "{method} {path} lacks session security"
+        );
+    }
+    for schema in [
+        "RegisterDeviceBody",
+        "DeviceCreated",
+        "OwnDeviceView",
+        "DeviceView",
+        "SignedPrekeyBody",
+        "OneTimePrekeysBody",
+        "PrekeyCount",
+        "BundleView",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing from the OpenAPI components"
+        );
+    }
+    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"].to_string();
+    for code in [
+        "invalid_key",
+        "bad_signature",
+        "identity_taken",
+        "too_many_devices",
+        "too_many_prekeys",
+        "duplicate_prekey",
+        "stale_prekey",
+    ] {
+        assert!(codes.contains(code), "{code} missing from ErrorCode");
+    }
+}
+
 on_both_backends!(
     register_and_list,
     forged_and_malformed_keys,
@@ -839,6 +994,8 @@ on_both_backends!(
     rotate_signed_prekey,
     delete_device_and_ownership,
     concurrent_claims_never_share_a_prekey,
+    concurrent_writes_respect_the_caps,
+    openapi_lists_the_directory,
 );
 
 /// With the production limits, an account's bundle fetches stop at the burst of 200.
