@@ -829,6 +829,26 @@ async fn concurrent_claims_never_share_a_prekey(relay: &TestRelay) {
     assert_eq!(remaining(relay, &bob, device).await, 0);
 }
 
+/// Deleting the account removes its devices and prekeys; the identity may be registered again.
+async fn account_deletion_removes_devices(relay: &TestRelay) {
+    let alice = user(relay, "alice").await;
+    let (acc, keys) = account(3);
+    let device = register(relay, &alice, &acc, &keys).await;
+    assert_eq!(rows_of(relay, device).await, (1, 1, 3));
+    let resp = call(
+        relay,
+        Method::DELETE,
+        "/api/v1/me",
+        &alice,
+        Some(json!({ "password": common::PASSWORD })),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(rows_of(relay, device).await, (0, 0, 0));
+    let bob = user(relay, "bob").await;
+    register(relay, &bob, &acc, &keys).await;
+}
+
 /// Concurrent registrations and uploads cannot go past the caps (PostgreSQL runs them in
 /// parallel; the row locks serialize them per account and per device).
 async fn concurrent_writes_respect_the_caps(relay: &TestRelay) {
@@ -996,6 +1016,7 @@ on_both_backends!(
     concurrent_claims_never_share_a_prekey,
     concurrent_writes_respect_the_caps,
     openapi_lists_the_directory,
+    account_deletion_removes_devices,
 );
 
 /// With the production limits, an account's bundle fetches stop at the burst of 200.
