@@ -20,7 +20,7 @@ use crypto_core::message::SessionMessage;
 use crypto_core::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 use diesel::prelude::*;
 use relay_server::api::error::ApiError;
-use relay_server::db::schema::{devices, one_time_prekeys, signed_prekeys};
+use relay_server::db::schema::{devices, envelopes, one_time_prekeys, signed_prekeys};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -28,15 +28,17 @@ use std::collections::HashSet;
 const T0: u64 = 1_790_000_000;
 
 struct User {
+    id: i64,
     ms_id: String,
     token: String,
 }
 
 async fn user(relay: &TestRelay, ms_id: &str) -> User {
     let email = format!("{ms_id}@example.org");
-    relay.register(&email, ms_id).await;
+    let created = relay.register(&email, ms_id).await;
     let (token, _) = relay.token(&email).await;
     User {
+        id: created["user_id"].as_i64().unwrap(),
         ms_id: ms_id.to_owned(),
         token,
     }
@@ -244,6 +246,51 @@ async fn rows_of(relay: &TestRelay, device: i64) -> (i64, i64, i64) {
                 .count()
                 .get_result(conn)?;
             Ok::<_, ApiError>((d, s, o))
+        })
+        .await
+        .unwrap()
+}
+
+/// Queues an envelope from `from_device` (of `from_user`) to `to_device`, straight into the
+/// database (delivery is built elsewhere).
+async fn queue_envelope(relay: &TestRelay, from_user: i64, from_device: i64, to_device: i64) {
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(envelopes::table)
+                .values((
+                    envelopes::recipient_device_id.eq(to_device),
+                    envelopes::sender_user_id.eq(from_user),
+                    envelopes::sender_device_id.eq(from_device),
+                    envelopes::client_id.eq(format!("c{from_device}-{to_device}")),
+                    envelopes::kind.eq(1),
+                    envelopes::ciphertext.eq(vec![1u8, 2, 3]),
+                    envelopes::created_at.eq(1_i64),
+                    envelopes::expires_at.eq(i64::MAX),
+                ))
+                .execute(conn)?;
+            Ok::<_, ApiError>(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn envelopes_of(relay: &TestRelay, device: i64) -> i64 {
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            Ok::<_, ApiError>(
+                envelopes::table
+                    .filter(
+                        envelopes::recipient_device_id
+                            .eq(device)
+                            .or(envelopes::sender_device_id.eq(device)),
+                    )
+                    .count()
+                    .get_result::<i64>(conn)?,
+            )
         })
         .await
         .unwrap()
@@ -758,6 +805,11 @@ async fn delete_device_and_ownership(relay: &TestRelay) {
     let resp = call(relay, Method::DELETE, "/api/v1/devices/x", &alice, None).await;
     assert_error(resp, 400, "invalid_input").await;
 
+    // Envelopes to and from the device go with it.
+    queue_envelope(relay, bob.id, bob_device, device).await;
+    queue_envelope(relay, alice.id, device, bob_device).await;
+    assert_eq!(envelopes_of(relay, device).await, 2);
+
     let resp = call(
         relay,
         Method::DELETE,
@@ -768,6 +820,7 @@ async fn delete_device_and_ownership(relay: &TestRelay) {
     .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(rows_of(relay, device).await, (0, 0, 0));
+    assert_eq!(envelopes_of(relay, device).await, 0);
     assert!(own_devices(relay, &alice).await.is_empty());
     let resp = call(
         relay,
