@@ -621,3 +621,91 @@ pub async fn claim_bundle(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto_core::Account;
+
+    fn encoded(keys: &[OneTimePrekey]) -> Vec<String> {
+        keys.iter().map(|k| BASE64.encode(k.encode())).collect()
+    }
+
+    #[test]
+    fn one_time_prekey_batches() {
+        let mut acc = Account::new().unwrap();
+        let keys = acc.generate_one_time_prekeys(100).unwrap();
+        assert_eq!(
+            decode_one_time_prekeys(&encoded(&keys), false).unwrap(),
+            keys
+        );
+        let mut too_many = encoded(&keys);
+        too_many.push(too_many[0].clone());
+        assert_eq!(
+            decode_one_time_prekeys(&too_many, false).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
+        assert_eq!(
+            decode_one_time_prekeys(&[], false).unwrap_err().code,
+            ErrorCode::InvalidInput
+        );
+        assert!(decode_one_time_prekeys(&[], true).unwrap().is_empty());
+        let dup = encoded(&[keys[7], keys[3], keys[7]]);
+        let err = decode_one_time_prekeys(&dup, false).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DuplicatePrekey);
+        assert!(err.message.contains(&keys[7].id.to_string()), "{err}");
+        let bad = vec![encoded(&keys[..1])[0].clone(), "AAAA".to_owned()];
+        let err = decode_one_time_prekeys(&bad, false).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidKey);
+        assert!(err.message.starts_with("one_time_prekeys[1]"), "{err}");
+    }
+
+    #[test]
+    fn signatures_are_checked_strictly() {
+        let mut acc = Account::new().unwrap();
+        let spk = acc.generate_signed_prekey(1).unwrap();
+        let identity = BASE64.encode(acc.identity().encode());
+        let decoded = decode_identity(&identity).unwrap();
+        assert_eq!(&decoded, acc.identity());
+        let spk_b64 = BASE64.encode(spk.encode());
+        assert_eq!(decode_signed_prekey(&spk_b64, &decoded).unwrap(), spk);
+
+        // Every single-bit flip of the signatures is refused as a bad signature.
+        let identity_bytes = acc.identity().encode();
+        for bit in 0..8 * 64 {
+            let mut forged = identity_bytes.clone();
+            forged[65 + bit / 8] ^= 1 << (bit % 8);
+            let err = decode_identity(&BASE64.encode(&forged)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadSignature, "identity bit {bit}");
+        }
+        let spk_bytes = spk.encode();
+        for bit in 0..8 * 64 {
+            let mut forged = spk_bytes.clone();
+            forged[45 + bit / 8] ^= 1 << (bit % 8);
+            let err = decode_signed_prekey(&BASE64.encode(&forged), &decoded).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadSignature, "signed prekey bit {bit}");
+        }
+        let other = Account::new().unwrap();
+        let err = decode_signed_prekey(&spk_b64, other.identity()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadSignature);
+        assert_eq!(
+            decode_identity("AQ==").unwrap_err().code,
+            ErrorCode::InvalidKey
+        );
+        // Standard base64 with its padding, nothing else.
+        assert!(spk_b64.ends_with('='));
+        assert_eq!(
+            decode_signed_prekey(&spk_b64.replace('=', ""), &decoded)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidKey
+        );
+        let url_safe = identity.replace('+', "-").replace('/', "_");
+        if url_safe != identity {
+            assert_eq!(
+                decode_identity(&url_safe).unwrap_err().code,
+                ErrorCode::InvalidKey
+            );
+        }
+    }
+}

@@ -158,6 +158,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn device_names() {
+        assert_eq!(
+            device_name("  Firefox on laptop ").unwrap(),
+            "Firefox on laptop"
+        );
+        assert_eq!(device_name(&"é".repeat(64)).unwrap(), "é".repeat(64));
+        for bad in ["", "  ", "a\nb", "a\u{202e}b", "x".repeat(65).as_str()] {
+            assert_eq!(
+                device_name(bad).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn emails() {
         assert_eq!(email("  Alice@Example.ORG ").unwrap(), "alice@example.org");
         for bad in [
