@@ -68,6 +68,21 @@ pub enum ErrorCode {
     Internal,
     /// The database is unavailable.
     Unavailable,
+    /// A key or prekey is not the base64 of a valid crypto-core encoding (length, version or
+    /// point).
+    InvalidKey,
+    /// A signature over an identity or signed prekey does not verify (strict Ed25519).
+    BadSignature,
+    /// This device identity key is already registered.
+    IdentityTaken,
+    /// The account already has the maximum number of devices.
+    TooManyDevices,
+    /// The device would hold more one-time prekeys than allowed.
+    TooManyPrekeys,
+    /// A one-time prekey id is repeated in the upload or already stored for the device.
+    DuplicatePrekey,
+    /// The new signed prekey's id is not greater than the current one's.
+    StalePrekey,
 }
 
 impl ErrorCode {
@@ -77,7 +92,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson | InvalidInput | InvalidEmail | InvalidMsId | PasswordLength
-            | WeakPassword | SelfRequest => StatusCode::BAD_REQUEST,
+            | WeakPassword | SelfRequest | InvalidKey | BadSignature => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized | InvalidCredentials | InvalidChallenge | InvalidCode | CodeExpired
             | CodeReplayed => StatusCode::UNAUTHORIZED,
@@ -85,7 +100,8 @@ impl ErrorCode {
             CsrfFailed | Blocked => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             EmailTaken | MsIdUnavailable | DuplicateRequest | AlreadyFriends | TwoFactorState
-            | Conflict => StatusCode::CONFLICT,
+            | Conflict | IdentityTaken | TooManyDevices | TooManyPrekeys | DuplicatePrekey
+            | StalePrekey => StatusCode::CONFLICT,
             TooManyAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,6 +138,13 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::InvalidKey,
+        ErrorCode::BadSignature,
+        ErrorCode::IdentityTaken,
+        ErrorCode::TooManyDevices,
+        ErrorCode::TooManyPrekeys,
+        ErrorCode::DuplicatePrekey,
+        ErrorCode::StalePrekey,
     ];
 }
 

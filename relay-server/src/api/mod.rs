@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod friends;
 pub mod health;
@@ -21,7 +22,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
     info(
         title = "SecureChat relay API",
         version = "1",
-        description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
+        description = "Accounts, two-factor authentication, ms_id profiles, friends, devices and prekey bundles. Keys are standard base64 of their crypto-core encodings. Every error is `{ \"error\": code, \"message\": text }`."
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SessionAuth)
@@ -130,7 +131,16 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(twofa::recovery_regenerate)
         .service(twofa::security_events)
         .service(twofa::verify_email_send)
-        .service(twofa::verify_email_confirm);
+        .service(twofa::verify_email_confirm)
+        // Literal `/devices` before `/devices/{id}` paths.
+        .service(devices::register)
+        .service(devices::list_own)
+        .service(devices::count_one_time_prekeys)
+        .service(devices::upload_one_time_prekeys)
+        .service(devices::rotate_signed_prekey)
+        .service(devices::delete_device)
+        .service(devices::list_for_user)
+        .service(devices::claim_bundle);
 }
 
 /// `GET /api/v1/openapi.json`.

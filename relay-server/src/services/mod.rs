@@ -2,6 +2,7 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod devices;
 pub mod friends;
 pub mod passwords;
 pub mod profiles;

@@ -27,6 +27,8 @@ pub enum Action {
     Lookup,
     /// Sending a friend request.
     FriendRequest,
+    /// Fetching a prekey bundle (each one consumes a one-time prekey of the target device).
+    BundleFetch,
 }
 
 struct Limit {
@@ -44,6 +46,7 @@ pub struct RateLimits {
     ms_id_edit: Limit,
     lookup: Limit,
     friend_request: Limit,
+    bundle_fetch: Limit,
     /// Failed second-factor attempts per account: times of the failures in the last hour.
     two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
@@ -91,6 +94,10 @@ impl RateLimits {
             ms_id_edit: limit((20, HOUR), (3, DAY)),
             lookup: limit((120, MINUTE), (60, MINUTE)),
             friend_request: limit((60, HOUR), (30, HOUR)),
+            // A new device starts sessions with every device of every friend at once, so the
+            // burst is generous; the refill (one every 18 s per account) still stops a friend
+            // from draining someone's one-time prekeys quickly.
+            bundle_fetch: limit((600, HOUR), (200, HOUR)),
             two_factor_failures: Mutex::new(HashMap::new()),
         }
     }
@@ -104,6 +111,7 @@ impl RateLimits {
             Action::MsIdEdit => &self.ms_id_edit,
             Action::Lookup => &self.lookup,
             Action::FriendRequest => &self.friend_request,
+            Action::BundleFetch => &self.bundle_fetch,
         }
     }
 
@@ -195,6 +203,7 @@ impl RateLimits {
             &self.ms_id_edit,
             &self.lookup,
             &self.friend_request,
+            &self.bundle_fetch,
         ] {
             l.per_ip.retain_recent();
             l.per_account.retain_recent();

@@ -136,9 +136,42 @@ pub fn display_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Longest device name, in characters.
+pub const MAX_DEVICE_NAME_CHARS: usize = 64;
+
+/// Trims a device name ("Firefox on laptop") and checks it has 1–64 characters, no control
+/// characters and none of the deceptive format characters above.
+pub fn device_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let n = name.chars().count();
+    if n == 0 || n > MAX_DEVICE_NAME_CHARS || name.chars().any(deceptive_or_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "name must be 1 to 64 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(
+            device_name("  Firefox on laptop ").unwrap(),
+            "Firefox on laptop"
+        );
+        assert_eq!(device_name(&"é".repeat(64)).unwrap(), "é".repeat(64));
+        for bad in ["", "  ", "a\nb", "a\u{202e}b", "x".repeat(65).as_str()] {
+            assert_eq!(
+                device_name(bad).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn emails() {
