@@ -515,7 +515,54 @@ async fn held_ms_id(relay: &TestRelay) {
     relay.register("m@example.org", "heldname").await;
 }
 
+/// Concurrent registrations: distinct ones all succeed (no `database is locked` 500s on
+/// SQLite); racing for one e-mail address or one ms_id, exactly one wins and the others get
+/// the typed conflict.
+async fn concurrent_registrations(relay: &TestRelay) {
+    let mut distinct = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (client, url) = (relay.client(), relay.url("/api/v1/accounts"));
+        distinct.spawn(async move {
+            let body = account(
+                &format!("racer{i}@example.org"),
+                PASSWORD,
+                &format!("racer{i}"),
+            );
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let statuses = distinct.join_all().await;
+    assert_eq!(statuses, vec![201; 8]);
+
+    let mut same = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let (client, url) = (relay.client(), relay.url("/api/v1/accounts"));
+        same.spawn(async move {
+            let body = account("same@example.org", PASSWORD, &format!("same{i}"));
+            let resp = client.post(url).json(&body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body["error"].as_str().map(str::to_owned))
+        });
+    }
+    let mut results = same.join_all().await;
+    results.sort();
+    assert_eq!(results[0], (201, None), "{results:?}");
+    for r in &results[1..] {
+        assert_eq!(r, &(409, Some("email_taken".to_owned())), "{results:?}");
+    }
+    healthy(relay).await;
+}
+
 on_both_backends!(
+    concurrent_registrations,
     held_ms_id,
     register_login_me_logout,
     cookie_auth_and_csrf,

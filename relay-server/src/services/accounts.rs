@@ -211,7 +211,7 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Account, 
     let user_id = state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let taken: Option<i64> = users::table
                     .filter(users::email.eq(&email))
                     .select(users::id)
@@ -520,7 +520,7 @@ pub async fn change_password(
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 diesel::update(users::table.filter(users::id.eq(user_id)))
                     .set(users::password_hash.eq(&hash))
                     .execute(conn)?;
@@ -555,7 +555,7 @@ pub async fn change_email(
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let owner: Option<i64> = users::table
                     .filter(users::email.eq(&stored))
                     .select(users::id)

@@ -325,7 +325,7 @@ async fn send_email_code(
     let inserted = state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let last: Option<i64> = email_codes::table
                     .filter(email_codes::user_id.eq(user_id))
                     .filter(email_codes::purpose.eq(purpose.as_str()))
@@ -898,7 +898,7 @@ pub async fn totp_activate(
     let result = state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let row = load(conn, user_id)?;
                 if row.totp_enabled {
                     return Err(state_error("TOTP is already on"));
@@ -941,7 +941,7 @@ pub async fn totp_disable(state: &AppState, user_id: i64) -> Result<(), ApiError
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let row = load(conn, user_id)?;
                 if !row.totp_enabled {
                     return Err(state_error("TOTP is not on"));
@@ -1005,7 +1005,7 @@ pub async fn email_2fa_enable(
                 ));
             }
             check_email_code(conn, user_id, &row.email, Purpose::Reauth, &email_code, now)?;
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 diesel::update(users::table.filter(users::id.eq(user_id)))
                     .set(users::email_2fa_enabled.eq(true))
                     .execute(conn)?;
@@ -1032,7 +1032,7 @@ pub async fn email_2fa_disable(state: &AppState, user_id: i64) -> Result<(), Api
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let row = load(conn, user_id)?;
                 if !row.email_2fa_enabled {
                     return Err(state_error("e-mail codes are not on"));
@@ -1061,7 +1061,7 @@ pub async fn regenerate_recovery_codes(
     state
         .db
         .run(move |conn| {
-            conn.transaction::<_, ApiError, _>(|conn| {
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
                 let row = load(conn, user_id)?;
                 if !row.any_enabled() {
                     return Err(state_error("two-factor authentication is not on"));
