@@ -1009,6 +1009,127 @@ fn two_factor_cases(w: &World) -> Vec<Case> {
     ]
 }
 
+/// A device registration body from a real crypto-core account; `tweak` may corrupt it.
+fn device_body(tweak: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> Body {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let mut acc = crypto_core::Account::new().unwrap();
+    acc.generate_signed_prekey(1_800_000_000).unwrap();
+    let mut identity = acc.identity().encode();
+    let mut prekey = acc.signed_prekey().unwrap().encode();
+    tweak(&mut identity, &mut prekey);
+    Body::Json(json!({
+        "identity_key": B64.encode(identity),
+        "name": "laptop",
+        "signed_prekey": B64.encode(prekey),
+    }))
+}
+
+fn device_cases(w: &World) -> Vec<Case> {
+    let alice = || Auth::Bearer(w.alice.clone());
+    let dev = "/api/v1/devices";
+    let last = |v: &mut Vec<u8>| {
+        let n = v.len() - 1;
+        v[n] ^= 1;
+    };
+    vec![
+        case(
+            "device identity not base64",
+            "POST",
+            dev,
+            alice(),
+            Body::Json(json!({"identity_key": "%%%", "name": "x", "signed_prekey": "AA=="})),
+            400,
+            "invalid_key",
+        ),
+        case(
+            "device identity truncated",
+            "POST",
+            dev,
+            alice(),
+            device_body(|i, _| i.truncate(40)),
+            400,
+            "invalid_key",
+        ),
+        case(
+            "device identity with a forged signature",
+            "POST",
+            dev,
+            alice(),
+            device_body(|i, _| last(i)),
+            400,
+            "bad_signature",
+        ),
+        case(
+            "signed prekey with a forged signature",
+            "POST",
+            dev,
+            alice(),
+            device_body(|_, p| last(p)),
+            400,
+            "bad_signature",
+        ),
+        case(
+            "device name with a bidi override",
+            "POST",
+            dev,
+            alice(),
+            device_body(|_, _| {}).renamed("lap\u{202e}pot"),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "devices of a stranger",
+            "GET",
+            "/api/v1/users/bob/devices",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "bundle of a stranger's device",
+            "POST",
+            "/api/v1/users/bob/devices/1/bundle",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "delete a device that is not yours",
+            "DELETE",
+            "/api/v1/devices/424242",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        case(
+            "prekey count of an unknown device",
+            "GET",
+            "/api/v1/devices/424242/one-time-prekeys/count",
+            alice(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+    ]
+}
+
+impl Body {
+    /// The same JSON body with another `name`.
+    fn renamed(self, name: &str) -> Body {
+        match self {
+            Body::Json(mut v) => {
+                v["name"] = json!(name);
+                Body::Json(v)
+            }
+            other => other,
+        }
+    }
+}
+
 async fn count_users(relay: &TestRelay) -> i64 {
     relay
         .state
@@ -1030,6 +1151,7 @@ async fn bad_input_table(relay: &TestRelay) {
     let mut cases = account_cases(&w);
     cases.extend(friend_cases(&w));
     cases.extend(two_factor_cases(&w));
+    cases.extend(device_cases(&w));
     assert!(cases.len() >= 40, "the table has {} cases", cases.len());
     for c in &cases {
         let resp = send(relay, c).await;
@@ -1117,6 +1239,19 @@ async fn bad_input_table(relay: &TestRelay) {
         .map_err(|e: relay_server::api::error::ApiError| e)
         .unwrap();
     assert_eq!((requests, friends, blocked), (1, 0, 1));
+    let device_rows = relay
+        .state
+        .db
+        .run(|conn| {
+            relay_server::db::schema::devices::table
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(|e| panic!("{e}"))
+        })
+        .await
+        .map_err(|e: relay_server::api::error::ApiError| e)
+        .unwrap();
+    assert_eq!(device_rows, 0, "no refused device was stored");
 
     // Dave's second factor is still on, and his password did not change.
     let me: Value = relay
