@@ -42,6 +42,13 @@
 //! # }
 //! ```
 //!
+//! # Performance
+//! On native targets a call that seals or opens at least four chunks computes the SHA-256 of
+//! the ciphertext on a second, scoped thread while the chunks are processed (no extra buffers;
+//! the thread ends before the call returns). Smaller calls, wasm32, and any target where no
+//! thread can be started hash on the calling thread. Feed the streaming API pieces of 256 KiB
+//! or more to get the parallel path (docs/benchmarks.md, "Goal 2").
+//!
 //! # Security notes
 //! - [`AttachmentDecryptor::update`] releases a chunk's plaintext only after that chunk
 //!   authenticated, but the ciphertext digest can only be checked in
