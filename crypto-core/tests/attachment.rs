@@ -643,8 +643,8 @@ fn protocol_doc_compact() -> String {
         .collect()
 }
 
-/// Large inputs (at least four chunks per call) hash on a second thread while sealing or
-/// opening: the output must be the same as chunk by chunk, and every check must still hold.
+/// Large pieces (many chunks per call, as a file reader or the one-shot API gives them): the
+/// output must be the same as chunk by chunk, and every check must still hold.
 #[test]
 fn large_pieces_hash_in_parallel_with_the_same_result() {
     let plaintext = pattern(9 * CHUNK_SIZE + 5);
