@@ -190,19 +190,22 @@ impl Account {
         let ephemeral = X25519Secret::generate(rng)?;
         let spk = bundle.signed_prekey();
         let otpk = bundle.one_time_prekey();
-        let sk = x3dh::initiator_secret(
+        let x3dh = x3dh::initiator_secret(
             &self.identity,
             &ephemeral,
             bundle.identity(),
             spk.key(),
             otpk.map(|k| &k.key),
         )?;
-        let ratchet = DoubleRatchet::initiator(&sk, *spk.key(), rng)?;
+        // The ephemeral key is also the first ratchet key (docs/protocol.md §9.2).
+        let base_key = ephemeral.public_key();
+        let ratchet =
+            DoubleRatchet::initiator(&x3dh.shared_secret, *spk.key(), ephemeral, &x3dh.dh3)?;
         Ok(Session::new(
             ratchet,
             self.identity().clone(),
             bundle.identity().clone(),
-            ephemeral.public_key(),
+            base_key,
             true,
             PrekeyIds {
                 signed_prekey_id: spk.id(),
@@ -226,6 +229,10 @@ impl Account {
         if self.used_base_keys.contains(&message.base_key) {
             return Err(Error::DuplicateMessage);
         }
+        // The initiator's first ratchet key is its X3DH base key (docs/protocol.md §9.2).
+        if *message.message.ratchet_key() != message.base_key {
+            return Err(Error::SessionMismatch);
+        }
         let spk = self
             .signed_prekeys
             .iter()
@@ -239,14 +246,19 @@ impl Account {
             ),
             None => None,
         };
-        let sk = x3dh::responder_secret(
+        let x3dh = x3dh::responder_secret(
             &self.identity,
             &spk.secret,
             otpk,
             &message.sender,
             &message.base_key,
         )?;
-        let ratchet = DoubleRatchet::responder(&sk, spk.secret.clone());
+        let ratchet = DoubleRatchet::responder(
+            &x3dh.shared_secret,
+            spk.secret.clone(),
+            message.base_key,
+            &x3dh.dh3,
+        )?;
         let mut session = Session::new(
             ratchet,
             self.identity().clone(),

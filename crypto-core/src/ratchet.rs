@@ -184,19 +184,21 @@ fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(Zeroizing<[u8; 32]>
 }
 
 impl DoubleRatchet {
-    /// `RatchetInitAlice` (§3.3): the initiator starts sending to the responder's signed prekey.
-    pub(crate) fn initiator<R: TryCryptoRng + ?Sized>(
+    /// `RatchetInitAlice` (§3.3, §7.1), with the initiator's X3DH ephemeral key EK_A as its first
+    /// ratchet key pair: the first sending chain is `KDF_RK(SK, DH(EK_A, SPK_B))`, and that DH
+    /// output is X3DH's DH3, already computed (`first_dh`). The security argument is in
+    /// docs/protocol.md §9.2.
+    pub(crate) fn initiator(
         shared_secret: &[u8; 32],
         their_signed_prekey: X25519PublicKey,
-        rng: &mut R,
+        ephemeral: X25519Secret,
+        first_dh: &[u8; 32],
     ) -> Result<Self> {
-        let our_ratchet = X25519Secret::generate(rng)?;
-        let dh = our_ratchet.diffie_hellman(&their_signed_prekey)?;
-        let (root_key, sending) = kdf_rk(shared_secret, &dh)?;
+        let (root_key, sending) = kdf_rk(shared_secret, first_dh)?;
         Ok(Self {
             root_key,
-            our_ratchet_public: our_ratchet.public_key(),
-            our_ratchet,
+            our_ratchet_public: ephemeral.public_key(),
+            our_ratchet: ephemeral,
             their_ratchet: Some(their_signed_prekey),
             sending: Some(sending),
             previous_sending_length: 0,
@@ -206,19 +208,31 @@ impl DoubleRatchet {
         })
     }
 
-    /// `RatchetInitBob` (§3.3): the responder's first ratchet key is its signed prekey.
-    pub(crate) fn responder(shared_secret: &[u8; 32], signed_prekey: X25519Secret) -> Self {
-        Self {
-            root_key: Zeroizing::new(*shared_secret),
+    /// `RatchetInitBob` (§3.3) followed by the receiving half of the first DH-ratchet step:
+    /// the responder's first ratchet key is its signed prekey and the initiator's is its X3DH
+    /// base key, so the first receiving chain is `KDF_RK(SK, DH(SPK_B, EK_A))` with that DH
+    /// output X3DH's DH3 (`first_dh`). The sending half happens at the first encryption.
+    pub(crate) fn responder(
+        shared_secret: &[u8; 32],
+        signed_prekey: X25519Secret,
+        their_base_key: X25519PublicKey,
+        first_dh: &[u8; 32],
+    ) -> Result<Self> {
+        let (root_key, chain) = kdf_rk(shared_secret, first_dh)?;
+        Ok(Self {
+            root_key,
             our_ratchet_public: signed_prekey.public_key(),
             our_ratchet: signed_prekey,
-            their_ratchet: None,
+            their_ratchet: Some(their_base_key),
             sending: None,
             previous_sending_length: 0,
-            receiving: None,
+            receiving: Some(ReceivingChain {
+                ratchet_key: their_base_key,
+                chain,
+            }),
             skipped: VecDeque::new(),
             previous_receiving: VecDeque::new(),
-        }
+        })
     }
 
     /// `RatchetEncrypt` (§3.4).

@@ -7,7 +7,9 @@
 //!                   info = "SecureChat v1 X3DH", 32 bytes)
 //! AD  = SHA-256("SecureChat v1 X3DH AD" || Encode(IK_A) || Encode(IK_B))
 //! ```
-//! DH4 exists only when a one-time prekey was used. `Encode(IK)` is the 64 bytes Ed25519 key ||
+//! DH4 exists only when a one-time prekey was used. DH3 is also returned: it is the output of
+//! the first DH-ratchet step, because the initiator's ephemeral key EK_A is its first ratchet
+//! key (docs/protocol.md §9.2). `Encode(IK)` is the 64 bytes Ed25519 key ||
 //! X25519 key; AD is hashed once so every message authenticates a fixed 32 bytes. Every DH
 //! output must be contributory (RFC 7748 §6.1): a low-order key is an error.
 
@@ -22,6 +24,13 @@ pub const X3DH_INFO: &[u8] = b"SecureChat v1 X3DH";
 /// Domain prefix of the associated-data digest.
 pub const X3DH_AD_CONTEXT: &[u8] = b"SecureChat v1 X3DH AD";
 
+/// What X3DH hands to the Double Ratchet: the shared secret SK and DH3 = DH(EK_A, SPK_B), the
+/// first DH-ratchet output (the initiator's first ratchet key is EK_A, the responder's is SPK_B).
+pub(crate) struct X3dhOutput {
+    pub(crate) shared_secret: Zeroizing<[u8; 32]>,
+    pub(crate) dh3: Zeroizing<[u8; 32]>,
+}
+
 /// The initiator's computation (§3.3), after the bundle's signatures were verified.
 pub(crate) fn initiator_secret(
     identity: &IdentityKeys,
@@ -29,7 +38,7 @@ pub(crate) fn initiator_secret(
     their_identity: &PublicIdentity,
     their_signed_prekey: &X25519PublicKey,
     their_one_time_prekey: Option<&X25519PublicKey>,
-) -> Result<Zeroizing<[u8; 32]>> {
+) -> Result<X3dhOutput> {
     let dh1 = identity.agreement().diffie_hellman(their_signed_prekey)?;
     let dh2 = ephemeral.diffie_hellman(their_identity.agreement_key())?;
     let dh3 = ephemeral.diffie_hellman(their_signed_prekey)?;
@@ -37,7 +46,8 @@ pub(crate) fn initiator_secret(
         Some(key) => Some(ephemeral.diffie_hellman(key)?),
         None => None,
     };
-    derive(&dh1, &dh2, &dh3, dh4.as_deref())
+    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
+    Ok(X3dhOutput { shared_secret, dh3 })
 }
 
 /// The responder's computation (§3.4).
@@ -47,7 +57,7 @@ pub(crate) fn responder_secret(
     one_time_prekey: Option<&X25519Secret>,
     their_identity: &PublicIdentity,
     their_base_key: &X25519PublicKey,
-) -> Result<Zeroizing<[u8; 32]>> {
+) -> Result<X3dhOutput> {
     let dh1 = signed_prekey.diffie_hellman(their_identity.agreement_key())?;
     let dh2 = identity.agreement().diffie_hellman(their_base_key)?;
     let dh3 = signed_prekey.diffie_hellman(their_base_key)?;
@@ -55,7 +65,8 @@ pub(crate) fn responder_secret(
         Some(key) => Some(key.diffie_hellman(their_base_key)?),
         None => None,
     };
-    derive(&dh1, &dh2, &dh3, dh4.as_deref())
+    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
+    Ok(X3dhOutput { shared_secret, dh3 })
 }
 
 fn derive(

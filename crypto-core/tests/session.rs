@@ -156,6 +156,41 @@ fn forged_first_message_keeps_the_one_time_prekey() {
     assert_eq!(bob_account.one_time_prekeys().len(), 5);
 }
 
+/// Protocol §9.2: the initiator's first ratchet key is its X3DH base key; a prekey message
+/// whose ratchet key differs is refused before any DH, and consumes nothing.
+#[test]
+fn prekey_message_ratchet_key_must_equal_base_key() {
+    let mut bob_account = bob_account();
+    let bundle = bob_account.prekey_bundle(true).unwrap();
+    let mut alice = Account::new()
+        .unwrap()
+        .create_outbound_session(&bundle)
+        .unwrap();
+    let first = alice.encrypt(b"hello").unwrap();
+    let SessionMessage::Prekey(p) = &first else {
+        panic!()
+    };
+    assert_eq!(p.message().ratchet_key(), p.base_key());
+    // With a one-time prekey the inner RatchetMessage starts at 171; its ratchet key at 173.
+    let mut bytes = first.encode();
+    let other = bob_account.identity().agreement_key().as_bytes().to_vec();
+    bytes[173..205].copy_from_slice(&other);
+    let SessionMessage::Prekey(p) = SessionMessage::decode(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        bob_account.create_inbound_session(&p).unwrap_err(),
+        Error::SessionMismatch
+    );
+    assert_eq!(bob_account.one_time_prekeys().len(), 5);
+    // The genuine message still sets the session up.
+    let SessionMessage::Prekey(p) = first else {
+        panic!()
+    };
+    let (_, plaintext) = bob_account.create_inbound_session(&p).unwrap();
+    assert_eq!(&plaintext[..], b"hello");
+}
+
 #[test]
 fn out_of_order_across_ratchet_turns() {
     let Pair { mut alice, mut bob } = establish();

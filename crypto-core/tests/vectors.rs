@@ -253,7 +253,8 @@ fn generate() -> Vectors {
     let alice_seed: [u8; 32] = a.take();
     let alice_ik: [u8; 32] = a.take();
     let alice_ek: [u8; 32] = a.take();
-    let alice_ratchet1: [u8; 32] = a.take();
+    // Alice's first ratchet key is her X3DH ephemeral key (protocol §9.2): no draw of its own.
+    let alice_ratchet1 = alice_ek;
     let alice_ratchet2: [u8; 32] = a.take();
     let mut b = TestRng::new(BOB_RNG);
     let bob_seed: [u8; 32] = b.take();
@@ -264,7 +265,6 @@ fn generate() -> Vectors {
     put("alice_ed25519_seed", &alice_seed);
     put("alice_x25519_identity_secret", &alice_ik);
     put("alice_x3dh_ephemeral_secret", &alice_ek);
-    put("alice_ratchet_secret_1", &alice_ratchet1);
     put("alice_ratchet_secret_2", &alice_ratchet2);
     put("bob_ed25519_seed", &bob_seed);
     put("bob_x25519_identity_secret", &bob_ik);
@@ -344,7 +344,8 @@ fn generate() -> Vectors {
     put("x3dh_shared_secret", &sk);
     put("x3dh_associated_data", &ad);
 
-    // Message 1, Alice → Bob: RatchetInitAlice, then one KDF_CK step.
+    // Message 1, Alice → Bob: RatchetInitAlice with EK_A as the first ratchet key, so the first
+    // root step consumes DH3 again; then one KDF_CK step.
     let mut alice = alice_account
         .create_outbound_session_with_rng(&bundle, &mut alice_rng)
         .unwrap();
@@ -352,7 +353,8 @@ fn generate() -> Vectors {
         .encrypt_with_rng(MSG1, &mut alice_rng)
         .unwrap()
         .encode();
-    let (root1, chain_a1) = kdf_rk(&sk, &dh(&alice_ratchet1, &bob_spk_pub));
+    assert_eq!(dh(&alice_ratchet1, &bob_spk_pub), dh3);
+    let (root1, chain_a1) = kdf_rk(&sk, &dh3);
     let (mk, _) = kdf_ck(&chain_a1);
     let (aead_key, nonce) = aead_key_nonce(&mk, MESSAGE_KDF_INFO);
     let ratchet1 = spec_ratchet_message(&ad, &mk, &x25519_public(&alice_ratchet1), 0, 0, MSG1);
