@@ -93,5 +93,22 @@ async fn security_schemes_match_the_handlers() {
             "{name} missing from the ErrorCode schema"
         );
     }
+
+    // docs/api.md documents every operation and every error code (it is written for client
+    // authors; this keeps it from drifting).
+    let api_md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).unwrap();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let entry = format!("`{} {path}`", method.to_uppercase());
+            assert!(api_md.contains(&entry), "docs/api.md lacks {entry}");
+        }
+    }
+    for code in &codes {
+        assert!(
+            api_md.contains(&format!("| `{code}` |")),
+            "docs/api.md lacks error code {code}"
+        );
+    }
     relay.stop().await;
 }
