@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::mail::{MailError, Mailer};
+use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use crate::state::AppState;
 use actix_web::dev::Server;
@@ -51,6 +52,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         mailer,
         clock: Clock::default(),
         limits,
+        hub: Arc::new(Hub::default()),
     })
 }
 
@@ -112,6 +114,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             // Registered before the /api/v1 scope, which would otherwise swallow it.
             .app_data(openapi.clone())
             .route("/api/v1/openapi.json", web::get().to(api::openapi_json))
+            .route("/api/v1/ws", web::get().to(api::ws::connect))
             .into_utoipa_app()
             .app_data(data.clone())
             .app_data(api::json_config())
@@ -178,6 +181,23 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         loop {
             tick.tick().await;
             limits.prune();
+        }
+    });
+    let db = state.db.clone();
+    let clock = state.clock.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            let pruned = db
+                .run(move |conn| crate::services::delivery::prune_expired(conn, None, now))
+                .await;
+            match pruned {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "expired envelopes deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "envelope pruning failed"),
+            }
         }
     });
     serve(listener, state)?.await?;

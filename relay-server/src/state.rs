@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Abuse limits.
     pub limits: Arc<RateLimits>,
+    /// Live WebSocket connections (in-process).
+    pub hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for AppState {

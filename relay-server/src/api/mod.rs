@@ -3,9 +3,11 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod frames;
 pub mod friends;
 pub mod health;
 pub mod profiles;
+pub mod ws;
 
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
 use actix_web::web;

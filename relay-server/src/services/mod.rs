@@ -2,7 +2,9 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod delivery;
 pub mod friends;
+pub mod hub;
 pub mod passwords;
 pub mod profiles;
 pub mod ratelimit;
