@@ -570,7 +570,8 @@ impl Connection {
         };
         // Committed: acknowledge to the sender, then push to the recipient if connected.
         let accepted = ServerFrame::Accepted { id: &id, to_device }.to_text();
-        self.text(accepted).await?;
+        let answered = self.text(accepted).await;
+        // Pushed even if the sender vanished meanwhile: the envelope is committed.
         if stored.fresh {
             let frame = Push {
                 eid: Some(stored.envelope.eid),
@@ -578,7 +579,7 @@ impl Connection {
             };
             self.state.hub.push_to_device(to_device, frame);
         }
-        Ok(())
+        answered
     }
 
     async fn ack(&mut self, ids: Vec<i64>) -> Result<(), End> {

@@ -194,3 +194,72 @@ impl Hub {
         self.lock().devices.contains_key(&device_id)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn push(text: &str) -> Push {
+        Push {
+            eid: None,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_second_connection_replaces_the_first() {
+        let hub = Hub::default();
+        let mut first = hub.register(1, 10);
+        assert!(first.user_came_online);
+        let mut second = hub.register(1, 10);
+        assert!(second.user_came_online, "the replaced one no longer counts");
+        assert_eq!(first.kicked.try_recv().unwrap(), Kick::Replaced);
+        assert!(hub.push_to_device(10, push("x")));
+        assert_eq!(&*second.pushes.try_recv().unwrap().text, "x");
+        assert!(first.pushes.try_recv().is_err());
+        // The old connection's unregister does not remove the new one.
+        assert!(!hub.unregister(1, 10, first.conn_id));
+        assert!(hub.is_connected(10));
+        assert!(hub.unregister(1, 10, second.conn_id));
+        assert!(!hub.is_online(1));
+    }
+
+    #[test]
+    fn online_until_the_last_device_leaves() {
+        let hub = Hub::default();
+        let a = hub.register(1, 10);
+        let b = hub.register(1, 11);
+        assert!(a.user_came_online);
+        assert!(!b.user_came_online);
+        assert!(!hub.unregister(1, 10, a.conn_id));
+        assert!(hub.is_online(1));
+        assert!(hub.unregister(1, 11, b.conn_id));
+        assert!(!hub.is_online(1));
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_slow_client_without_blocking() {
+        let hub = Hub::default();
+        let mut slow = hub.register(1, 10);
+        for _ in 0..PUSH_QUEUE {
+            assert!(hub.push_to_device(10, push("x")));
+        }
+        assert!(!hub.push_to_device(10, push("overflow")));
+        assert_eq!(slow.kicked.try_recv().unwrap(), Kick::TooSlow);
+        assert!(!hub.is_connected(10));
+        assert!(!hub.push_to_device(10, push("after")));
+    }
+
+    #[test]
+    fn push_to_user_reaches_every_device() {
+        let hub = Hub::default();
+        let mut a = hub.register(1, 10);
+        let mut b = hub.register(1, 11);
+        let mut other = hub.register(2, 20);
+        hub.push_to_user(1, &push("t"));
+        assert!(a.pushes.try_recv().is_ok());
+        assert!(b.pushes.try_recv().is_ok());
+        assert!(other.pushes.try_recv().is_err());
+    }
+}
