@@ -741,6 +741,44 @@ async fn configured_origin(backend: Backend) {
     relay.stop().await;
 }
 
+/// With the production limits: a burst of 600 send/typing frames per account, then
+/// `rate_limited` with `retry_after`; 30 WebSocket handshakes per account per minute, then 429.
+async fn rate_limits(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let p = friends(&relay).await;
+    let (mut a, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    for _ in 0..600 {
+        a.send(json!({"v": 1, "type": "typing", "to_user": p.b.id, "state": "typing"}))
+            .await;
+    }
+    a.send_msg("limited", p.dev_b, b"one too many").await;
+    let err = a.expect_error("rate_limited").await;
+    assert_eq!(err["id"], "limited");
+    assert!(err["retry_after"].as_u64().unwrap() >= 1);
+    assert_eq!(rows(&relay, None).await, 0);
+    a.close().await;
+
+    let dev = ("x-securechat-device", p.dev_b.to_string());
+    let bearer = ("authorization", format!("Bearer {}", p.b.token));
+    for _ in 0..30 {
+        assert_eq!(try_open(&relay, &[bearer.clone(), dev.clone()]).await, 101);
+    }
+    assert_eq!(try_open(&relay, &[bearer, dev]).await, 429);
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn rate_limits_sqlite() {
+    rate_limits(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn rate_limits_postgres() {
+    rate_limits(Backend::Postgres).await;
+}
+
 #[actix_web::test]
 async fn configured_origin_sqlite() {
     configured_origin(Backend::Sqlite).await;

@@ -108,6 +108,9 @@ pub enum ServerFrame<'a> {
         /// The `to_device` of the refused `send`, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_device: Option<i64>,
+        /// For `rate_limited`: seconds to wait.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
 }
 
@@ -133,6 +136,8 @@ pub enum WsErrorCode {
     NotFriends,
     /// The recipient device's queue is full; retry later.
     QueueFull,
+    /// Too many frames: retry after `retry_after` seconds.
+    RateLimited,
     /// Storage is unavailable; retry later.
     Unavailable,
     /// Something failed inside the relay; retry later.
@@ -166,6 +171,7 @@ impl ServerFrame<'_> {
             message,
             id: None,
             to_device: None,
+            retry_after: None,
         }
         .to_text()
     }

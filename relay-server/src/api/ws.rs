@@ -16,6 +16,7 @@ use crate::services::delivery::{
 };
 use crate::services::friends::are_friends;
 use crate::services::hub::{Kick, Push, Registration};
+use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,6 +24,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// The subprotocol a client must offer (browsers require the server to echo one).
@@ -132,9 +134,16 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state)?;
+    let ip = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    state.limits.check_ip(Action::WsConnect, ip)?;
     let protocols = subprotocols(&req);
     let token = request_token(&req, &protocols)?;
     let user = session_for_token(&state, &token).await?;
+    state
+        .limits
+        .check_account(Action::WsConnect, &user.user_id.to_string())?;
     let device_id = request_device(&req, &protocols)?;
     let owner = state
         .db
@@ -412,9 +421,31 @@ impl Connection {
             message,
             id,
             to_device,
+            retry_after: None,
         }
         .to_text();
         self.text(frame).await
+    }
+
+    /// Takes a token from the account's send bucket, or answers `rate_limited`.
+    async fn rate_limited(
+        &mut self,
+        id: Option<&str>,
+        to_device: Option<i64>,
+    ) -> Option<Result<(), End>> {
+        let key = self.user_id.to_string();
+        let Err(e) = self.state.limits.check_account(Action::Send, &key) else {
+            return None;
+        };
+        let frame = ServerFrame::Error {
+            code: WsErrorCode::RateLimited,
+            message: "too many frames; slow down",
+            id,
+            to_device,
+            retry_after: e.retry_after,
+        }
+        .to_text();
+        Some(self.text(frame).await)
     }
 
     /// One client text frame.
@@ -479,9 +510,19 @@ impl Connection {
                 to_device,
                 kind,
                 ciphertext,
-            } => self.send(id, to_device, kind, &ciphertext).await,
+            } => {
+                if let Some(limited) = self.rate_limited(Some(&id), Some(to_device)).await {
+                    return limited;
+                }
+                self.send(id, to_device, kind, &ciphertext).await
+            }
             ClientFrame::Ack { ids } => self.ack(ids).await,
-            ClientFrame::Typing { to_user, state } => self.typing(to_user, state).await,
+            ClientFrame::Typing { to_user, state } => {
+                if let Some(limited) = self.rate_limited(None, None).await {
+                    return limited;
+                }
+                self.typing(to_user, state).await
+            }
         }
     }
 

@@ -27,6 +27,10 @@ pub enum Action {
     Lookup,
     /// Sending a friend request.
     FriendRequest,
+    /// Opening the WebSocket (`/api/v1/ws`).
+    WsConnect,
+    /// A `send` or `typing` frame on the WebSocket.
+    Send,
 }
 
 struct Limit {
@@ -44,6 +48,8 @@ pub struct RateLimits {
     ms_id_edit: Limit,
     lookup: Limit,
     friend_request: Limit,
+    ws_connect: Limit,
+    send: Limit,
     /// Failed second-factor attempts per account: times of the failures in the last hour.
     two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
@@ -91,6 +97,10 @@ impl RateLimits {
             ms_id_edit: limit((20, HOUR), (3, DAY)),
             lookup: limit((120, MINUTE), (60, MINUTE)),
             friend_request: limit((60, HOUR), (30, HOUR)),
+            ws_connect: limit((60, MINUTE), (30, MINUTE)),
+            // Per account: a burst of 600 frames, 10 per second sustained (a message to a
+            // group of friends is one `send` per recipient device).
+            send: limit((1200, MINUTE), (600, MINUTE)),
             two_factor_failures: Mutex::new(HashMap::new()),
         }
     }
@@ -104,6 +114,8 @@ impl RateLimits {
             Action::MsIdEdit => &self.ms_id_edit,
             Action::Lookup => &self.lookup,
             Action::FriendRequest => &self.friend_request,
+            Action::WsConnect => &self.ws_connect,
+            Action::Send => &self.send,
         }
     }
 
@@ -195,6 +207,8 @@ impl RateLimits {
             &self.ms_id_edit,
             &self.lookup,
             &self.friend_request,
+            &self.ws_connect,
+            &self.send,
         ] {
             l.per_ip.retain_recent();
             l.per_account.retain_recent();
