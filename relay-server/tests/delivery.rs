@@ -779,6 +779,68 @@ async fn rate_limits_postgres() {
     rate_limits(Backend::Postgres).await;
 }
 
+/// The relay pings; a client that answers stays, one that stops reading (no pongs, no frames)
+/// is closed with 4002 after three heartbeat intervals.
+async fn heartbeat_and_idle_timeout(backend: Backend) {
+    let Some(relay) =
+        TestRelay::start_configured(backend, false, |c| c.ws_heartbeat_secs = 1).await
+    else {
+        return;
+    };
+    let p = friends(&relay).await;
+    // Reading (so answering pings) for 4 s: still open, and pinged.
+    let (mut live, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(msg) = tokio::time::timeout_at(deadline, live.socket.next()).await {
+        match msg {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(f))) => panic!("closed while answering pings: {f:?}"),
+            None | Some(Err(_)) => panic!("connection lost"),
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 4 s");
+    live.send_msg("alive", p.dev_b, b"still open").await;
+    live.expect("accepted").await;
+
+    // Not reading for 5 s: no pongs go out, so the relay closes with 4002.
+    let (mut silent, _) = open_drained(&relay, &p.b, p.dev_b).await;
+    assert!(relay.state.hub.is_connected(p.dev_b));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !relay.state.hub.is_connected(p.dev_b),
+        "idle connection dropped"
+    );
+    // The close frame is there, unless the client's late pongs hit the closed socket first
+    // (tungstenite flushes them before reading on).
+    loop {
+        match tokio::time::timeout(WAIT, silent.socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(f))) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(4002));
+                break;
+            }
+            None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    live.close().await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn heartbeat_and_idle_timeout_sqlite() {
+    heartbeat_and_idle_timeout(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn heartbeat_and_idle_timeout_postgres() {
+    heartbeat_and_idle_timeout(Backend::Postgres).await;
+}
+
 #[actix_web::test]
 async fn configured_origin_sqlite() {
     configured_origin(Backend::Sqlite).await;

@@ -37,14 +37,15 @@ pub const DEVICE_PREFIX: &str = "device.";
 pub const DEVICE_HEADER: &str = "x-securechat-device";
 /// Largest frame read: a 64 KiB ciphertext in base64 plus the JSON around it.
 pub const MAX_FRAME: usize = 128 * 1024;
-/// Interval of the relay's pings.
+/// Interval of the relay's pings, by default (`--ws-heartbeat-secs`).
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
-/// A connection silent this long (no frame, no pong) is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection silent for this many heartbeat intervals (no frame, no pong) is closed: 60 s
+/// by default.
+pub const IDLE_INTERVALS: u32 = 3;
 
 /// Close code: a newer connection of the same device replaced this one.
 pub const CLOSE_REPLACED: u16 = 4001;
-/// Close code: no frame or pong for [`IDLE_TIMEOUT`].
+/// Close code: no frame or pong for [`IDLE_INTERVALS`] heartbeat intervals.
 pub const CLOSE_IDLE: u16 = 4002;
 /// Close code: the client did not read its pushes fast enough; reconnect for the backlog.
 pub const CLOSE_TOO_SLOW: u16 = 4003;
@@ -332,7 +333,9 @@ impl Connection {
         stream: &mut actix_ws::AggregatedMessageStream,
         reg: &mut Registration,
     ) -> End {
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let period = Duration::from_secs(self.state.config.ws_heartbeat_secs.max(1));
+        let idle_timeout = period.saturating_mul(IDLE_INTERVALS);
+        let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         loop {
@@ -352,7 +355,7 @@ impl Connection {
                     self.incoming(msg).await
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > IDLE_TIMEOUT {
+                    if last_heard.elapsed() > idle_timeout {
                         Err(End::Close(close(CLOSE_IDLE, "idle timeout")))
                     } else if self.session.ping(b"").await.is_err() {
                         Err(End::Gone)
