@@ -687,6 +687,56 @@ async fn typing_and_presence(relay: &TestRelay) {
     c.close().await;
 }
 
+/// Nothing lives only in the relay's memory: a second relay started on the same database
+/// (a restart, or a scaled-out instance) delivers what the first one accepted.
+async fn another_relay_on_the_same_database_delivers(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("persist", p.dev_b, b"survives").await;
+    a.expect("accepted").await;
+    a.close().await;
+
+    let mut config = (*relay.state.config).clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = relay_server::server::build_state(config).unwrap();
+    let server = relay_server::server::serve(listener, state).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", p.b.token)).unwrap(),
+    );
+    req.headers_mut().insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&p.dev_b.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut b = Ws { socket };
+    let backlog = b.backlog().await;
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0]["id"], "persist");
+    b.send(json!({"v": 1, "type": "ack", "ids": [backlog[0]["eid"]]}))
+        .await;
+    // No frame answers an ack: poll until the deletion is visible.
+    let mut deleted = false;
+    for _ in 0..50 {
+        if rows(relay, None).await == 0 {
+            deleted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(deleted, "the ack did not delete the envelope");
+    b.close().await;
+    handle.stop(false).await;
+}
+
 /// Expired envelopes are not delivered and are pruned.
 async fn expired_not_delivered(relay: &TestRelay) {
     let p = friends(relay).await;
@@ -717,6 +767,7 @@ on_both_backends!(
     handshake_auth,
     typing_and_presence,
     expired_not_delivered,
+    another_relay_on_the_same_database_delivers,
 );
 
 /// A configured allowed origin may connect; others still may not.

@@ -135,8 +135,9 @@ impl Hub {
         }
     }
 
-    /// Removes the connection `conn_id` of `device_id` (if it is still the registered one);
-    /// returns whether its user has no connected device left.
+    /// Removes the connection `conn_id` of `device_id` (if it is still the registered one: a
+    /// replaced or kicked connection is already gone); returns whether its user has no
+    /// connected device left.
     pub fn unregister(&self, user_id: i64, device_id: i64, conn_id: u64) -> bool {
         let mut inner = self.lock();
         let current = inner
@@ -145,10 +146,8 @@ impl Hub {
             .is_some_and(|c| c.conn_id == conn_id);
         if current {
             inner.remove(device_id);
-            !inner.users.contains_key(&user_id)
-        } else {
-            false
         }
+        !inner.users.contains_key(&user_id)
     }
 
     /// Queues `frame` for `device_id` if it is connected; returns whether it was queued.
@@ -248,6 +247,8 @@ mod tests {
         assert!(!hub.push_to_device(10, push("overflow")));
         assert_eq!(slow.kicked.try_recv().unwrap(), Kick::TooSlow);
         assert!(!hub.is_connected(10));
+        // The kicked connection's own unregister reports the user offline.
+        assert!(hub.unregister(1, 10, slow.conn_id));
         assert!(!hub.push_to_device(10, push("after")));
     }
 
