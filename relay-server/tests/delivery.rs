@@ -879,6 +879,28 @@ async fn heartbeat_and_idle_timeout(backend: Backend) {
         }
     }
     live.close().await;
+
+    // Signing out ends the open connection (checked every three intervals): close 4004.
+    let (mut signed_out, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/sessions/current"))
+        .bearer_auth(&p.a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let code = loop {
+        match tokio::time::timeout(WAIT, signed_out.socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            None | Some(Err(_)) => break None,
+            Some(Ok(_)) => {}
+        }
+    };
+    assert_eq!(code, Some(4004));
     relay.stop().await;
 }
 

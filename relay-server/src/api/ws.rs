@@ -49,6 +49,8 @@ pub const CLOSE_REPLACED: u16 = 4001;
 pub const CLOSE_IDLE: u16 = 4002;
 /// Close code: the client did not read its pushes fast enough; reconnect for the backlog.
 pub const CLOSE_TOO_SLOW: u16 = 4003;
+/// Close code: the session was revoked or expired, or the device was removed; sign in again.
+pub const CLOSE_UNAUTHORIZED: u16 = 4004;
 
 fn forbidden_origin() -> ApiError {
     ApiError::new(
@@ -171,6 +173,7 @@ pub async fn connect(
     actix_web::rt::spawn(async move {
         Connection {
             state,
+            session_id: user.session_id,
             user_id: user.user_id,
             device_id,
             session,
@@ -199,6 +202,7 @@ enum End {
 
 struct Connection {
     state: AppState,
+    session_id: i64,
     user_id: i64,
     device_id: i64,
     session: Session,
@@ -338,6 +342,7 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let mut last_auth_check = Instant::now();
         loop {
             let step = tokio::select! {
                 kick = &mut reg.kicked => match kick {
@@ -357,6 +362,11 @@ impl Connection {
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > idle_timeout {
                         Err(End::Close(close(CLOSE_IDLE, "idle timeout")))
+                    } else if last_auth_check.elapsed() >= idle_timeout && {
+                        last_auth_check = Instant::now();
+                        !self.still_authorized().await
+                    } {
+                        Err(End::Close(close(CLOSE_UNAUTHORIZED, "session ended; sign in again")))
                     } else if self.session.ping(b"").await.is_err() {
                         Err(End::Gone)
                     } else {
@@ -368,6 +378,18 @@ impl Connection {
                 return end;
             }
         }
+    }
+
+    /// Re-checks the session and the device (a logout or revocation ends the connection).
+    /// A database failure keeps the connection: the check runs again later.
+    async fn still_authorized(&self) -> bool {
+        let (session_id, user_id, device_id) = (self.session_id, self.user_id, self.device_id);
+        let now = self.state.clock.now();
+        self.state
+            .db
+            .run(move |conn| delivery::still_authorized(conn, session_id, user_id, device_id, now))
+            .await
+            .unwrap_or(true)
     }
 
     /// A frame pushed by the hub; envelopes already sent on this connection are skipped.

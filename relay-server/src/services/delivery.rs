@@ -11,7 +11,7 @@
 //! - A recipient device holds at most [`QUEUE_CAP`] unexpired envelopes (`queue_full`).
 
 use crate::api::error::ApiError;
-use crate::db::schema::{devices, envelopes, friendships};
+use crate::db::schema::{devices, envelopes, friendships, sessions};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::services::friends::are_friends;
 use diesel::prelude::*;
@@ -115,6 +115,25 @@ pub fn device_owner(conn: &mut DbConnection, device_id: i64) -> Result<Option<i6
         .select(devices::user_id)
         .first(conn)
         .optional()?)
+}
+
+/// Whether the session is still live (not revoked, not expired), and the device still exists
+/// and is the user's.
+pub fn still_authorized(
+    conn: &mut DbConnection,
+    session_id: i64,
+    user_id: i64,
+    device_id: i64,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let session = diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now)),
+    ))
+    .get_result::<bool>(conn)?;
+    Ok(session && device_owner(conn, device_id)? == Some(user_id))
 }
 
 /// Records that a device connected.
