@@ -22,7 +22,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
     info(
         title = "SecureChat relay API",
         version = "1",
-        description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`."
+        description = "Accounts, two-factor authentication, ms_id profiles and friends. Every error is `{ \"error\": code, \"message\": text }`. Real-time delivery is the WebSocket `GET /api/v1/ws`, specified in docs/api.md (OpenAPI cannot describe it)."
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SessionAuth)
