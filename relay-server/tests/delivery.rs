@@ -737,6 +737,42 @@ async fn another_relay_on_the_same_database_delivers(relay: &TestRelay) {
     handle.stop(false).await;
 }
 
+/// The same send racing with itself (a client retrying on two sockets in quick succession):
+/// every attempt succeeds and one row is stored, on PostgreSQL's read committed too.
+async fn concurrent_identical_sends_store_one(relay: &TestRelay) {
+    let p = friends(relay).await;
+    for round in 0..5 {
+        let new = relay_server::services::delivery::NewEnvelope {
+            from_user: p.a.id,
+            from_device: p.dev_a,
+            to_device: p.dev_b,
+            client_id: format!("race{round}"),
+            kind: 1,
+            ciphertext: b"same".to_vec(),
+        };
+        let now = relay.clock().now();
+        let attempts = (0..8).map(|_| {
+            let new = new.clone();
+            relay.state.db.run(move |conn| {
+                relay_server::services::delivery::store(conn, &new, now)
+                    .map_err(|e| ApiError::internal(format!("{e:?}")))
+            })
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let mut eids = Vec::new();
+        let mut fresh = 0;
+        for r in results {
+            let stored = r.expect("every identical send succeeds");
+            eids.push(stored.envelope.eid);
+            fresh += usize::from(stored.fresh);
+        }
+        eids.dedup();
+        assert_eq!(eids.len(), 1, "one envelope: {eids:?}");
+        assert_eq!(fresh, 1);
+    }
+    assert_eq!(rows(relay, None).await, 5);
+}
+
 /// Expired envelopes are not delivered and are pruned.
 async fn expired_not_delivered(relay: &TestRelay) {
     let p = friends(relay).await;
@@ -768,6 +804,7 @@ on_both_backends!(
     typing_and_presence,
     expired_not_delivered,
     another_relay_on_the_same_database_delivers,
+    concurrent_identical_sends_store_one,
 );
 
 /// A configured allowed origin may connect; others still may not.
