@@ -242,11 +242,11 @@ impl Connection {
             Err(end) => end,
         };
         let last = hub.unregister(self.user_id, self.device_id, reg.conn_id);
+        if let End::Close(reason) = end {
+            let _ = self.session.clone().close(Some(reason)).await;
+        }
         if last {
             self.announce(false).await;
-        }
-        if let End::Close(reason) = end {
-            let _ = self.session.close(Some(reason)).await;
         }
     }
 
