@@ -13,6 +13,7 @@ use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
@@ -53,7 +54,23 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         clock: Clock::default(),
         limits,
         hub: Arc::new(Hub::default()),
+        instance: instance_id(),
+        listening: Arc::new(AtomicBool::new(false)),
     })
+}
+
+/// A random id for this relay process (a clock-derived one if the OS RNG fails: it only has
+/// to differ from the other relays').
+fn instance_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
+        .unwrap_or(0)
+        ^ u64::from(std::process::id())
 }
 
 /// Security headers on every response (OWASP ASVS V14.4).
@@ -105,6 +122,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// through its handle for a graceful shutdown).
 pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let tls = load_tls(&state.config)?;
+    crate::services::notify::spawn_listener(state.clone());
     let data = web::Data::new(state.clone());
     let origins = state.config.allowed_origins.clone();
     let web_dir = state.config.web_dir.clone();

@@ -7,6 +7,7 @@ use crate::mail::Mailer;
 use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Everything a request handler may need.
 #[derive(Clone)]
@@ -23,6 +24,10 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Live WebSocket connections (in-process).
     pub hub: Arc<Hub>,
+    /// This relay process's random id (to skip its own NOTIFY wake-ups).
+    pub instance: u64,
+    /// Whether the PostgreSQL LISTEN connection is up (cross-relay push).
+    pub listening: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -951,6 +951,62 @@ async fn heartbeat_and_idle_timeout_postgres() {
     heartbeat_and_idle_timeout(Backend::Postgres).await;
 }
 
+/// Two relays on one PostgreSQL database: an envelope accepted by one is pushed live by the
+/// other, which has the recipient connected (LISTEN/NOTIFY).
+#[actix_web::test]
+async fn cross_relay_live_push_postgres() {
+    let Some(relay) = TestRelay::start(Backend::Postgres).await else {
+        return;
+    };
+    let p = friends(&relay).await;
+    let mut config = (*relay.state.config).clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = relay_server::server::build_state(config).unwrap();
+    let listening = state.listening.clone();
+    let server = relay_server::server::serve(listener, state).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    for _ in 0..100 {
+        if listening.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening.load(Ordering::Relaxed), "second relay listens");
+
+    let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", p.b.token)).unwrap(),
+    );
+    req.headers_mut().insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&p.dev_b.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut b = Ws { socket };
+    assert!(b.backlog().await.is_empty());
+
+    let (mut a, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    for i in 0..3 {
+        a.send_msg(&format!("x{i}"), p.dev_b, b"across relays")
+            .await;
+        a.expect("accepted").await;
+    }
+    for i in 0..3 {
+        let env = b.expect("envelope").await;
+        assert_eq!(env["id"], format!("x{i}"));
+    }
+    a.close().await;
+    b.close().await;
+    handle.stop(false).await;
+    relay.stop().await;
+}
+
 #[actix_web::test]
 async fn configured_origin_sqlite() {
     configured_origin(Backend::Sqlite).await;

@@ -1,6 +1,9 @@
 //! The WebSocket frame protocol, version 1: JSON text frames `{"v":1,"type":…}`. Documented
 //! for client authors in `docs/api.md`.
 
+use crate::services::delivery::Envelope;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this relay speaks.
@@ -175,6 +178,21 @@ impl ServerFrame<'_> {
         }
         .to_text()
     }
+}
+
+/// The `envelope` frame of a queued envelope.
+#[must_use]
+pub fn envelope_text(e: &Envelope) -> String {
+    ServerFrame::Envelope {
+        eid: e.eid,
+        from_user: e.from_user,
+        from_device: e.from_device,
+        id: &e.client_id,
+        kind: e.kind,
+        ciphertext: B64.encode(&e.ciphertext),
+        sent_at: e.sent_at,
+    }
+    .to_text()
 }
 
 /// Known client frame types.

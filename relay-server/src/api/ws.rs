@@ -11,11 +11,13 @@ use crate::api::error::{ApiError, ErrorCode};
 use crate::api::frames::{
     CLIENT_TYPES, ClientFrame, ServerFrame, TypingState, VERSION, WsErrorCode,
 };
+use crate::db::Backend;
 use crate::services::delivery::{
     self, BATCH, DeliveryError, Envelope, MAX_ACK_IDS, MAX_CIPHERTEXT, MAX_CLIENT_ID, NewEnvelope,
 };
 use crate::services::friends::are_friends;
 use crate::services::hub::{Kick, Push, Registration};
+use crate::services::notify;
 use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -218,16 +220,7 @@ fn text_push(text: String) -> Push {
 }
 
 fn envelope_frame(e: &Envelope) -> String {
-    ServerFrame::Envelope {
-        eid: e.eid,
-        from_user: e.from_user,
-        from_device: e.from_device,
-        id: &e.client_id,
-        kind: e.kind,
-        ciphertext: B64.encode(&e.ciphertext),
-        sent_at: e.sent_at,
-    }
-    .to_text()
+    crate::api::frames::envelope_text(e)
 }
 
 impl Connection {
@@ -639,11 +632,25 @@ impl Connection {
         let answered = self.text(accepted).await;
         // Pushed even if the sender vanished meanwhile: the envelope is committed.
         if stored.fresh {
+            let eid = stored.envelope.eid;
             let frame = Push {
-                eid: Some(stored.envelope.eid),
+                eid: Some(eid),
                 text: envelope_frame(&stored.envelope).into(),
             };
-            self.state.hub.push_to_device(to_device, frame);
+            if !self.state.hub.push_to_device(to_device, frame)
+                && self.state.db.backend() == Backend::Postgres
+            {
+                // Not connected here: wake the other relays on this database.
+                let instance = self.state.instance;
+                let woke = self
+                    .state
+                    .db
+                    .run(move |conn| notify::announce(conn, instance, to_device, eid))
+                    .await;
+                if let Err(e) = woke {
+                    tracing::warn!(error = %e, "NOTIFY failed; the envelope waits for the backlog");
+                }
+            }
         }
         answered
     }

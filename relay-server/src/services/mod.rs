@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod delivery;
 pub mod friends;
 pub mod hub;
+pub mod notify;
 pub mod passwords;
 pub mod profiles;
 pub mod ratelimit;
