@@ -627,6 +627,16 @@ async fn handshake_auth(relay: &TestRelay) {
     let mut ws = Ws { socket };
     ws.backlog().await;
     ws.close().await;
+    // The web app's session cookie works from the relay's own origin, not from a foreign one
+    // (cross-site WebSocket hijacking).
+    let cookie = ("cookie", format!("securechat_session={}", p.a.token));
+    let own = ("origin", relay.base.clone());
+    assert_eq!(
+        try_open(relay, &[cookie.clone(), dev.clone(), own]).await,
+        101
+    );
+    let evil = ("origin", "https://evil.example.com".to_owned());
+    assert_eq!(try_open(relay, &[cookie, dev.clone(), evil]).await, 403);
     // A forged token as a subprotocol: 401.
     let protocols = format!(
         "securechat.v1, token.{}, device.{}",
