@@ -69,6 +69,16 @@ pub struct Config {
     #[arg(long, env = "SECURECHAT_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Seconds between the WebSocket heartbeat pings; a connection silent for three intervals
+    /// is closed (4002). Tests shorten it.
+    #[arg(
+        long,
+        env = "SECURECHAT_WS_HEARTBEAT_SECS",
+        default_value_t = 20,
+        hide = true
+    )]
+    pub ws_heartbeat_secs: u64,
+
     /// Turn off the per-IP and per-account rate limits (load tests only; never in production).
     #[arg(
         long,

@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::mail::{MailError, Mailer};
+use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use crate::state::AppState;
 use actix_web::dev::Server;
@@ -12,6 +13,7 @@ use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
@@ -51,7 +53,24 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         mailer,
         clock: Clock::default(),
         limits,
+        hub: Arc::new(Hub::default()),
+        instance: instance_id(),
+        listening: Arc::new(AtomicBool::new(false)),
     })
+}
+
+/// A random id for this relay process (a clock-derived one if the OS RNG fails: it only has
+/// to differ from the other relays').
+fn instance_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
+        .unwrap_or(0)
+        ^ u64::from(std::process::id())
 }
 
 /// Security headers on every response (OWASP ASVS V14.4).
@@ -103,6 +122,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// through its handle for a graceful shutdown).
 pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let tls = load_tls(&state.config)?;
+    crate::services::notify::spawn_listener(state.clone());
     let data = web::Data::new(state.clone());
     let origins = state.config.allowed_origins.clone();
     let web_dir = state.config.web_dir.clone();
@@ -112,6 +132,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             // Registered before the /api/v1 scope, which would otherwise swallow it.
             .app_data(openapi.clone())
             .route("/api/v1/openapi.json", web::get().to(api::openapi_json))
+            .route("/api/v1/ws", web::get().to(api::ws::connect))
             .into_utoipa_app()
             .app_data(data.clone())
             .app_data(api::json_config())
@@ -180,6 +201,23 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             housekeeping.limits.prune();
             if let Err(e) = crate::services::twofa::prune_expired(&housekeeping).await {
                 tracing::warn!(error = %e, "pruning expired 2FA challenges and codes failed");
+            }
+        }
+    });
+    let db = state.db.clone();
+    let clock = state.clock.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            let pruned = db
+                .run(move |conn| crate::services::delivery::prune_expired(conn, None, now))
+                .await;
+            match pruned {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "expired envelopes deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "envelope pruning failed"),
             }
         }
     });

@@ -4,8 +4,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Everything a request handler may need.
 #[derive(Clone)]
@@ -20,6 +22,12 @@ pub struct AppState {
     pub clock: Clock,
     /// Abuse limits.
     pub limits: Arc<RateLimits>,
+    /// Live WebSocket connections (in-process).
+    pub hub: Arc<Hub>,
+    /// This relay process's random id (to skip its own NOTIFY wake-ups).
+    pub instance: u64,
+    /// Whether the PostgreSQL LISTEN connection is up (cross-relay push).
+    pub listening: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AppState {

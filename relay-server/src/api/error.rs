@@ -64,6 +64,10 @@ pub enum ErrorCode {
     RateLimited,
     /// The request conflicts with the current state (the message says how).
     Conflict,
+    /// A browser `Origin` that may not open the WebSocket.
+    ForbiddenOrigin,
+    /// The device does not exist or is not the caller's.
+    UnknownDevice,
     /// Something failed inside the relay; details are in its log.
     Internal,
     /// The database is unavailable.
@@ -97,8 +101,8 @@ impl ErrorCode {
             Unauthorized | InvalidCredentials | InvalidChallenge | InvalidCode | CodeExpired
             | CodeReplayed => StatusCode::UNAUTHORIZED,
             TwoFactorRequired => StatusCode::UNAUTHORIZED,
-            CsrfFailed | Blocked => StatusCode::FORBIDDEN,
-            NotFound => StatusCode::NOT_FOUND,
+            CsrfFailed | Blocked | ForbiddenOrigin => StatusCode::FORBIDDEN,
+            NotFound | UnknownDevice => StatusCode::NOT_FOUND,
             EmailTaken | MsIdUnavailable | DuplicateRequest | AlreadyFriends | TwoFactorState
             | Conflict | IdentityTaken | TooManyDevices | TooManyPrekeys | DuplicatePrekey
             | StalePrekey => StatusCode::CONFLICT,
@@ -136,6 +140,8 @@ impl ErrorCode {
         ErrorCode::Blocked,
         ErrorCode::RateLimited,
         ErrorCode::Conflict,
+        ErrorCode::ForbiddenOrigin,
+        ErrorCode::UnknownDevice,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
         ErrorCode::InvalidKey,

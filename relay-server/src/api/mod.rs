@@ -4,10 +4,12 @@ pub mod accounts;
 pub mod auth;
 pub mod devices;
 pub mod error;
+pub mod frames;
 pub mod friends;
 pub mod health;
 pub mod profiles;
 pub mod twofa;
+pub mod ws;
 
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
 use actix_web::web;
@@ -22,7 +24,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
     info(
         title = "SecureChat relay API",
         version = "1",
-        description = "Accounts, two-factor authentication, ms_id profiles, friends, devices and prekey bundles. Keys are standard base64 of their crypto-core encodings. Every error is `{ \"error\": code, \"message\": text }`."
+        description = "Accounts, two-factor authentication, ms_id profiles, friends, devices and prekey bundles. Keys are standard base64 of their crypto-core encodings. Every error is `{ \"error\": code, \"message\": text }`. Real-time delivery is the WebSocket `GET /api/v1/ws`, specified in docs/api.md (OpenAPI cannot describe it)."
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SessionAuth)

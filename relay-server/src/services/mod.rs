@@ -2,8 +2,11 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod delivery;
 pub mod devices;
 pub mod friends;
+pub mod hub;
+pub mod notify;
 pub mod passwords;
 pub mod profiles;
 pub mod ratelimit;

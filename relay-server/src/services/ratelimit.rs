@@ -29,6 +29,10 @@ pub enum Action {
     FriendRequest,
     /// Fetching a prekey bundle (each one consumes a one-time prekey of the target device).
     BundleFetch,
+    /// Opening the WebSocket (`/api/v1/ws`).
+    WsConnect,
+    /// A `send` or `typing` frame on the WebSocket.
+    Send,
 }
 
 struct Limit {
@@ -47,6 +51,8 @@ pub struct RateLimits {
     lookup: Limit,
     friend_request: Limit,
     bundle_fetch: Limit,
+    ws_connect: Limit,
+    send: Limit,
     /// Failed second-factor attempts per account: times of the failures in the last hour.
     two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
@@ -98,6 +104,10 @@ impl RateLimits {
             // burst is generous; the refill (one every 18 s per account) still stops a friend
             // from draining someone's one-time prekeys quickly.
             bundle_fetch: limit((600, HOUR), (200, HOUR)),
+            ws_connect: limit((60, MINUTE), (30, MINUTE)),
+            // Per account: a burst of 600 frames, 10 per second sustained (a message to a
+            // group of friends is one `send` per recipient device).
+            send: limit((1200, MINUTE), (600, MINUTE)),
             two_factor_failures: Mutex::new(HashMap::new()),
         }
     }
@@ -112,6 +122,8 @@ impl RateLimits {
             Action::Lookup => &self.lookup,
             Action::FriendRequest => &self.friend_request,
             Action::BundleFetch => &self.bundle_fetch,
+            Action::WsConnect => &self.ws_connect,
+            Action::Send => &self.send,
         }
     }
 
@@ -204,6 +216,8 @@ impl RateLimits {
             &self.lookup,
             &self.friend_request,
             &self.bundle_fetch,
+            &self.ws_connect,
+            &self.send,
         ] {
             l.per_ip.retain_recent();
             l.per_account.retain_recent();

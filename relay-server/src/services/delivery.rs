@@ -1,0 +1,345 @@
+//! The envelope queue: store, fetch in arrival order, delete on acknowledgement, expire.
+//!
+//! Rules (see `docs/api.md`):
+//! - A device may send to the devices of its user's friends and to its own user's other
+//!   devices; anything else is `not_friends` (or `unknown_device` when the device id does not
+//!   exist).
+//! - `(sender device, client id, recipient device)` is stored once: a repeated send while the
+//!   envelope is still queued answers with the existing envelope (idempotent retries).
+//! - An envelope stays until its recipient device acknowledges it, or until it expires
+//!   ([`ENVELOPE_TTL`]); expired envelopes are never delivered and are pruned.
+//! - A recipient device holds at most [`QUEUE_CAP`] unexpired envelopes (`queue_full`).
+
+use crate::api::error::ApiError;
+use crate::db::schema::{devices, envelopes, friendships, sessions};
+use crate::db::{DbConnection, DbError, write_transaction};
+use crate::services::friends::are_friends;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// Largest ciphertext accepted, in bytes (decoded).
+pub const MAX_CIPHERTEXT: usize = 64 * 1024;
+/// Longest client-chosen message id, in characters.
+pub const MAX_CLIENT_ID: usize = 64;
+/// Most unexpired envelopes queued for one device.
+pub const QUEUE_CAP: i64 = 10_000;
+/// Lifetime of a queued envelope: 30 days.
+pub const ENVELOPE_TTL: i64 = 30 * 86_400;
+/// Envelopes per backlog batch.
+pub const BATCH: i64 = 100;
+/// Most envelope ids in one `ack`.
+pub const MAX_ACK_IDS: usize = 1000;
+
+/// Why a send was refused.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// No such recipient device.
+    UnknownDevice,
+    /// The recipient device belongs to someone who is not a friend.
+    NotFriends,
+    /// The recipient's queue is full.
+    QueueFull,
+    /// Storage failed.
+    Api(ApiError),
+}
+
+impl From<DbError> for DeliveryError {
+    fn from(e: DbError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<DieselError> for DeliveryError {
+    fn from(e: DieselError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<ApiError> for DeliveryError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+/// A queued envelope, as delivered.
+#[derive(Debug, Clone, Queryable)]
+pub struct Envelope {
+    /// Envelope id (arrival order).
+    pub eid: i64,
+    /// Sending user.
+    pub from_user: i64,
+    /// Sending device.
+    pub from_device: i64,
+    /// The sender's message id.
+    pub client_id: String,
+    /// Message kind (opaque to the relay).
+    pub kind: i32,
+    /// Ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// Stored at, Unix seconds.
+    pub sent_at: i64,
+}
+
+/// A new envelope to store.
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    /// Sending user.
+    pub from_user: i64,
+    /// Sending device.
+    pub from_device: i64,
+    /// Recipient device.
+    pub to_device: i64,
+    /// The sender's message id.
+    pub client_id: String,
+    /// Message kind.
+    pub kind: i32,
+    /// Ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+/// What [`store`] did.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The envelope (new or the one already queued).
+    pub envelope: Envelope,
+    /// The recipient device's user.
+    pub to_user: i64,
+    /// Whether this send created it (false: a repeat of a queued envelope).
+    pub fresh: bool,
+}
+
+/// The owner of a device, if it exists.
+pub fn device_owner(conn: &mut DbConnection, device_id: i64) -> Result<Option<i64>, ApiError> {
+    Ok(devices::table
+        .filter(devices::id.eq(device_id))
+        .select(devices::user_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether the session is still live (not revoked, not expired), and the device still exists
+/// and is the user's.
+pub fn still_authorized(
+    conn: &mut DbConnection,
+    session_id: i64,
+    user_id: i64,
+    device_id: i64,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let session = diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now)),
+    ))
+    .get_result::<bool>(conn)?;
+    Ok(session && device_owner(conn, device_id)? == Some(user_id))
+}
+
+/// Records that a device connected.
+pub fn touch_device(conn: &mut DbConnection, device_id: i64, now: i64) -> Result<(), ApiError> {
+    diesel::update(devices::table.filter(devices::id.eq(device_id)))
+        .set(devices::last_seen_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The ids of `user_id`'s friends.
+pub fn friend_ids(conn: &mut DbConnection, user_id: i64) -> Result<Vec<i64>, ApiError> {
+    let rows: Vec<(i64, i64)> = friendships::table
+        .filter(
+            friendships::user_low
+                .eq(user_id)
+                .or(friendships::user_high.eq(user_id)),
+        )
+        .select((friendships::user_low, friendships::user_high))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(low, high)| if low == user_id { high } else { low })
+        .collect())
+}
+
+type EnvelopeColumns = (
+    envelopes::id,
+    envelopes::sender_user_id,
+    envelopes::sender_device_id,
+    envelopes::client_id,
+    envelopes::kind,
+    envelopes::ciphertext,
+    envelopes::created_at,
+);
+
+const ENVELOPE_COLUMNS: EnvelopeColumns = (
+    envelopes::id,
+    envelopes::sender_user_id,
+    envelopes::sender_device_id,
+    envelopes::client_id,
+    envelopes::kind,
+    envelopes::ciphertext,
+    envelopes::created_at,
+);
+
+fn find_queued(
+    conn: &mut DbConnection,
+    from_device: i64,
+    client_id: &str,
+    to_device: i64,
+) -> Result<Option<Envelope>, DieselError> {
+    envelopes::table
+        .filter(envelopes::sender_device_id.eq(from_device))
+        .filter(envelopes::client_id.eq(client_id))
+        .filter(envelopes::recipient_device_id.eq(to_device))
+        .select(ENVELOPE_COLUMNS)
+        .first(conn)
+        .optional()
+}
+
+/// Stores an envelope after checking the sender may reach the recipient device. Returns
+/// after the commit.
+pub fn store(
+    conn: &mut DbConnection,
+    new: &NewEnvelope,
+    now: i64,
+) -> Result<Stored, DeliveryError> {
+    // `Ok(None)`: an identical send committed between our check and our insert.
+    let result = write_transaction(conn, |conn| {
+        let Some(to_user) = device_owner(conn, new.to_device)? else {
+            return Err(DeliveryError::UnknownDevice);
+        };
+        if to_user != new.from_user && !are_friends(conn, new.from_user, to_user)? {
+            return Err(DeliveryError::NotFriends);
+        }
+        if let Some(envelope) = find_queued(conn, new.from_device, &new.client_id, new.to_device)? {
+            return Ok(Some(Stored {
+                envelope,
+                to_user,
+                fresh: false,
+            }));
+        }
+        let queued: i64 = envelopes::table
+            .filter(envelopes::recipient_device_id.eq(new.to_device))
+            .filter(envelopes::expires_at.gt(now))
+            .count()
+            .get_result(conn)?;
+        if queued >= QUEUE_CAP {
+            return Err(DeliveryError::QueueFull);
+        }
+        let inserted = diesel::insert_into(envelopes::table)
+            .values((
+                envelopes::recipient_device_id.eq(new.to_device),
+                envelopes::sender_user_id.eq(new.from_user),
+                envelopes::sender_device_id.eq(new.from_device),
+                envelopes::client_id.eq(&new.client_id),
+                envelopes::kind.eq(new.kind),
+                envelopes::ciphertext.eq(&new.ciphertext),
+                envelopes::created_at.eq(now),
+                envelopes::expires_at.eq(now.saturating_add(ENVELOPE_TTL)),
+            ))
+            .returning(envelopes::id)
+            .get_result::<i64>(conn);
+        let eid = match inserted {
+            Ok(eid) => eid,
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(Stored {
+            envelope: Envelope {
+                eid,
+                from_user: new.from_user,
+                from_device: new.from_device,
+                client_id: new.client_id.clone(),
+                kind: new.kind,
+                ciphertext: new.ciphertext.clone(),
+                sent_at: now,
+            },
+            to_user,
+            fresh: true,
+        }))
+    })?;
+    if let Some(stored) = result {
+        return Ok(stored);
+    }
+    // The racing send won (PostgreSQL, read committed): answer with its envelope.
+    let envelope = find_queued(conn, new.from_device, &new.client_id, new.to_device)?
+        .ok_or_else(|| DeliveryError::Api(ApiError::internal("raced envelope vanished")))?;
+    let to_user = device_owner(conn, new.to_device)?.ok_or(DeliveryError::UnknownDevice)?;
+    Ok(Stored {
+        envelope,
+        to_user,
+        fresh: false,
+    })
+}
+
+/// Up to `limit` unexpired envelopes for `device_id` with an id above `after`, in arrival
+/// order.
+pub fn backlog(
+    conn: &mut DbConnection,
+    device_id: i64,
+    after: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Envelope>, ApiError> {
+    Ok(envelopes::table
+        .filter(envelopes::recipient_device_id.eq(device_id))
+        .filter(envelopes::id.gt(after))
+        .filter(envelopes::expires_at.gt(now))
+        .order(envelopes::id.asc())
+        .limit(limit)
+        .select(ENVELOPE_COLUMNS)
+        .load(conn)?)
+}
+
+/// Deletes the acknowledged envelopes among `ids` that are queued for `device_id` (others are
+/// ignored); returns `(sender device, client id)` of each deleted one, for delivery receipts.
+pub fn ack(
+    conn: &mut DbConnection,
+    device_id: i64,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    write_transaction(conn, |conn| {
+        let rows: Vec<(i64, i64, String)> = envelopes::table
+            .filter(envelopes::recipient_device_id.eq(device_id))
+            .filter(envelopes::id.eq_any(ids))
+            .select((
+                envelopes::id,
+                envelopes::sender_device_id,
+                envelopes::client_id,
+            ))
+            .load(conn)?;
+        let found: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        diesel::delete(
+            envelopes::table
+                .filter(envelopes::recipient_device_id.eq(device_id))
+                .filter(envelopes::id.eq_any(&found)),
+        )
+        .execute(conn)?;
+        Ok(rows.into_iter().map(|(_, dev, cid)| (dev, cid)).collect())
+    })
+}
+
+/// Deletes expired envelopes (of one device, or of all when `device_id` is `None`); returns
+/// how many.
+pub fn prune_expired(
+    conn: &mut DbConnection,
+    device_id: Option<i64>,
+    now: i64,
+) -> Result<usize, ApiError> {
+    let deleted = match device_id {
+        Some(device) => diesel::delete(
+            envelopes::table
+                .filter(envelopes::recipient_device_id.eq(device))
+                .filter(envelopes::expires_at.le(now)),
+        )
+        .execute(conn)?,
+        None => {
+            diesel::delete(envelopes::table.filter(envelopes::expires_at.le(now))).execute(conn)?
+        }
+    };
+    Ok(deleted)
+}

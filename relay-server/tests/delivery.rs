@@ -1,0 +1,1028 @@
+//! Real-time delivery over `GET /api/v1/ws`, on SQLite and PostgreSQL: online and offline
+//! delivery, acknowledgements, redelivery, idempotent sends, refusals, malformed frames,
+//! replacement of a device's connection, handshake authentication, typing.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Backend, TestRelay};
+use diesel::prelude::*;
+use futures_util::{SinkExt, StreamExt};
+use relay_server::api::error::ApiError;
+use relay_server::db::schema::{devices, envelopes, friendships};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct User {
+    id: i64,
+    token: String,
+}
+
+async fn user(relay: &TestRelay, ms_id: &str) -> User {
+    let email = format!("{ms_id}@example.org");
+    let created = relay.register(&email, ms_id).await;
+    let (token, _) = relay.token(&email).await;
+    User {
+        id: created["user_id"].as_i64().unwrap(),
+        token,
+    }
+}
+
+/// Inserts a device row directly (the device API lives elsewhere).
+async fn device(relay: &TestRelay, user_id: i64) -> i64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let key = format!(
+        "identity-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+    .into_bytes();
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            Ok::<_, ApiError>(
+                diesel::insert_into(devices::table)
+                    .values((
+                        devices::user_id.eq(user_id),
+                        devices::identity_key.eq(key),
+                        devices::name.eq("test device"),
+                        devices::created_at.eq(0_i64),
+                    ))
+                    .returning(devices::id)
+                    .get_result::<i64>(conn)?,
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn befriend(relay: &TestRelay, a: &User, b: &User) {
+    let (low, high) = if a.id < b.id {
+        (a.id, b.id)
+    } else {
+        (b.id, a.id)
+    };
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(friendships::table)
+                .values((
+                    friendships::user_low.eq(low),
+                    friendships::user_high.eq(high),
+                    friendships::created_at.eq(0_i64),
+                ))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+}
+
+/// Envelope rows, optionally only those for one recipient device.
+async fn rows(relay: &TestRelay, to_device: Option<i64>) -> i64 {
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            let mut q = envelopes::table.into_boxed();
+            if let Some(d) = to_device {
+                q = q.filter(envelopes::recipient_device_id.eq(d));
+            }
+            q.count().get_result::<i64>(conn).map_err(ApiError::from)
+        })
+        .await
+        .unwrap()
+}
+
+fn ws_url(relay: &TestRelay) -> String {
+    format!("{}/api/v1/ws", relay.base.replacen("http://", "ws://", 1))
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Ws {
+    socket: Socket,
+}
+
+/// How a read ended.
+#[derive(Debug)]
+enum Got {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+async fn open(relay: &TestRelay, who: &User, device_id: i64) -> Ws {
+    let mut req = ws_url(relay).into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", who.token)).unwrap(),
+    );
+    h.insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&device_id.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    Ws { socket }
+}
+
+/// Opens and reads up to `queue_empty`; returns the backlog envelopes.
+async fn open_drained(relay: &TestRelay, who: &User, device_id: i64) -> (Ws, Vec<Value>) {
+    let mut ws = open(relay, who, device_id).await;
+    let backlog = ws.backlog().await;
+    (ws, backlog)
+}
+
+impl Ws {
+    async fn send(&mut self, frame: Value) {
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn send_raw(&mut self, msg: Message) {
+        self.socket.send(msg).await.unwrap();
+    }
+
+    /// The next text frame or the close, skipping presence frames.
+    async fn next(&mut self) -> Got {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                None => return Got::Closed(None),
+                Some(Err(_)) => return Got::Closed(None),
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(v["v"], 1, "every frame carries v=1: {v}");
+                    if v["type"] == "presence" {
+                        continue;
+                    }
+                    return Got::Frame(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Got::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn frame(&mut self) -> Value {
+        match self.next().await {
+            Got::Frame(v) => v,
+            Got::Closed(code) => panic!("closed ({code:?}) while waiting for a frame"),
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> Value {
+        let v = self.frame().await;
+        assert_eq!(v["type"], kind, "expected {kind}, got {v}");
+        v
+    }
+
+    async fn expect_error(&mut self, code: &str) -> Value {
+        let v = self.expect("error").await;
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["message"].is_string());
+        v
+    }
+
+    async fn expect_close(&mut self) -> Option<u16> {
+        match self.next().await {
+            Got::Closed(code) => code,
+            Got::Frame(v) => panic!("expected a close, got {v}"),
+        }
+    }
+
+    /// Envelopes up to `queue_empty`.
+    async fn backlog(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v = self.frame().await;
+            match v["type"].as_str() {
+                Some("envelope") => out.push(v),
+                Some("queue_empty") => return out,
+                _ => panic!("unexpected frame in backlog: {v}"),
+            }
+        }
+    }
+
+    /// The next text frame, presence included.
+    async fn raw_next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(Message::Close(f))) => panic!("unexpected close {f:?}"),
+                None | Some(Err(_)) => panic!("connection lost"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Nothing but presence arrives within `ms`.
+    async fn quiet(&mut self, ms: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(v["type"], "presence", "unexpected frame {v}");
+                }
+                Ok(Some(Ok(Message::Close(f)))) => panic!("unexpected close {f:?}"),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn send_msg(&mut self, id: &str, to_device: i64, body: &[u8]) {
+        self.send(json!({"v": 1, "type": "send", "id": id, "to_device": to_device, "kind": 1, "ciphertext": B64.encode(body)}))
+            .await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+struct Pair {
+    a: User,
+    b: User,
+    dev_a: i64,
+    dev_b: i64,
+}
+
+async fn friends(relay: &TestRelay) -> Pair {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let dev_a = device(relay, a.id).await;
+    let dev_b = device(relay, b.id).await;
+    Pair { a, b, dev_a, dev_b }
+}
+
+/// A→B while both are online: `accepted` after the commit, the envelope pushed to B, B's ack
+/// deletes the row and A gets a delivery receipt.
+async fn online_delivery(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    assert!(backlog.is_empty());
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+
+    a.send_msg("m1", p.dev_b, b"hello bob").await;
+    let accepted = a.expect("accepted").await;
+    assert_eq!(accepted["id"], "m1");
+    assert_eq!(accepted["to_device"], p.dev_b);
+    // `accepted` means committed: the row is there.
+    assert_eq!(rows(relay, Some(p.dev_b)).await, 1);
+
+    let env = b.expect("envelope").await;
+    assert_eq!(env["id"], "m1");
+    assert_eq!(env["from_user"], p.a.id);
+    assert_eq!(env["from_device"], p.dev_a);
+    assert_eq!(env["kind"], 1);
+    assert_eq!(
+        B64.decode(env["ciphertext"].as_str().unwrap()).unwrap(),
+        b"hello bob"
+    );
+    assert!(env["sent_at"].as_i64().unwrap() > 0);
+
+    b.send(json!({"v": 1, "type": "ack", "ids": [env["eid"]]}))
+        .await;
+    let receipt = a.expect("delivered").await;
+    assert_eq!(receipt["id"], "m1");
+    assert_eq!(receipt["to_device"], p.dev_b);
+    assert_eq!(rows(relay, None).await, 0);
+
+    // B to A works the same way; an ack of an unknown id is ignored.
+    b.send_msg("r1", p.dev_a, b"hi alice").await;
+    b.expect("accepted").await;
+    let env = a.expect("envelope").await;
+    assert_eq!(env["from_user"], p.b.id);
+    a.send(json!({"v": 1, "type": "ack", "ids": [env["eid"], 999_999]}))
+        .await;
+    b.expect("delivered").await;
+    a.close().await;
+    b.close().await;
+}
+
+/// 250 envelopes sent while B is offline arrive in order, in batches, then `queue_empty`.
+async fn offline_backlog(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    for i in 0..250 {
+        a.send_msg(&format!("m{i}"), p.dev_b, format!("body {i}").as_bytes())
+            .await;
+    }
+    for i in 0..250 {
+        let acc = a.expect("accepted").await;
+        assert_eq!(acc["id"], format!("m{i}"));
+    }
+    assert_eq!(rows(relay, Some(p.dev_b)).await, 250);
+
+    let (mut b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    assert_eq!(backlog.len(), 250);
+    let mut last = 0;
+    for (i, env) in backlog.iter().enumerate() {
+        assert_eq!(env["id"], format!("m{i}"));
+        let eid = env["eid"].as_i64().unwrap();
+        assert!(eid > last, "arrival order");
+        last = eid;
+        assert_eq!(
+            B64.decode(env["ciphertext"].as_str().unwrap()).unwrap(),
+            format!("body {i}").as_bytes()
+        );
+    }
+    let ids: Vec<Value> = backlog.iter().map(|e| e["eid"].clone()).collect();
+    b.send(json!({"v": 1, "type": "ack", "ids": ids})).await;
+    for _ in 0..250 {
+        a.expect("delivered").await;
+    }
+    assert_eq!(rows(relay, None).await, 0);
+    a.close().await;
+    b.close().await;
+}
+
+/// Delivered but not acknowledged: redelivered on the next connection.
+async fn redelivery_without_ack(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut b, _) = open_drained(relay, &p.b, p.dev_b).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("x1", p.dev_b, b"one").await;
+    a.send_msg("x2", p.dev_b, b"two").await;
+    a.expect("accepted").await;
+    a.expect("accepted").await;
+    let e1 = b.expect("envelope").await;
+    let e2 = b.expect("envelope").await;
+    assert_eq!(
+        (e1["id"].as_str(), e2["id"].as_str()),
+        (Some("x1"), Some("x2"))
+    );
+    drop(b); // gone without acking
+
+    let (mut b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    let ids: Vec<&str> = backlog.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["x1", "x2"]);
+    assert_eq!(backlog[0]["eid"], e1["eid"]);
+    b.send(json!({"v": 1, "type": "ack", "ids": [e1["eid"]]}))
+        .await;
+    a.expect("delivered").await;
+    b.close().await;
+
+    let (b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0]["id"], "x2");
+    b.close().await;
+    a.close().await;
+}
+
+/// The same client id to the same device is stored once; to another device it is another
+/// envelope.
+async fn duplicate_send_stored_once(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let dev_b2 = device(relay, p.b.id).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    for _ in 0..3 {
+        a.send_msg("same", p.dev_b, b"payload").await;
+        let acc = a.expect("accepted").await;
+        assert_eq!(acc["id"], "same");
+    }
+    assert_eq!(rows(relay, Some(p.dev_b)).await, 1);
+    a.send_msg("same", dev_b2, b"payload").await;
+    a.expect("accepted").await;
+    assert_eq!(rows(relay, None).await, 2);
+
+    let (b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    assert_eq!(backlog.len(), 1);
+    b.close().await;
+    a.close().await;
+}
+
+/// Strangers, unknown devices and other people's envelopes: typed errors, nothing stored or
+/// deleted.
+async fn refusals(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let carol = user(relay, "carol").await;
+    let dev_c = device(relay, carol.id).await;
+    let dev_a2 = device(relay, p.a.id).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+
+    a.send_msg("s1", dev_c, b"to a stranger").await;
+    let err = a.expect_error("not_friends").await;
+    assert_eq!(err["id"], "s1");
+    assert_eq!(err["to_device"], dev_c);
+
+    a.send_msg("s2", 987_654_321, b"to nowhere").await;
+    let err = a.expect_error("unknown_device").await;
+    assert_eq!(err["id"], "s2");
+    assert_eq!(rows(relay, None).await, 0);
+
+    // One's own other device is fine.
+    a.send_msg("s3", dev_a2, b"sync").await;
+    a.expect("accepted").await;
+    // A friend's device is fine; the stranger cannot ack it away.
+    a.send_msg("s4", p.dev_b, b"for bob").await;
+    let acc = a.expect("accepted").await;
+    assert_eq!(acc["id"], "s4");
+    let (mut c, _) = open_drained(relay, &carol, dev_c).await;
+    let eids: Vec<i64> = relay
+        .state
+        .db
+        .run(|conn| {
+            envelopes::table
+                .select(envelopes::id)
+                .load::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    c.send(json!({"v": 1, "type": "ack", "ids": eids})).await;
+    // The stranger cannot send to A either.
+    c.send_msg("c1", p.dev_a, b"hi?").await;
+    c.expect_error("not_friends").await;
+    assert_eq!(rows(relay, None).await, 2);
+    c.close().await;
+    a.close().await;
+}
+
+/// Malformed frames get typed errors and the connection keeps working; binary frames too;
+/// an oversized frame closes with 1009 and the relay stays up.
+async fn malformed_frames(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+
+    a.send_raw(Message::text("not json")).await;
+    a.expect_error("invalid_json").await;
+    a.send_raw(Message::text("[1,2]")).await;
+    a.expect_error("invalid_json").await;
+    a.send(json!({"type": "send"})).await;
+    a.expect_error("unsupported_version").await;
+    a.send(json!({"v": 2, "type": "ack", "ids": []})).await;
+    a.expect_error("unsupported_version").await;
+    a.send(json!({"v": 1, "type": "nope"})).await;
+    a.expect_error("unknown_type").await;
+    a.send(json!({"v": 1})).await;
+    a.expect_error("unknown_type").await;
+    a.send(json!({"v": 1, "type": "send", "id": 5, "to_device": p.dev_b, "kind": 1, "ciphertext": "aGk="}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "w1", "to_device": "bob", "kind": 1, "ciphertext": "aGk="}))
+        .await;
+    let err = a.expect_error("invalid_frame").await;
+    assert_eq!(err["id"], "w1");
+    a.send(json!({"v": 1, "type": "send", "id": "w2", "to_device": p.dev_b, "kind": 1}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "w3", "to_device": p.dev_b, "kind": 1, "ciphertext": "%%%"}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "w4", "to_device": p.dev_b, "kind": 1, "ciphertext": ""}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "x".repeat(65), "to_device": p.dev_b, "kind": 1, "ciphertext": "aGk="}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "w5", "to_device": p.dev_b, "kind": -1, "ciphertext": "aGk="}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "send", "id": "w6", "to_device": p.dev_b, "kind": 1, "ciphertext": "aGk=", "extra": true}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "ack", "ids": ["one"]})).await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "ack", "ids": vec![1; 1001]}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    a.send(json!({"v": 1, "type": "typing", "to_user": p.b.id, "state": "dancing"}))
+        .await;
+    a.expect_error("invalid_frame").await;
+    // 64 KiB + 1 byte of ciphertext: refused, not stored.
+    a.send_msg("big", p.dev_b, &vec![7_u8; 64 * 1024 + 1]).await;
+    let err = a.expect_error("too_large").await;
+    assert_eq!(err["id"], "big");
+    a.send_raw(Message::binary(vec![1_u8, 2, 3])).await;
+    a.expect_error("binary_not_supported").await;
+    assert_eq!(rows(relay, None).await, 0);
+
+    // Exactly 64 KiB is fine, and the connection still works.
+    a.send_msg("max", p.dev_b, &vec![7_u8; 64 * 1024]).await;
+    a.expect("accepted").await;
+    assert_eq!(rows(relay, None).await, 1);
+
+    // A frame over the limit closes the connection with 1009.
+    a.send_raw(Message::text("x".repeat(300 * 1024))).await;
+    assert_eq!(a.expect_close().await, Some(1009));
+
+    // The relay is still up.
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("after", p.dev_b, b"still here").await;
+    a.expect("accepted").await;
+    a.close().await;
+}
+
+/// A second connection of the same device replaces the first (close code 4001).
+async fn second_connection_replaces_first(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut first, _) = open_drained(relay, &p.b, p.dev_b).await;
+    let (mut second, _) = open_drained(relay, &p.b, p.dev_b).await;
+    assert_eq!(first.expect_close().await, Some(4001));
+
+    // Pushes go to the new connection.
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("n1", p.dev_b, b"to the new one").await;
+    a.expect("accepted").await;
+    let env = second.expect("envelope").await;
+    assert_eq!(env["id"], "n1");
+    second.close().await;
+    a.close().await;
+}
+
+fn handshake_status(
+    result: Result<(Socket, impl Sized), tokio_tungstenite::tungstenite::Error>,
+) -> u16 {
+    match result {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}"))
+                .unwrap_or(Value::Null);
+            assert!(body["error"].is_string(), "typed error body: {body}");
+            resp.status().as_u16()
+        }
+        Err(e) => panic!("handshake failed otherwise: {e}"),
+    }
+}
+
+async fn try_open(relay: &TestRelay, headers: &[(&'static str, String)]) -> u16 {
+    let mut req = ws_url(relay).into_client_request().unwrap();
+    for (name, value) in headers {
+        req.headers_mut()
+            .insert(*name, HeaderValue::from_str(value).unwrap());
+    }
+    handshake_status(tokio_tungstenite::connect_async(req).await)
+}
+
+/// The handshake: 401 without or with a forged token, 404 for someone else's device, 403 for
+/// a foreign Origin; the relay's own origin, configured origins and the subprotocol way in.
+async fn handshake_auth(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let dev = ("x-securechat-device", p.dev_a.to_string());
+    let bearer = ("authorization", format!("Bearer {}", p.a.token));
+    assert_eq!(try_open(relay, std::slice::from_ref(&dev)).await, 401);
+    let forged = ("authorization", format!("Bearer {}", "A".repeat(43)));
+    assert_eq!(try_open(relay, &[dev.clone(), forged]).await, 401);
+    let garbage = ("authorization", "Bearer nope".to_owned());
+    assert_eq!(try_open(relay, &[dev.clone(), garbage]).await, 401);
+    assert_eq!(try_open(relay, std::slice::from_ref(&bearer)).await, 400);
+    let bobs = ("x-securechat-device", p.dev_b.to_string());
+    assert_eq!(try_open(relay, &[bearer.clone(), bobs]).await, 404);
+    let evil = ("origin", "https://evil.example.com".to_owned());
+    assert_eq!(
+        try_open(relay, &[bearer.clone(), dev.clone(), evil]).await,
+        403
+    );
+    let own = ("origin", relay.base.clone());
+    assert_eq!(
+        try_open(relay, &[bearer.clone(), dev.clone(), own]).await,
+        101
+    );
+    let unlisted = ("origin", "https://chat.example.org".to_owned());
+    assert_eq!(
+        try_open(relay, &[bearer.clone(), dev.clone(), unlisted]).await,
+        403
+    );
+
+    // Browsers: token and device as subprotocols; the relay answers `securechat.v1`.
+    let protocols = format!("securechat.v1, token.{}, device.{}", p.a.token, p.dev_a);
+    let mut req = ws_url(relay).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(&protocols).unwrap(),
+    );
+    let (socket, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "securechat.v1");
+    let mut ws = Ws { socket };
+    ws.backlog().await;
+    ws.close().await;
+    // The web app's session cookie works from the relay's own origin, not from a foreign one
+    // (cross-site WebSocket hijacking).
+    let cookie = ("cookie", format!("securechat_session={}", p.a.token));
+    let own = ("origin", relay.base.clone());
+    assert_eq!(
+        try_open(relay, &[cookie.clone(), dev.clone(), own]).await,
+        101
+    );
+    let evil = ("origin", "https://evil.example.com".to_owned());
+    assert_eq!(try_open(relay, &[cookie, dev.clone(), evil]).await, 403);
+    // A forged token as a subprotocol: 401.
+    let protocols = format!(
+        "securechat.v1, token.{}, device.{}",
+        "B".repeat(43),
+        p.dev_a
+    );
+    assert_eq!(
+        try_open(relay, &[("sec-websocket-protocol", protocols)]).await,
+        401
+    );
+}
+
+/// Typing reaches a friend's devices and not a stranger; presence reaches friends.
+async fn typing_and_presence(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let carol = user(relay, "carol").await;
+    let dev_c = device(relay, carol.id).await;
+    let (mut b, _) = open_drained(relay, &p.b, p.dev_b).await;
+    let (mut c, _) = open_drained(relay, &carol, dev_c).await;
+    let mut a = open(relay, &p.a, p.dev_a).await;
+    // A learns that B is online; B learns that A came online.
+    let mut saw_b_online = false;
+    loop {
+        let v = a.raw_next().await;
+        match v["type"].as_str() {
+            Some("presence") => {
+                assert_eq!(v["user"], p.b.id, "only friends' presence: {v}");
+                saw_b_online = v["online"] == true;
+            }
+            Some("queue_empty") => break,
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert!(saw_b_online);
+    let v = b.raw_next().await;
+    assert_eq!(v["type"], "presence");
+    assert_eq!(v["user"], p.a.id);
+    assert_eq!(v["online"], true);
+
+    a.send(json!({"v": 1, "type": "typing", "to_user": p.b.id, "state": "typing"}))
+        .await;
+    let t = b.expect("typing").await;
+    assert_eq!(t["from_user"], p.a.id);
+    assert_eq!(t["state"], "typing");
+    a.send(json!({"v": 1, "type": "typing", "to_user": carol.id, "state": "typing"}))
+        .await;
+    a.expect_error("not_friends").await;
+    c.quiet(300).await;
+
+    // A leaves: B sees A offline; Carol sees nothing.
+    a.close().await;
+    let v = b.raw_next().await;
+    assert_eq!(v["type"], "presence");
+    assert_eq!(v["user"], p.a.id);
+    assert_eq!(v["online"], false);
+    c.quiet(300).await;
+    b.close().await;
+    c.close().await;
+}
+
+/// Nothing lives only in the relay's memory: a second relay started on the same database
+/// (a restart, or a scaled-out instance) delivers what the first one accepted.
+async fn another_relay_on_the_same_database_delivers(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("persist", p.dev_b, b"survives").await;
+    a.expect("accepted").await;
+    a.close().await;
+
+    let mut config = (*relay.state.config).clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = relay_server::server::build_state(config).unwrap();
+    let server = relay_server::server::serve(listener, state).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", p.b.token)).unwrap(),
+    );
+    req.headers_mut().insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&p.dev_b.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut b = Ws { socket };
+    let backlog = b.backlog().await;
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0]["id"], "persist");
+    b.send(json!({"v": 1, "type": "ack", "ids": [backlog[0]["eid"]]}))
+        .await;
+    // No frame answers an ack: poll until the deletion is visible.
+    let mut deleted = false;
+    for _ in 0..50 {
+        if rows(relay, None).await == 0 {
+            deleted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(deleted, "the ack did not delete the envelope");
+    b.close().await;
+    handle.stop(false).await;
+}
+
+/// The same send racing with itself (a client retrying on two sockets in quick succession):
+/// every attempt succeeds and one row is stored, on PostgreSQL's read committed too.
+async fn concurrent_identical_sends_store_one(relay: &TestRelay) {
+    let p = friends(relay).await;
+    for round in 0..5 {
+        let new = relay_server::services::delivery::NewEnvelope {
+            from_user: p.a.id,
+            from_device: p.dev_a,
+            to_device: p.dev_b,
+            client_id: format!("race{round}"),
+            kind: 1,
+            ciphertext: b"same".to_vec(),
+        };
+        let now = relay.clock().now();
+        let attempts = (0..8).map(|_| {
+            let new = new.clone();
+            relay.state.db.run(move |conn| {
+                relay_server::services::delivery::store(conn, &new, now)
+                    .map_err(|e| ApiError::internal(format!("{e:?}")))
+            })
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let mut eids = Vec::new();
+        let mut fresh = 0;
+        for r in results {
+            let stored = r.expect("every identical send succeeds");
+            eids.push(stored.envelope.eid);
+            fresh += usize::from(stored.fresh);
+        }
+        eids.dedup();
+        assert_eq!(eids.len(), 1, "one envelope: {eids:?}");
+        assert_eq!(fresh, 1);
+    }
+    assert_eq!(rows(relay, None).await, 5);
+}
+
+/// Expired envelopes are not delivered and are pruned.
+async fn expired_not_delivered(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("old", p.dev_b, b"stale").await;
+    a.expect("accepted").await;
+    a.close().await;
+    relay.clock().advance(31 * 86_400);
+    // Sessions expired too: sign in again.
+    let bob = User {
+        id: p.b.id,
+        token: relay.token("bob@example.org").await.0,
+    };
+    let (b, backlog) = open_drained(relay, &bob, p.dev_b).await;
+    assert!(backlog.is_empty());
+    assert_eq!(rows(relay, None).await, 0);
+    b.close().await;
+}
+
+on_both_backends!(
+    online_delivery,
+    offline_backlog,
+    redelivery_without_ack,
+    duplicate_send_stored_once,
+    refusals,
+    malformed_frames,
+    second_connection_replaces_first,
+    handshake_auth,
+    typing_and_presence,
+    expired_not_delivered,
+    another_relay_on_the_same_database_delivers,
+    concurrent_identical_sends_store_one,
+);
+
+/// A configured allowed origin may connect; others still may not.
+async fn configured_origin(backend: Backend) {
+    let Some(relay) = TestRelay::start_configured(backend, false, |c| {
+        c.allowed_origins = vec!["https://chat.example.org".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let p = friends(&relay).await;
+    let dev = ("x-securechat-device", p.dev_a.to_string());
+    let bearer = ("authorization", format!("Bearer {}", p.a.token));
+    let allowed = ("origin", "https://chat.example.org".to_owned());
+    assert_eq!(
+        try_open(&relay, &[bearer.clone(), dev.clone(), allowed]).await,
+        101
+    );
+    let other = ("origin", "https://chat.example.org.evil.test".to_owned());
+    assert_eq!(try_open(&relay, &[bearer, dev, other]).await, 403);
+    relay.stop().await;
+}
+
+/// With the production limits: a burst of 600 send/typing frames per account, then
+/// `rate_limited` with `retry_after`; 30 WebSocket handshakes per account per minute, then 429.
+async fn rate_limits(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let p = friends(&relay).await;
+    let (mut a, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    for _ in 0..600 {
+        a.send(json!({"v": 1, "type": "typing", "to_user": p.b.id, "state": "typing"}))
+            .await;
+    }
+    a.send_msg("limited", p.dev_b, b"one too many").await;
+    let err = a.expect_error("rate_limited").await;
+    assert_eq!(err["id"], "limited");
+    assert!(err["retry_after"].as_u64().unwrap() >= 1);
+    assert_eq!(rows(&relay, None).await, 0);
+    a.close().await;
+
+    let dev = ("x-securechat-device", p.dev_b.to_string());
+    let bearer = ("authorization", format!("Bearer {}", p.b.token));
+    for _ in 0..30 {
+        assert_eq!(try_open(&relay, &[bearer.clone(), dev.clone()]).await, 101);
+    }
+    assert_eq!(try_open(&relay, &[bearer, dev]).await, 429);
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn rate_limits_sqlite() {
+    rate_limits(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn rate_limits_postgres() {
+    rate_limits(Backend::Postgres).await;
+}
+
+/// The relay pings; a client that answers stays, one that stops reading (no pongs, no frames)
+/// is closed with 4002 after three heartbeat intervals.
+async fn heartbeat_and_idle_timeout(backend: Backend) {
+    let Some(relay) =
+        TestRelay::start_configured(backend, false, |c| c.ws_heartbeat_secs = 1).await
+    else {
+        return;
+    };
+    let p = friends(&relay).await;
+    // Reading (so answering pings) for 4 s: still open, and pinged.
+    let (mut live, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(msg) = tokio::time::timeout_at(deadline, live.socket.next()).await {
+        match msg {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(f))) => panic!("closed while answering pings: {f:?}"),
+            None | Some(Err(_)) => panic!("connection lost"),
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 4 s");
+    live.send_msg("alive", p.dev_b, b"still open").await;
+    live.expect("accepted").await;
+
+    // Not reading for 5 s: no pongs go out, so the relay closes with 4002.
+    let (mut silent, _) = open_drained(&relay, &p.b, p.dev_b).await;
+    assert!(relay.state.hub.is_connected(p.dev_b));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !relay.state.hub.is_connected(p.dev_b),
+        "idle connection dropped"
+    );
+    // The close frame is there, unless the client's late pongs hit the closed socket first
+    // (tungstenite flushes them before reading on).
+    loop {
+        match tokio::time::timeout(WAIT, silent.socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(f))) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(4002));
+                break;
+            }
+            None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    live.close().await;
+
+    // Signing out ends the open connection (checked every three intervals): close 4004.
+    let (mut signed_out, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/sessions/current"))
+        .bearer_auth(&p.a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let code = loop {
+        match tokio::time::timeout(WAIT, signed_out.socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            None | Some(Err(_)) => break None,
+            Some(Ok(_)) => {}
+        }
+    };
+    assert_eq!(code, Some(4004));
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn heartbeat_and_idle_timeout_sqlite() {
+    heartbeat_and_idle_timeout(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn heartbeat_and_idle_timeout_postgres() {
+    heartbeat_and_idle_timeout(Backend::Postgres).await;
+}
+
+/// Two relays on one PostgreSQL database: an envelope accepted by one is pushed live by the
+/// other, which has the recipient connected (LISTEN/NOTIFY).
+#[actix_web::test]
+async fn cross_relay_live_push_postgres() {
+    let Some(relay) = TestRelay::start(Backend::Postgres).await else {
+        return;
+    };
+    let p = friends(&relay).await;
+    let mut config = (*relay.state.config).clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = relay_server::server::build_state(config).unwrap();
+    let listening = state.listening.clone();
+    let server = relay_server::server::serve(listener, state).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    for _ in 0..100 {
+        if listening.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening.load(Ordering::Relaxed), "second relay listens");
+
+    let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", p.b.token)).unwrap(),
+    );
+    req.headers_mut().insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&p.dev_b.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut b = Ws { socket };
+    assert!(b.backlog().await.is_empty());
+
+    let (mut a, _) = open_drained(&relay, &p.a, p.dev_a).await;
+    for i in 0..3 {
+        a.send_msg(&format!("x{i}"), p.dev_b, b"across relays")
+            .await;
+        a.expect("accepted").await;
+    }
+    for i in 0..3 {
+        let env = b.expect("envelope").await;
+        assert_eq!(env["id"], format!("x{i}"));
+    }
+    a.close().await;
+    b.close().await;
+    handle.stop(false).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn configured_origin_sqlite() {
+    configured_origin(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn configured_origin_postgres() {
+    configured_origin(Backend::Postgres).await;
+}
