@@ -69,6 +69,18 @@ pub struct Config {
     #[arg(long, env = "SECURECHAT_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Directory of the encrypted attachment blobs (created if missing).
+    #[arg(long, env = "SECURECHAT_BLOB_DIR", default_value = "./blobs")]
+    pub blob_dir: PathBuf,
+
+    /// Days an uploaded attachment is kept before it expires.
+    #[arg(long, env = "SECURECHAT_ATTACHMENT_TTL_DAYS", default_value_t = 30)]
+    pub attachment_ttl_days: u64,
+
+    /// Total size of the live attachments one account may have uploaded, in MiB.
+    #[arg(long, env = "SECURECHAT_ATTACHMENT_QUOTA_MIB", default_value_t = 250)]
+    pub attachment_quota_mib: u64,
+
     /// Seconds between the WebSocket heartbeat pings; a connection silent for three intervals
     /// is closed (4002). Tests shorten it.
     #[arg(

@@ -202,6 +202,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             if let Err(e) = crate::services::twofa::prune_expired(&housekeeping).await {
                 tracing::warn!(error = %e, "pruning expired 2FA challenges and codes failed");
             }
+            match crate::services::attachments::prune_expired(&housekeeping).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "expired attachments deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "attachment pruning failed"),
+            }
         }
     });
     let db = state.db.clone();

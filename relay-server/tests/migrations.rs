@@ -29,6 +29,7 @@ const TABLES: &[&str] = &[
     "signed_prekeys",
     "one_time_prekeys",
     "envelopes",
+    "attachments",
 ];
 
 fn tables(conn: &mut DbConnection) -> Vec<String> {

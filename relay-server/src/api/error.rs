@@ -68,6 +68,8 @@ pub enum ErrorCode {
     ForbiddenOrigin,
     /// The device does not exist or is not the caller's.
     UnknownDevice,
+    /// The upload would take the account over its attachment quota.
+    QuotaExceeded,
     /// Something failed inside the relay; details are in its log.
     Internal,
     /// The database is unavailable.
@@ -97,7 +99,7 @@ impl ErrorCode {
         match self {
             InvalidJson | InvalidInput | InvalidEmail | InvalidMsId | PasswordLength
             | WeakPassword | SelfRequest | InvalidKey | BadSignature => StatusCode::BAD_REQUEST,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            PayloadTooLarge | QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized | InvalidCredentials | InvalidChallenge | InvalidCode | CodeExpired
             | CodeReplayed => StatusCode::UNAUTHORIZED,
             TwoFactorRequired => StatusCode::UNAUTHORIZED,
@@ -142,6 +144,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::UnknownDevice,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
         ErrorCode::InvalidKey,

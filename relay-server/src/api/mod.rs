@@ -1,6 +1,7 @@
 //! HTTP API under `/api/v1`: routes, DTOs, extractors and errors.
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
 pub mod devices;
 pub mod error;
@@ -142,7 +143,10 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(devices::rotate_signed_prekey)
         .service(devices::delete_device)
         .service(devices::list_for_user)
-        .service(devices::claim_bundle);
+        .service(devices::claim_bundle)
+        .service(attachments::upload)
+        .service(attachments::download)
+        .service(attachments::remove);
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -151,6 +151,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        owner_id -> BigInt,
+        size -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(signed_prekeys -> devices (device_id));
 diesel::joinable!(one_time_prekeys -> devices (device_id));
@@ -175,4 +185,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     signed_prekeys,
     one_time_prekeys,
     envelopes,
+    attachments,
 );

@@ -2,6 +2,7 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod attachments;
 pub mod delivery;
 pub mod devices;
 pub mod friends;

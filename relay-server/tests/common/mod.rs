@@ -135,6 +135,7 @@ impl TestRelay {
         config.database_url = database_url;
         config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
+        config.blob_dir = outbox.with_extension("blobs");
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -219,6 +220,7 @@ impl Drop for TestRelay {
             }
         }
         let _ = std::fs::remove_dir_all(&self.outbox);
+        let _ = std::fs::remove_dir_all(&self.state.config.blob_dir);
     }
 }
 
