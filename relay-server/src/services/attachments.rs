@@ -32,7 +32,11 @@ pub struct Stored {
 /// Checks the form of an attachment id (32 lowercase hex digits), so a path never reaches the
 /// file system.
 pub fn parse_id(raw: &str) -> Result<String, ApiError> {
-    if raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if raw.len() == 32
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(raw.to_owned())
     } else {
         Err(ApiError::new(
@@ -95,7 +99,10 @@ where
     S: Stream<Item = Result<actix_web::web::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let quota = state.config.attachment_quota_mib.saturating_mul(1024 * 1024);
+    let quota = state
+        .config
+        .attachment_quota_mib
+        .saturating_mul(1024 * 1024);
     let now = state.clock.now();
     if declared.is_some_and(|n| n > MAX_ATTACHMENT_BYTES) {
         return Err(too_large());
@@ -126,8 +133,8 @@ where
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(ApiError::internal(e));
     }
-    let ttl = i64::try_from(state.config.attachment_ttl_days.saturating_mul(86_400))
-        .unwrap_or(i64::MAX);
+    let ttl =
+        i64::try_from(state.config.attachment_ttl_days.saturating_mul(86_400)).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl);
     let size_i64 = i64::try_from(size).map_err(ApiError::internal)?;
     let row_id = id.clone();
