@@ -1,5 +1,5 @@
 //! Test harness: a relay on a loopback port, on a fresh SQLite file or a fresh PostgreSQL
-//! database, with a `file://` mail outbox and (unless asked) no rate limits.
+//! database, with a `file://` mail outbox, `/metrics` on and (unless asked) no rate limits.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -135,6 +135,7 @@ impl TestRelay {
         config.database_url = database_url;
         config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
+        config.metrics = true;
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
