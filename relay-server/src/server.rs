@@ -177,7 +177,11 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
                     response
                 }
             })
-            .wrap(Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+            .wrap(
+                Logger::new("%a \"%r\" %s %Dms")
+                    .exclude("/healthz")
+                    .exclude("/metrics"),
+            )
     };
     let server = HttpServer::new(factory)
         .tcp_nodelay(true)
