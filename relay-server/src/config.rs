@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "SECURECHAT_ATTACHMENT_QUOTA_MIB", default_value_t = 250)]
     pub attachment_quota_mib: u64,
 
+    /// Serve operational metrics at `GET /metrics` (Prometheus/OpenMetrics text) on the same
+    /// listener. Aggregate numbers only, but they show when traffic happens: firewall the path
+    /// (or scrape over loopback) on a public relay.
+    #[arg(long, env = "SECURECHAT_METRICS", default_value_t = false)]
+    pub metrics: bool,
+
     /// Seconds between the WebSocket heartbeat pings; a connection silent for three intervals
     /// is closed (4002). Tests shorten it.
     #[arg(

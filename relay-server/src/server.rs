@@ -5,10 +5,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::mail::{MailError, Mailer};
+use crate::metrics::Metrics;
 use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use crate::state::AppState;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
@@ -56,6 +57,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         hub: Arc::new(Hub::default()),
         instance: instance_id(),
         listening: Arc::new(AtomicBool::new(false)),
+        metrics: Arc::new(Metrics::default()),
     })
 }
 
@@ -127,12 +129,20 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
     let origins = state.config.allowed_origins.clone();
     let web_dir = state.config.web_dir.clone();
     let openapi = web::Data::new(openapi_document());
+    let serve_metrics = state.config.metrics;
+    let metrics = state.metrics.clone();
     let factory = move || {
         let app = App::new()
             // Registered before the /api/v1 scope, which would otherwise swallow it.
             .app_data(openapi.clone())
             .route("/api/v1/openapi.json", web::get().to(api::openapi_json))
             .route("/api/v1/ws", web::get().to(api::ws::connect))
+            // Operational metrics: outside the API and its OpenAPI document, only when asked.
+            .configure(|cfg| {
+                if serve_metrics {
+                    cfg.route("/metrics", web::get().to(crate::metrics::scrape));
+                }
+            })
             .into_utoipa_app()
             .app_data(data.clone())
             .app_data(api::json_config())
@@ -151,9 +161,27 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             ),
             None => app,
         };
+        let metrics = metrics.clone();
         app.wrap(cors(&origins))
             .wrap(security_headers())
-            .wrap(Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+            .wrap_fn(move |req, srv| {
+                let metrics = metrics.clone();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await;
+                    let status = match &response {
+                        Ok(r) => r.status(),
+                        Err(e) => e.as_response_error().status_code(),
+                    };
+                    metrics.http_response(status.as_u16());
+                    response
+                }
+            })
+            .wrap(
+                Logger::new("%a \"%r\" %s %Dms")
+                    .exclude("/healthz")
+                    .exclude("/metrics"),
+            )
     };
     let server = HttpServer::new(factory)
         .tcp_nodelay(true)

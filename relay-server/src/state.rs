@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub instance: u64,
     /// Whether the PostgreSQL LISTEN connection is up (cross-relay push).
     pub listening: Arc<AtomicBool>,
+    /// Operational metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AppState {

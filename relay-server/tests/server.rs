@@ -111,6 +111,7 @@ fn help_explains_every_setting() {
         ("--tls-key", "SECURECHAT_TLS_KEY"),
         ("--allowed-origins", "SECURECHAT_ALLOWED_ORIGINS"),
         ("--web-dir", "SECURECHAT_WEB_DIR"),
+        ("--metrics", "SECURECHAT_METRICS"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(env), "--help lacks {env}");

@@ -216,6 +216,7 @@ fn text_push(text: String) -> Push {
     Push {
         eid: None,
         text: text.into(),
+        committed: None,
     }
 }
 
@@ -225,6 +226,7 @@ fn envelope_frame(e: &Envelope) -> String {
 
 impl Connection {
     async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
+        let _open = self.state.metrics.ws_open();
         let hub = self.state.hub.clone();
         let mut reg = hub.register(self.user_id, self.device_id);
         if reg.user_came_online {
@@ -316,6 +318,7 @@ impl Connection {
                 after = after.max(envelope.eid);
                 if self.sent.insert(envelope.eid) {
                     self.text(envelope_frame(envelope)).await?;
+                    self.state.metrics.delivered(None);
                 }
             }
             if done {
@@ -392,7 +395,11 @@ impl Connection {
         {
             return Ok(());
         }
-        self.text(frame.text.to_string()).await
+        self.text(frame.text.to_string()).await?;
+        if frame.eid.is_some() {
+            self.state.metrics.delivered(frame.committed);
+        }
+        Ok(())
     }
 
     async fn incoming(
@@ -606,6 +613,7 @@ impl Connection {
             .db
             .run(move |conn| delivery::store(conn, &new, now))
             .await;
+        let committed = Instant::now();
         let stored = match stored {
             Ok(s) => s,
             Err(e) => {
@@ -628,6 +636,9 @@ impl Connection {
             }
         };
         // Committed: acknowledge to the sender, then push to the recipient if connected.
+        if stored.fresh {
+            self.state.metrics.envelopes_received.inc();
+        }
         let accepted = ServerFrame::Accepted { id: &id, to_device }.to_text();
         let answered = self.text(accepted).await;
         // Pushed even if the sender vanished meanwhile: the envelope is committed.
@@ -636,6 +647,7 @@ impl Connection {
             let frame = Push {
                 eid: Some(eid),
                 text: envelope_frame(&stored.envelope).into(),
+                committed: Some(committed),
             };
             if !self.state.hub.push_to_device(to_device, frame)
                 && self.state.db.backend() == Backend::Postgres
@@ -674,6 +686,10 @@ impl Connection {
             .await;
         match deleted {
             Ok(deleted) => {
+                self.state
+                    .metrics
+                    .envelopes_acked
+                    .inc_by(u64::try_from(deleted.len()).unwrap_or(u64::MAX));
                 for (sender_device, client_id) in deleted {
                     let receipt = text_push(
                         ServerFrame::Delivered {

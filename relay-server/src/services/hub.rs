@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of a connection's push queue (serialized frames waiting to be written).
@@ -25,6 +26,8 @@ pub struct Push {
     pub eid: Option<i64>,
     /// The JSON text.
     pub text: Arc<str>,
+    /// When a live envelope was committed (for the delivery latency metric).
+    pub committed: Option<Instant>,
 }
 
 /// Why the hub ends a connection.
@@ -203,6 +206,7 @@ mod tests {
         Push {
             eid: None,
             text: text.into(),
+            committed: None,
         }
     }
 

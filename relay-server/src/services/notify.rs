@@ -128,6 +128,8 @@ async fn listen(state: &AppState) -> Result<(), tokio_postgres::Error> {
                     Push {
                         eid: Some(envelope.eid),
                         text: text.into(),
+                        // Committed on another relay: its clock is not comparable.
+                        committed: None,
                     },
                 );
             }

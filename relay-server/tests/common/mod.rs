@@ -1,5 +1,5 @@
 //! Test harness: a relay on a loopback port, on a fresh SQLite file or a fresh PostgreSQL
-//! database, with a `file://` mail outbox and (unless asked) no rate limits.
+//! database, with a `file://` mail outbox, `/metrics` on and (unless asked) no rate limits.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -136,6 +136,7 @@ impl TestRelay {
         config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
         config.blob_dir = outbox.with_extension("blobs");
+        config.metrics = true;
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
