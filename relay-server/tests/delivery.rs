@@ -330,6 +330,180 @@ async fn online_delivery(relay: &TestRelay) {
     b.close().await;
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Everything the database holds, as bytes: the SQLite file and its WAL, or a `pg_dump` of the
+/// PostgreSQL database (bytea there appears as hex, so callers also look for the hex form).
+fn database_bytes(relay: &TestRelay) -> Vec<u8> {
+    let url = &relay.state.config.database_url;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut all = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+            all.extend(wal);
+        }
+        all
+    } else {
+        let out = std::process::Command::new("pg_dump")
+            .arg(url)
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+fn assert_no_trace(relay: &TestRelay, marker: &[u8], when: &str) {
+    let db = database_bytes(relay);
+    assert!(db.len() > 1000, "the database dump is suspiciously small");
+    for form in [
+        marker.to_vec(),
+        hex::encode(marker).into_bytes(),
+        B64.encode(marker).into_bytes(),
+    ] {
+        assert!(!contains(&db, &form), "plaintext in the database {when}");
+    }
+    if let Ok(dir) = std::fs::read_dir(&relay.state.config.blob_dir) {
+        for file in dir {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(
+                !contains(&bytes, marker),
+                "plaintext in the blob store {when}"
+            );
+        }
+    }
+}
+
+/// An end-to-end run through the relay's real APIs with crypto-core on both ends: devices
+/// registered with real keys, a bundle fetched, X3DH + Double Ratchet messages over the
+/// WebSocket and an encrypted attachment; the plaintext arrives, and no trace of it exists in
+/// the database or the blob store, neither while queued nor after the acks.
+async fn end_to_end_leaves_no_plaintext(relay: &TestRelay) {
+    use crypto_core::Account;
+    use crypto_core::attachment::{decrypt_attachment, encrypt_attachment};
+    use crypto_core::message::SessionMessage;
+    use crypto_core::prekeys::PrekeyBundle;
+
+    let marker = b"MEET-AT-THE-OLD-MILL-AT-NINE-7f3a";
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let client = relay.client();
+    let register = |who: &User, acc: &Account, otpks: Vec<crypto_core::prekeys::OneTimePrekey>| {
+        let body = json!({
+            "identity_key": B64.encode(acc.identity().encode()),
+            "name": "laptop",
+            "signed_prekey": B64.encode(acc.signed_prekey().unwrap().encode()),
+            "one_time_prekeys": otpks.iter().map(|k| B64.encode(k.encode())).collect::<Vec<_>>(),
+        });
+        client
+            .post(relay.url("/api/v1/devices"))
+            .bearer_auth(&who.token)
+            .json(&body)
+            .send()
+    };
+    let mut alice_acc = Account::new().unwrap();
+    alice_acc.generate_signed_prekey(1_800_000_000).unwrap();
+    let mut bob_acc = Account::new().unwrap();
+    bob_acc.generate_signed_prekey(1_800_000_000).unwrap();
+    let bob_otpks = bob_acc.generate_one_time_prekeys(5).unwrap();
+    let resp = register(&a, &alice_acc, Vec::new()).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let dev_a = resp.json::<Value>().await.unwrap()["device_id"]
+        .as_i64()
+        .unwrap();
+    let resp = register(&b, &bob_acc, bob_otpks).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let dev_b = resp.json::<Value>().await.unwrap()["device_id"]
+        .as_i64()
+        .unwrap();
+
+    // Alice fetches Bob's bundle and encrypts; an attachment goes up encrypted too.
+    let fetched: Value = client
+        .post(relay.url(&format!("/api/v1/users/bob/devices/{dev_b}/bundle")))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bundle =
+        PrekeyBundle::decode(&B64.decode(fetched["bundle"].as_str().unwrap()).unwrap()).unwrap();
+    let mut to_bob = alice_acc.create_outbound_session(&bundle).unwrap();
+    let file: Vec<u8> = marker.iter().copied().cycle().take(200_000).collect();
+    let (file_ct, file_info) = encrypt_attachment(&file).unwrap();
+    let uploaded: Value = client
+        .post(relay.url("/api/v1/attachments"))
+        .bearer_auth(&a.token)
+        .header("content-type", "application/octet-stream")
+        .body(file_ct)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let attachment_id = uploaded["id"].as_str().unwrap().to_owned();
+    let mut texts = Vec::new();
+    let (mut ws_a, _) = open_drained(relay, &a, dev_a).await;
+    for i in 0..3 {
+        let text = format!(
+            "{} #{i} file {attachment_id}",
+            String::from_utf8_lossy(marker)
+        );
+        let wire = to_bob.encrypt(text.as_bytes()).unwrap().encode();
+        ws_a.send_msg(&format!("e2e-{i}"), dev_b, &wire).await;
+        ws_a.expect("accepted").await;
+        texts.push(text);
+    }
+    assert_no_trace(relay, marker, "while the messages are queued");
+
+    // Bob receives, decrypts, downloads and decrypts the attachment, and acks.
+    let (mut ws_b, backlog) = open_drained(relay, &b, dev_b).await;
+    assert_eq!(backlog.len(), 3);
+    let mut from_alice = None;
+    for (env, text) in backlog.iter().zip(&texts) {
+        let wire = B64.decode(env["ciphertext"].as_str().unwrap()).unwrap();
+        let message = SessionMessage::decode(&wire).unwrap();
+        let plain = match (&mut from_alice, &message) {
+            (None, SessionMessage::Prekey(first)) => {
+                let (session, plain) = bob_acc.create_inbound_session(first).unwrap();
+                from_alice = Some(session);
+                plain
+            }
+            (Some(session), _) => session.decrypt(&message).unwrap(),
+            (None, _) => panic!("the first message must be a prekey message"),
+        };
+        assert_eq!(plain.as_slice(), text.as_bytes());
+    }
+    let blob = client
+        .get(relay.url(&format!("/api/v1/attachments/{attachment_id}")))
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        decrypt_attachment(&blob, &file_info).unwrap().as_slice(),
+        file.as_slice()
+    );
+    let eids: Vec<Value> = backlog.iter().map(|e| e["eid"].clone()).collect();
+    ws_b.send(json!({"v": 1, "type": "ack", "ids": eids})).await;
+    ws_a.expect("delivered").await;
+    assert_eq!(rows(relay, None).await, 0);
+    assert_no_trace(relay, marker, "after delivery");
+    ws_a.close().await;
+    ws_b.close().await;
+}
+
 /// 250 envelopes sent while B is offline arrive in order, in batches, then `queue_empty`.
 async fn offline_backlog(relay: &TestRelay) {
     let p = friends(relay).await;
@@ -803,6 +977,7 @@ async fn expired_not_delivered(relay: &TestRelay) {
 }
 
 on_both_backends!(
+    end_to_end_leaves_no_plaintext,
     online_delivery,
     offline_backlog,
     redelivery_without_ack,
