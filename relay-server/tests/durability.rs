@@ -640,3 +640,110 @@ async fn sigkill_while_sending_to_an_online_recipient_sqlite() {
 async fn sigkill_while_sending_to_an_online_recipient_postgres() {
     kill_while_sending(Backend::Postgres, true).await;
 }
+
+/// Reads text frames until one of type `kind` (skipping presence and `queue_empty`).
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for `{kind}`"))
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+}
+
+/// Scale-out (issue #4): two relay processes share one PostgreSQL database. An envelope a
+/// device sends through relay 1 reaches a device connected to relay 2 in real time (relay 1's
+/// NOTIFY wakes relay 2's LISTEN), and back; nothing waits for a reconnect.
+#[actix_web::test]
+async fn two_relay_processes_share_one_postgres_database() {
+    let Some(mut one) = Harness::new(Backend::Postgres) else {
+        return;
+    };
+    one.start().await;
+    let mut two = Harness {
+        database_url: one.database_url.clone(),
+        pg_database: None,
+        sqlite_path: None,
+        outbox: std::env::temp_dir().join(unique_name("sc_two_outbox")),
+        child: None,
+        base: String::new(),
+    };
+    two.start().await;
+    assert_ne!(one.base, two.base);
+
+    let (alice, alice_token) = one.user("alice").await;
+    let (bob, bob_token) = one.user("bob").await;
+    let db = Db::connect(&one.database_url).unwrap();
+    let dev_a = insert_device(&db, alice, "alice-laptop").await;
+    let dev_b = insert_device(&db, bob, "bob-phone").await;
+    befriend(&db, alice, bob).await;
+
+    // Bob is connected to relay 2 with an empty queue; Alice to relay 1.
+    let mut b = connect(&two.ws_url(), &bob_token, dev_b).await;
+    next_of(&mut b, "queue_empty").await;
+    let mut a = connect(&one.ws_url(), &alice_token, dev_a).await;
+    next_of(&mut a, "queue_empty").await;
+
+    for i in 0..20 {
+        let id = format!("x{i}");
+        let sent = Instant::now();
+        a.send(Message::text(
+            json!({"v": 1, "type": "send", "id": id, "to_device": dev_b, "kind": 1,
+                   "ciphertext": B64.encode(payload(0, i))})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+        next_of(&mut a, "accepted").await;
+        let env = next_of(&mut b, "envelope").await;
+        assert_eq!(env["id"], id.as_str());
+        assert_eq!(
+            B64.decode(env["ciphertext"].as_str().unwrap()).unwrap(),
+            payload(0, i)
+        );
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "cross-relay push took {:?}",
+            sent.elapsed()
+        );
+        b.send(Message::text(
+            json!({"v": 1, "type": "ack", "ids": [env["eid"]]}).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+
+    // And back: Bob sends through relay 2, Alice receives on relay 1.
+    b.send(Message::text(
+        json!({"v": 1, "type": "send", "id": "reply", "to_device": dev_a, "kind": 1,
+               "ciphertext": B64.encode(b"reply")})
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    next_of(&mut b, "accepted").await;
+    let env = next_of(&mut a, "envelope").await;
+    assert_eq!(env["id"], "reply");
+    a.send(Message::text(
+        json!({"v": 1, "type": "ack", "ids": [env["eid"]]}).to_string(),
+    ))
+    .await
+    .unwrap();
+
+    let deadline = Instant::now() + WAIT;
+    while queued_rows(&db).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "acked envelopes were not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(two);
+}
