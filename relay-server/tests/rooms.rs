@@ -18,7 +18,7 @@ use common::{Backend, TestRelay};
 use diesel::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use relay_server::api::error::ApiError;
-use relay_server::db::schema::{devices, envelopes, friendships};
+use relay_server::db::schema::{devices, envelopes, friendships, rooms, users};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -385,6 +385,30 @@ async fn lifecycle(relay: &TestRelay) {
     let listed = rooms_of(relay, &a).await;
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["id"], room);
+    // The last member leaving deletes the room.
+    let unnamed = unnamed["id"].as_i64().unwrap();
+    let leave_unnamed = format!("/api/v1/rooms/{unnamed}/leave");
+    assert_eq!(
+        post(relay, &a, &leave_unnamed, None)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(rooms_of(relay, &a).await.len(), 1);
+    let left = relay
+        .state
+        .db
+        .run(move |conn| {
+            rooms::table
+                .filter(rooms::id.eq(unnamed))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     assert!(rooms_of(relay, &b).await.is_empty());
 
     // Invite B (a friend): B sees an invitation, but not the members until joining.
@@ -643,8 +667,35 @@ async fn room_send_refusals(relay: &TestRelay) {
     wd.close().await;
 }
 
+/// Deleting the creator's account removes their membership, not the room.
+async fn creator_deleted(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = room_with(relay, &a, &[(&b, "bob")]).await;
+    let a_id = a.id;
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::delete(users::table.filter(users::id.eq(a_id)))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    let listed = rooms_of(relay, &b).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], room);
+    let resp = get(relay, &b, &format!("/api/v1/rooms/{room}/members")).await;
+    let members: Value = resp.json().await.unwrap();
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+    assert_eq!(members["members"][0]["ms_id"], "bob");
+}
+
 on_both_backends!(
     lifecycle,
+    creator_deleted,
     fan_out_online,
     backlog_duplicates_ack_leave,
     room_send_refusals,

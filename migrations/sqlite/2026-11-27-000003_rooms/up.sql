@@ -3,7 +3,8 @@
 -- Times are Unix seconds.
 CREATE TABLE rooms (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_by BIGINT  NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- Kept when the creator's account is deleted (the room belongs to its members).
+    created_by BIGINT  REFERENCES users(id) ON DELETE SET NULL,
     -- Optional, 1 to 64 characters; metadata the relay can read, so clients may leave it out.
     name       TEXT,
     created_at BIGINT  NOT NULL

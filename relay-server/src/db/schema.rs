@@ -155,7 +155,7 @@ diesel::table! {
 diesel::table! {
     rooms (id) {
         id -> BigInt,
-        created_by -> BigInt,
+        created_by -> Nullable<BigInt>,
         name -> Nullable<Text>,
         created_at -> BigInt,
     }

@@ -9,6 +9,8 @@
 //! - An envelope stays until its recipient device acknowledges it, or until it expires
 //!   ([`ENVELOPE_TTL`]); expired envelopes are never delivered and are pruned.
 //! - A recipient device holds at most [`QUEUE_CAP`] unexpired envelopes (`queue_full`).
+//! - A room send ([`store_room`]) needs a joined sender and stores one copy per device of every
+//!   joined member but the sending device, all or none, under the same rules per copy.
 
 use crate::api::error::ApiError;
 use crate::db::schema::{devices, envelopes, friendships, sessions};

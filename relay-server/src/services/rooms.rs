@@ -2,7 +2,8 @@
 //! - The creator is the first joined member. Only joined members may invite, and only their
 //!   own friends (a blocked or unknown user, or a non-friend, is `not_found`). Inviting someone
 //!   already invited or joined changes nothing.
-//! - An invitee joins or declines; a member (invited or joined) may leave at any time.
+//! - An invitee joins or declines; a member (invited or joined) may leave at any time. A room
+//!   left by its last member (invitees included) is deleted.
 //! - To anyone who is neither joined nor invited, a room does not exist (`not_found`); the
 //!   member list is for joined members only.
 //! - A room envelope is stored once per device of every joined member except the sending
@@ -250,7 +251,8 @@ pub async fn join(state: &AppState, caller: i64, room_id: i64) -> Result<Room, A
         .await
 }
 
-/// Declines an invitation (`only_invited`) or leaves a room (any state).
+/// Declines an invitation (`only_invited`) or leaves a room (any state). A room left by its
+/// last member is deleted.
 pub async fn leave(
     state: &AppState,
     caller: i64,
@@ -260,20 +262,28 @@ pub async fn leave(
     state
         .db
         .run(move |conn| {
-            let mut q = diesel::delete(
-                room_members::table
-                    .filter(room_members::room_id.eq(room_id))
-                    .filter(room_members::user_id.eq(caller)),
-            )
-            .into_boxed();
-            if only_invited {
-                q = q.filter(room_members::state.eq(INVITED));
-            }
-            let deleted = q.execute(conn)?;
-            if deleted == 0 {
-                return Err(no_such_room());
-            }
-            Ok(())
+            write_transaction(conn, |conn| {
+                let mut q = diesel::delete(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(caller)),
+                )
+                .into_boxed();
+                if only_invited {
+                    q = q.filter(room_members::state.eq(INVITED));
+                }
+                if q.execute(conn)? == 0 {
+                    return Err(no_such_room());
+                }
+                let anyone_left = diesel::select(diesel::dsl::exists(
+                    room_members::table.filter(room_members::room_id.eq(room_id)),
+                ))
+                .get_result::<bool>(conn)?;
+                if !anyone_left {
+                    diesel::delete(rooms::table.filter(rooms::id.eq(room_id))).execute(conn)?;
+                }
+                Ok(())
+            })
         })
         .await
 }
