@@ -18,7 +18,7 @@ use common::{Backend, TestRelay};
 use diesel::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use relay_server::api::error::ApiError;
-use relay_server::db::schema::{devices, envelopes, friendships, rooms, users};
+use relay_server::db::schema::{devices, envelopes, friendships, room_members, rooms, users};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -693,8 +693,77 @@ async fn creator_deleted(relay: &TestRelay) {
     assert_eq!(members["members"][0]["ms_id"], "bob");
 }
 
+/// A room holds at most 100 members, invitees included.
+async fn member_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = create_room(relay, &a, None).await;
+    // 99 more members, inserted directly (registering through the API hashes passwords).
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            for i in 0..99 {
+                let id: i64 = diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(format!("filler{i}@example.org")),
+                        users::email_verified.eq(false),
+                        users::password_hash.eq("x"),
+                        users::ms_id.eq(format!("filler{i}")),
+                        users::display_name.eq("filler"),
+                        users::totp_enabled.eq(false),
+                        users::email_2fa_enabled.eq(false),
+                        users::created_at.eq(0_i64),
+                    ))
+                    .returning(users::id)
+                    .get_result(conn)?;
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_id.eq(room),
+                        room_members::user_id.eq(id),
+                        room_members::state.eq("invited"),
+                        room_members::invited_by.eq(id),
+                        room_members::created_at.eq(0_i64),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await
+        .unwrap();
+    common::assert_error(invite(relay, &a, room, "bob").await, 409, "conflict").await;
+    let leave = format!("/api/v1/rooms/{room}/leave");
+    let filler = relay
+        .state
+        .db
+        .run(|conn| {
+            users::table
+                .filter(users::ms_id.eq("filler0"))
+                .select(users::id)
+                .first::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::delete(room_members::table.filter(room_members::user_id.eq(filler)))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(invite(relay, &a, room, "bob").await.status().as_u16(), 204);
+    assert_eq!(join(relay, &b, room).await.status().as_u16(), 200);
+    assert_eq!(post(relay, &b, &leave, None).await.status().as_u16(), 204);
+}
+
 on_both_backends!(
     lifecycle,
+    member_cap,
     creator_deleted,
     fan_out_online,
     backlog_duplicates_ack_leave,

@@ -146,6 +146,7 @@ pub(crate) async fn list(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
         (status = 404, description = "not_found: no such room joined by the caller, or no such user among the caller's friends", body = ErrorBody),
+        (status = 409, description = "conflict: the room has 100 members", body = ErrorBody),
     )
 )]
 #[post("/rooms/{id}/invites")]

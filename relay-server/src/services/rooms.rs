@@ -1,7 +1,8 @@
 //! Rooms: groups of friends. Rules (see `docs/api.md`):
 //! - The creator is the first joined member. Only joined members may invite, and only their
 //!   own friends (a blocked or unknown user, or a non-friend, is `not_found`). Inviting someone
-//!   already invited or joined changes nothing.
+//!   already invited or joined changes nothing. A room holds at most [`MAX_ROOM_MEMBERS`]
+//!   members, invitees included (`conflict`).
 //! - An invitee joins or declines; a member (invited or joined) may leave at any time. A room
 //!   left by its last member (invitees included) is deleted.
 //! - To anyone who is neither joined nor invited, a room does not exist (`not_found`); the
@@ -22,6 +23,10 @@ use diesel::prelude::*;
 pub const INVITED: &str = "invited";
 /// Membership state `joined`.
 pub const JOINED: &str = "joined";
+/// Most members (invited and joined) of one room: with at most
+/// [`crate::services::devices::MAX_DEVICES_PER_USER`] devices each, a room send stores at most
+/// 1000 envelopes.
+pub const MAX_ROOM_MEMBERS: i64 = 100;
 /// Longest room name, in characters.
 pub const MAX_ROOM_NAME_CHARS: usize = 64;
 
@@ -213,6 +218,16 @@ pub async fn invite(
                 }
                 if member_state(conn, room_id, invitee)?.is_some() {
                     return Ok(());
+                }
+                let members: i64 = room_members::table
+                    .filter(room_members::room_id.eq(room_id))
+                    .count()
+                    .get_result(conn)?;
+                if members >= MAX_ROOM_MEMBERS {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "the room has the maximum number of members (100)",
+                    ));
                 }
                 diesel::insert_into(room_members::table)
                     .values((
