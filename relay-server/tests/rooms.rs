@@ -761,8 +761,44 @@ async fn member_cap(relay: &TestRelay) {
     assert_eq!(post(relay, &b, &leave, None).await.status().as_u16(), 204);
 }
 
+/// A full queue on one member device refuses the whole room send: no copy is stored.
+async fn queue_full_stores_nothing(relay: &TestRelay) {
+    use relay_server::db::DbConnection;
+    let t = trio(relay).await;
+    let (a_id, a1, b2) = (t.a.id, t.a1, t.b2);
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            let sql = |blob: &str| {
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
+                     INSERT INTO envelopes (recipient_device_id, sender_user_id, sender_device_id, \
+                     client_id, kind, ciphertext, created_at, expires_at) \
+                     SELECT {b2}, {a_id}, {a1}, 'fill' || i, 1, {blob}, 0, 9000000000000 FROM n"
+                )
+            };
+            match conn {
+                DbConnection::Sqlite(c) => diesel::sql_query(sql("x'00'")).execute(c),
+                DbConnection::Pg(c) => diesel::sql_query(sql("'\\x00'::bytea")).execute(c),
+            }
+            .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows(relay, Some(t.b2)).await, 10_000);
+    let (mut ws, _) = open_drained(relay, &t.c, t.c1).await;
+    ws.send_room("g1", t.room, b"too many").await;
+    let err = ws.expect_error("queue_full").await;
+    assert_eq!(err["id"], "g1");
+    assert_eq!(err["room"], t.room);
+    assert_eq!(rows(relay, None).await, 10_000);
+    ws.close().await;
+}
+
 on_both_backends!(
     lifecycle,
+    queue_full_stores_nothing,
     member_cap,
     creator_deleted,
     fan_out_online,
