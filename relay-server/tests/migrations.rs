@@ -30,6 +30,8 @@ const TABLES: &[&str] = &[
     "one_time_prekeys",
     "envelopes",
     "attachments",
+    "rooms",
+    "room_members",
 ];
 
 fn tables(conn: &mut DbConnection) -> Vec<String> {

@@ -13,12 +13,17 @@ pub const VERSION: u8 = 1;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    /// Store and forward one envelope to one device.
+    /// Store and forward one envelope to one device (`to_device`), or to every device of a
+    /// room's joined members but the sending one (`room`); exactly one of the two.
     Send {
         /// Client-chosen message id, 1–64 characters; the idempotency key per recipient device.
         id: String,
         /// Recipient device id.
-        to_device: i64,
+        #[serde(default)]
+        to_device: Option<i64>,
+        /// Room id.
+        #[serde(default)]
+        room: Option<i64>,
         /// Message kind (opaque to the relay, 0–65535).
         kind: i32,
         /// Standard base64 of the ciphertext (at most 64 KiB decoded).
@@ -52,12 +57,16 @@ pub enum TypingState {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    /// The envelope `id` for `to_device` is committed to the database.
+    /// The envelope `id` for `to_device` (or every copy for `room`) is committed.
     Accepted {
         /// The client's message id.
         id: &'a str,
-        /// The recipient device.
-        to_device: i64,
+        /// The recipient device (direct sends).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_device: Option<i64>,
+        /// The room (room sends).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<i64>,
     },
     /// An envelope for this device.
     Envelope {
@@ -75,6 +84,9 @@ pub enum ServerFrame<'a> {
         ciphertext: String,
         /// Stored at, Unix seconds.
         sent_at: i64,
+        /// The room it was sent to (absent for a direct envelope).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<i64>,
     },
     /// The backlog has been sent; what follows is live.
     QueueEmpty {},
@@ -111,6 +123,9 @@ pub enum ServerFrame<'a> {
         /// The `to_device` of the refused `send`, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_device: Option<i64>,
+        /// The `room` of the refused `send`, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<i64>,
         /// For `rate_limited`: seconds to wait.
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after: Option<u64>,
@@ -139,6 +154,8 @@ pub enum WsErrorCode {
     NotFriends,
     /// The recipient device's queue is full; retry later.
     QueueFull,
+    /// The sender is not a joined member of the room (or the room does not exist).
+    NotAMember,
     /// Too many frames: retry after `retry_after` seconds.
     RateLimited,
     /// Storage is unavailable; retry later.
@@ -174,6 +191,7 @@ impl ServerFrame<'_> {
             message,
             id: None,
             to_device: None,
+            room: None,
             retry_after: None,
         }
         .to_text()
@@ -191,6 +209,7 @@ pub fn envelope_text(e: &Envelope) -> String {
         kind: e.kind,
         ciphertext: B64.encode(&e.ciphertext),
         sent_at: e.sent_at,
+        room: e.room,
     }
     .to_text()
 }

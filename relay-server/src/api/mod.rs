@@ -9,6 +9,7 @@ pub mod frames;
 pub mod friends;
 pub mod health;
 pub mod profiles;
+pub mod rooms;
 pub mod twofa;
 pub mod ws;
 
@@ -144,6 +145,13 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(devices::delete_device)
         .service(devices::list_for_user)
         .service(devices::claim_bundle)
+        .service(rooms::create)
+        .service(rooms::list)
+        .service(rooms::invite)
+        .service(rooms::join)
+        .service(rooms::decline)
+        .service(rooms::leave)
+        .service(rooms::members)
         .service(attachments::upload)
         .service(attachments::download)
         .service(attachments::remove);

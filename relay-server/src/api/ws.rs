@@ -14,6 +14,7 @@ use crate::api::frames::{
 use crate::db::Backend;
 use crate::services::delivery::{
     self, BATCH, DeliveryError, Envelope, MAX_ACK_IDS, MAX_CIPHERTEXT, MAX_CLIENT_ID, NewEnvelope,
+    NewRoomEnvelope,
 };
 use crate::services::friends::are_friends;
 use crate::services::hub::{Kick, Push, Registration};
@@ -441,11 +442,24 @@ impl Connection {
         id: Option<&str>,
         to_device: Option<i64>,
     ) -> Result<(), End> {
+        self.error_in(code, message, id, to_device, None).await
+    }
+
+    /// An `error` frame naming the refused send's target (`to_device` or `room`).
+    async fn error_in(
+        &mut self,
+        code: WsErrorCode,
+        message: &str,
+        id: Option<&str>,
+        to_device: Option<i64>,
+        room: Option<i64>,
+    ) -> Result<(), End> {
         let frame = ServerFrame::Error {
             code,
             message,
             id,
             to_device,
+            room,
             retry_after: None,
         }
         .to_text();
@@ -457,6 +471,7 @@ impl Connection {
         &mut self,
         id: Option<&str>,
         to_device: Option<i64>,
+        room: Option<i64>,
     ) -> Option<Result<(), End>> {
         let key = self.user_id.to_string();
         let Err(e) = self.state.limits.check_account(Action::Send, &key) else {
@@ -467,6 +482,7 @@ impl Connection {
             message: "too many frames; slow down",
             id,
             to_device,
+            room,
             retry_after: e.retry_after,
         }
         .to_text();
@@ -495,14 +511,16 @@ impl Connection {
         };
         let id = object.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         let to_device = object.get("to_device").and_then(serde_json::Value::as_i64);
+        let room = object.get("room").and_then(serde_json::Value::as_i64);
         let id = id.as_deref();
         if object.remove("v").and_then(|v| v.as_u64()) != Some(u64::from(VERSION)) {
             return self
-                .error(
+                .error_in(
                     WsErrorCode::UnsupportedVersion,
                     "expected \"v\": 1",
                     id,
                     to_device,
+                    room,
                 )
                 .await;
         }
@@ -512,11 +530,12 @@ impl Connection {
             .is_some_and(|t| CLIENT_TYPES.contains(&t));
         if !known {
             return self
-                .error(
+                .error_in(
                     WsErrorCode::UnknownType,
                     "\"type\" must be one of send, ack, typing",
                     id,
                     to_device,
+                    room,
                 )
                 .await;
         }
@@ -525,7 +544,7 @@ impl Connection {
             Err(e) => {
                 let message = format!("invalid frame: {e}");
                 return self
-                    .error(WsErrorCode::InvalidFrame, &message, id, to_device)
+                    .error_in(WsErrorCode::InvalidFrame, &message, id, to_device, room)
                     .await;
             }
         };
@@ -533,17 +552,18 @@ impl Connection {
             ClientFrame::Send {
                 id,
                 to_device,
+                room,
                 kind,
                 ciphertext,
             } => {
-                if let Some(limited) = self.rate_limited(Some(&id), Some(to_device)).await {
+                if let Some(limited) = self.rate_limited(Some(&id), to_device, room).await {
                     return limited;
                 }
-                self.send(id, to_device, kind, &ciphertext).await
+                self.send(id, to_device, room, kind, &ciphertext).await
             }
             ClientFrame::Ack { ids } => self.ack(ids).await,
             ClientFrame::Typing { to_user, state } => {
-                if let Some(limited) = self.rate_limited(None, None).await {
+                if let Some(limited) = self.rate_limited(None, None, None).await {
                     return limited;
                 }
                 self.typing(to_user, state).await
@@ -554,12 +574,18 @@ impl Connection {
     async fn send(
         &mut self,
         id: String,
-        to_device: i64,
+        to_device: Option<i64>,
+        room: Option<i64>,
         kind: i32,
         ciphertext: &str,
     ) -> Result<(), End> {
         let refuse = |code, message: &'static str| (code, message);
-        let checked = if id.is_empty() || id.chars().count() > MAX_CLIENT_ID {
+        let checked = if to_device.is_some() == room.is_some() {
+            Err(refuse(
+                WsErrorCode::InvalidFrame,
+                "give exactly one of to_device and room",
+            ))
+        } else if id.is_empty() || id.chars().count() > MAX_CLIENT_ID {
             Err(refuse(
                 WsErrorCode::InvalidFrame,
                 "id must be 1 to 64 characters",
@@ -596,8 +622,15 @@ impl Connection {
         let ciphertext = match checked {
             Ok(bytes) => bytes,
             Err((code, message)) => {
-                return self.error(code, message, Some(&id), Some(to_device)).await;
+                return self
+                    .error_in(code, message, Some(&id), to_device, room)
+                    .await;
             }
+        };
+        let to_device = match (to_device, room) {
+            (Some(to_device), _) => to_device,
+            (None, Some(room)) => return self.send_room(id, room, kind, ciphertext).await,
+            (None, None) => return Ok(()),
         };
         let new = NewEnvelope {
             from_user: self.user_id,
@@ -627,6 +660,9 @@ impl Connection {
                         WsErrorCode::QueueFull,
                         "the recipient device's queue is full; retry later",
                     ),
+                    DeliveryError::NotAMember => {
+                        (WsErrorCode::Internal, "internal error; retry later")
+                    }
                     DeliveryError::Api(api) if api.code == ErrorCode::Unavailable => {
                         (WsErrorCode::Unavailable, "storage unavailable; retry later")
                     }
@@ -639,30 +675,108 @@ impl Connection {
         if stored.fresh {
             self.state.metrics.envelopes_received.inc();
         }
-        let accepted = ServerFrame::Accepted { id: &id, to_device }.to_text();
+        let accepted = ServerFrame::Accepted {
+            id: &id,
+            to_device: Some(to_device),
+            room: None,
+        }
+        .to_text();
         let answered = self.text(accepted).await;
         // Pushed even if the sender vanished meanwhile: the envelope is committed.
         if stored.fresh {
-            let eid = stored.envelope.eid;
-            let frame = Push {
-                eid: Some(eid),
-                text: envelope_frame(&stored.envelope).into(),
-                committed: Some(committed),
-            };
-            if !self.state.hub.push_to_device(to_device, frame)
-                && self.state.db.backend() == Backend::Postgres
-            {
-                // Not connected here: wake the other relays on this database.
-                let instance = self.state.instance;
-                let woke = self
-                    .state
-                    .db
-                    .run(move |conn| notify::announce(conn, instance, to_device, eid))
-                    .await;
-                if let Err(e) = woke {
-                    tracing::warn!(error = %e, "NOTIFY failed; the envelope waits for the backlog");
-                }
+            self.deliver(to_device, &stored.envelope, committed).await;
+        }
+        answered
+    }
+
+    /// Pushes a committed envelope to its device if connected here, or wakes the other relays
+    /// on the database (PostgreSQL) so the one holding the device pushes it.
+    async fn deliver(&self, to_device: i64, envelope: &Envelope, committed: Instant) {
+        let eid = envelope.eid;
+        let frame = Push {
+            eid: Some(eid),
+            text: envelope_frame(envelope).into(),
+            committed: Some(committed),
+        };
+        if !self.state.hub.push_to_device(to_device, frame)
+            && self.state.db.backend() == Backend::Postgres
+        {
+            let instance = self.state.instance;
+            let woke = self
+                .state
+                .db
+                .run(move |conn| notify::announce(conn, instance, to_device, eid))
+                .await;
+            if let Err(e) = woke {
+                tracing::warn!(error = %e, "NOTIFY failed; the envelope waits for the backlog");
             }
+        }
+    }
+
+    /// A room send: one envelope per device of every joined member but this one, committed
+    /// together, then one `accepted`, then the pushes.
+    async fn send_room(
+        &mut self,
+        id: String,
+        room: i64,
+        kind: i32,
+        ciphertext: Vec<u8>,
+    ) -> Result<(), End> {
+        let new = NewRoomEnvelope {
+            from_user: self.user_id,
+            from_device: self.device_id,
+            room,
+            client_id: id.clone(),
+            kind,
+            ciphertext,
+        };
+        let now = self.state.clock.now();
+        let stored = self
+            .state
+            .db
+            .run(move |conn| delivery::store_room(conn, &new, now))
+            .await;
+        let committed = Instant::now();
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                let (code, message) = match e {
+                    DeliveryError::NotAMember => (
+                        WsErrorCode::NotAMember,
+                        "you are not a joined member of this room",
+                    ),
+                    DeliveryError::QueueFull => (
+                        WsErrorCode::QueueFull,
+                        "a member device's queue is full; nothing was stored; retry later",
+                    ),
+                    DeliveryError::Api(api) if api.code == ErrorCode::Unavailable => {
+                        (WsErrorCode::Unavailable, "storage unavailable; retry later")
+                    }
+                    DeliveryError::UnknownDevice
+                    | DeliveryError::NotFriends
+                    | DeliveryError::Api(_) => {
+                        (WsErrorCode::Internal, "internal error; retry later")
+                    }
+                };
+                return self
+                    .error_in(code, message, Some(&id), None, Some(room))
+                    .await;
+            }
+        };
+        let fresh = stored.iter().filter(|(_, s)| s.fresh).count();
+        self.state
+            .metrics
+            .envelopes_received
+            .inc_by(u64::try_from(fresh).unwrap_or(u64::MAX));
+        let accepted = ServerFrame::Accepted {
+            id: &id,
+            to_device: None,
+            room: Some(room),
+        }
+        .to_text();
+        let answered = self.text(accepted).await;
+        for (to_device, s) in stored.iter().filter(|(_, s)| s.fresh) {
+            self.deliver(*to_device, &s.envelope, committed).await;
         }
         answered
     }

@@ -148,6 +148,26 @@ diesel::table! {
         ciphertext -> Binary,
         created_at -> BigInt,
         expires_at -> BigInt,
+        room_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> BigInt,
+        created_by -> Nullable<BigInt>,
+        name -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    room_members (room_id, user_id) {
+        room_id -> BigInt,
+        user_id -> BigInt,
+        state -> Text,
+        invited_by -> BigInt,
+        created_at -> BigInt,
     }
 }
 
@@ -165,6 +185,7 @@ diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(signed_prekeys -> devices (device_id));
 diesel::joinable!(one_time_prekeys -> devices (device_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(login_challenges -> users (user_id));
 diesel::joinable!(email_codes -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -186,4 +207,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     one_time_prekeys,
     envelopes,
     attachments,
+    rooms,
+    room_members,
 );

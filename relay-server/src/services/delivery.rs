@@ -9,6 +9,8 @@
 //! - An envelope stays until its recipient device acknowledges it, or until it expires
 //!   ([`ENVELOPE_TTL`]); expired envelopes are never delivered and are pruned.
 //! - A recipient device holds at most [`QUEUE_CAP`] unexpired envelopes (`queue_full`).
+//! - A room send ([`store_room`]) needs a joined sender and stores one copy per device of every
+//!   joined member but the sending device, all or none, under the same rules per copy.
 
 use crate::api::error::ApiError;
 use crate::db::schema::{devices, envelopes, friendships, sessions};
@@ -39,6 +41,8 @@ pub enum DeliveryError {
     NotFriends,
     /// The recipient's queue is full.
     QueueFull,
+    /// The sender is not a joined member of the room.
+    NotAMember,
     /// Storage failed.
     Api(ApiError),
 }
@@ -78,6 +82,8 @@ pub struct Envelope {
     pub ciphertext: Vec<u8>,
     /// Stored at, Unix seconds.
     pub sent_at: i64,
+    /// The room it was sent to (`None` for a direct envelope).
+    pub room: Option<i64>,
 }
 
 /// A new envelope to store.
@@ -168,6 +174,7 @@ type EnvelopeColumns = (
     envelopes::kind,
     envelopes::ciphertext,
     envelopes::created_at,
+    envelopes::room_id,
 );
 
 const ENVELOPE_COLUMNS: EnvelopeColumns = (
@@ -178,6 +185,7 @@ const ENVELOPE_COLUMNS: EnvelopeColumns = (
     envelopes::kind,
     envelopes::ciphertext,
     envelopes::created_at,
+    envelopes::room_id,
 );
 
 fn find_queued(
@@ -254,6 +262,7 @@ pub fn store(
                 kind: new.kind,
                 ciphertext: new.ciphertext.clone(),
                 sent_at: now,
+                room: None,
             },
             to_user,
             fresh: true,
@@ -270,6 +279,106 @@ pub fn store(
         envelope,
         to_user,
         fresh: false,
+    })
+}
+
+/// A room envelope to fan out.
+#[derive(Debug, Clone)]
+pub struct NewRoomEnvelope {
+    /// Sending user.
+    pub from_user: i64,
+    /// Sending device.
+    pub from_device: i64,
+    /// The room.
+    pub room: i64,
+    /// The sender's message id.
+    pub client_id: String,
+    /// Message kind.
+    pub kind: i32,
+    /// Ciphertext (the same for every recipient device: a sender-key group message).
+    pub ciphertext: Vec<u8>,
+}
+
+/// One envelope per device of every joined member of the room except the sending device,
+/// stored in one transaction: all of them or (on `queue_full` or an error) none. A repeated
+/// send answers with the envelopes already queued (`fresh: false`) and stores only the copies
+/// for devices that have none (say, a device added since). Returns `(recipient device,
+/// stored)` pairs after the commit.
+pub fn store_room(
+    conn: &mut DbConnection,
+    new: &NewRoomEnvelope,
+    now: i64,
+) -> Result<Vec<(i64, Stored)>, DeliveryError> {
+    write_transaction(conn, |conn| {
+        if let DbConnection::Pg(pg) = conn {
+            // Serializes this device's room sends, so a retry racing the original waits for it
+            // instead of failing on the unique key.
+            // Negative keys: the friend-pair locks use non-negative ones.
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(-1 - new.from_device)
+                .execute(pg)?;
+        }
+        if !crate::services::rooms::is_joined(conn, new.room, new.from_user)? {
+            return Err(DeliveryError::NotAMember);
+        }
+        let targets = crate::services::rooms::joined_devices(conn, new.room)?;
+        let mut stored = Vec::with_capacity(targets.len());
+        for (to_device, to_user) in targets {
+            if to_device == new.from_device {
+                continue;
+            }
+            if let Some(envelope) = find_queued(conn, new.from_device, &new.client_id, to_device)? {
+                stored.push((
+                    to_device,
+                    Stored {
+                        envelope,
+                        to_user,
+                        fresh: false,
+                    },
+                ));
+                continue;
+            }
+            let queued: i64 = envelopes::table
+                .filter(envelopes::recipient_device_id.eq(to_device))
+                .filter(envelopes::expires_at.gt(now))
+                .count()
+                .get_result(conn)?;
+            if queued >= QUEUE_CAP {
+                return Err(DeliveryError::QueueFull);
+            }
+            let eid = diesel::insert_into(envelopes::table)
+                .values((
+                    envelopes::recipient_device_id.eq(to_device),
+                    envelopes::sender_user_id.eq(new.from_user),
+                    envelopes::sender_device_id.eq(new.from_device),
+                    envelopes::client_id.eq(&new.client_id),
+                    envelopes::kind.eq(new.kind),
+                    envelopes::ciphertext.eq(&new.ciphertext),
+                    envelopes::created_at.eq(now),
+                    envelopes::expires_at.eq(now.saturating_add(ENVELOPE_TTL)),
+                    envelopes::room_id.eq(Some(new.room)),
+                ))
+                .returning(envelopes::id)
+                .get_result::<i64>(conn)?;
+            stored.push((
+                to_device,
+                Stored {
+                    envelope: Envelope {
+                        eid,
+                        from_user: new.from_user,
+                        from_device: new.from_device,
+                        client_id: new.client_id.clone(),
+                        kind: new.kind,
+                        ciphertext: new.ciphertext.clone(),
+                        sent_at: now,
+                        room: Some(new.room),
+                    },
+                    to_user,
+                    fresh: true,
+                },
+            ));
+        }
+        Ok(stored)
     })
 }
 

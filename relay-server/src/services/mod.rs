@@ -11,6 +11,7 @@ pub mod notify;
 pub mod passwords;
 pub mod profiles;
 pub mod ratelimit;
+pub mod rooms;
 pub mod tokens;
 pub mod twofa;
 pub mod validate;

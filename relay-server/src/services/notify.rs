@@ -64,6 +64,7 @@ fn queued(conn: &mut DbConnection, device_id: i64, eid: i64) -> Result<Option<En
             envelopes::kind,
             envelopes::ciphertext,
             envelopes::created_at,
+            envelopes::room_id,
         ))
         .first(conn)
         .optional()?)

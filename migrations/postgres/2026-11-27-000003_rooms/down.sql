@@ -1,0 +1,3 @@
+ALTER TABLE envelopes DROP COLUMN room_id;
+DROP TABLE room_members;
+DROP TABLE rooms;

@@ -1,0 +1,343 @@
+//! Rooms: groups of friends. Rules (see `docs/api.md`):
+//! - The creator is the first joined member. Only joined members may invite, and only their
+//!   own friends (a blocked or unknown user, or a non-friend, is `not_found`). Inviting someone
+//!   already invited or joined changes nothing. A room holds at most [`MAX_ROOM_MEMBERS`]
+//!   members, invitees included (`conflict`).
+//! - An invitee joins or declines; a member (invited or joined) may leave at any time. A room
+//!   left by its last member (invitees included) is deleted.
+//! - To anyone who is neither joined nor invited, a room does not exist (`not_found`); the
+//!   member list is for joined members only.
+//! - A room envelope is stored once per device of every joined member except the sending
+//!   device, in one transaction ([`crate::services::delivery::store_room`]).
+
+use crate::api::error::{ApiError, ErrorCode};
+use crate::db::schema::{devices, room_members, rooms, users};
+use crate::db::{DbConnection, write_transaction};
+use crate::services::friends::are_friends;
+use crate::services::profiles;
+use crate::services::validate;
+use crate::state::AppState;
+use diesel::prelude::*;
+
+/// Membership state `invited`.
+pub const INVITED: &str = "invited";
+/// Membership state `joined`.
+pub const JOINED: &str = "joined";
+/// Most members (invited and joined) of one room: with at most
+/// [`crate::services::devices::MAX_DEVICES_PER_USER`] devices each, a room send stores at most
+/// 1000 envelopes.
+pub const MAX_ROOM_MEMBERS: i64 = 100;
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 64;
+
+/// A room as one of its members sees it.
+#[derive(Debug, Clone)]
+pub struct Room {
+    /// Room id.
+    pub id: i64,
+    /// Optional name.
+    pub name: Option<String>,
+    /// The caller's state: `invited` or `joined`.
+    pub state: String,
+    /// Created at, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// User id (as in `envelope` frames' `from_user`).
+    pub user_id: i64,
+    /// Current ms_id.
+    pub ms_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// `invited` or `joined`.
+    pub state: String,
+    /// The member's device ids (joined members only; empty for invitees).
+    pub devices: Vec<i64>,
+}
+
+fn no_such_room() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such room")
+}
+
+/// Trims a room name and checks it like a display name (1–64 characters, no control or
+/// deceptive format characters). An absent or blank name is no name.
+pub fn room_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) => validate::display_name(name).map(Some).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "name must be 1 to 64 characters without control characters",
+            )
+        }),
+    }
+}
+
+/// The caller's membership state in a room, if any.
+pub fn member_state(
+    conn: &mut DbConnection,
+    room_id: i64,
+    user_id: i64,
+) -> Result<Option<String>, ApiError> {
+    Ok(room_members::table
+        .filter(room_members::room_id.eq(room_id))
+        .filter(room_members::user_id.eq(user_id))
+        .select(room_members::state)
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether `user_id` is a joined member of `room_id`.
+pub fn is_joined(conn: &mut DbConnection, room_id: i64, user_id: i64) -> Result<bool, ApiError> {
+    Ok(member_state(conn, room_id, user_id)?.as_deref() == Some(JOINED))
+}
+
+/// The devices of every joined member of a room.
+pub fn joined_devices(conn: &mut DbConnection, room_id: i64) -> Result<Vec<(i64, i64)>, ApiError> {
+    Ok(room_members::table
+        .inner_join(devices::table.on(devices::user_id.eq(room_members::user_id)))
+        .filter(room_members::room_id.eq(room_id))
+        .filter(room_members::state.eq(JOINED))
+        .select((devices::id, devices::user_id))
+        .order(devices::id.asc())
+        .load(conn)?)
+}
+
+fn room_for(conn: &mut DbConnection, room_id: i64, user_id: i64) -> Result<Room, ApiError> {
+    let row: Option<(i64, Option<String>, i64, String)> = rooms::table
+        .inner_join(room_members::table)
+        .filter(rooms::id.eq(room_id))
+        .filter(room_members::user_id.eq(user_id))
+        .select((
+            rooms::id,
+            rooms::name,
+            rooms::created_at,
+            room_members::state,
+        ))
+        .first(conn)
+        .optional()?;
+    let (id, name, created_at, state) = row.ok_or_else(no_such_room)?;
+    Ok(Room {
+        id,
+        name,
+        state,
+        created_at,
+    })
+}
+
+/// Creates a room with the caller as its first joined member.
+pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result<Room, ApiError> {
+    let name = room_name(name)?;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let id: i64 = diesel::insert_into(rooms::table)
+                    .values((
+                        rooms::created_by.eq(caller),
+                        rooms::name.eq(&name),
+                        rooms::created_at.eq(now),
+                    ))
+                    .returning(rooms::id)
+                    .get_result(conn)?;
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_id.eq(id),
+                        room_members::user_id.eq(caller),
+                        room_members::state.eq(JOINED),
+                        room_members::invited_by.eq(caller),
+                        room_members::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                Ok(Room {
+                    id,
+                    name,
+                    state: JOINED.to_owned(),
+                    created_at: now,
+                })
+            })
+        })
+        .await
+}
+
+/// The rooms the caller joined or is invited to, oldest first.
+pub async fn list(state: &AppState, caller: i64) -> Result<Vec<Room>, ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            let rows: Vec<(i64, Option<String>, i64, String)> = rooms::table
+                .inner_join(room_members::table)
+                .filter(room_members::user_id.eq(caller))
+                .order(rooms::id.asc())
+                .select((
+                    rooms::id,
+                    rooms::name,
+                    rooms::created_at,
+                    room_members::state,
+                ))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, name, created_at, state)| Room {
+                    id,
+                    name,
+                    state,
+                    created_at,
+                })
+                .collect())
+        })
+        .await
+}
+
+/// Invites a friend of the caller (who must be a joined member) by ms_id.
+pub async fn invite(
+    state: &AppState,
+    caller: i64,
+    room_id: i64,
+    ms_id: &str,
+) -> Result<(), ApiError> {
+    let ms_id = validate::ms_id_lookup(ms_id)?;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                if !is_joined(conn, room_id, caller)? {
+                    return Err(no_such_room());
+                }
+                let Some((invitee, _)) = profiles::find_by_ms_id(conn, &ms_id)? else {
+                    return Err(profiles::no_such_user());
+                };
+                // Blocking ends a friendship, so a block either way is covered here too.
+                if !are_friends(conn, caller, invitee)? {
+                    return Err(profiles::no_such_user());
+                }
+                if member_state(conn, room_id, invitee)?.is_some() {
+                    return Ok(());
+                }
+                let members: i64 = room_members::table
+                    .filter(room_members::room_id.eq(room_id))
+                    .count()
+                    .get_result(conn)?;
+                if members >= MAX_ROOM_MEMBERS {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "the room has the maximum number of members (100)",
+                    ));
+                }
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_id.eq(room_id),
+                        room_members::user_id.eq(invitee),
+                        room_members::state.eq(INVITED),
+                        room_members::invited_by.eq(caller),
+                        room_members::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Accepts an invitation (joining twice changes nothing).
+pub async fn join(state: &AppState, caller: i64, room_id: i64) -> Result<Room, ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                if member_state(conn, room_id, caller)?.is_none() {
+                    return Err(no_such_room());
+                }
+                diesel::update(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(caller)),
+                )
+                .set(room_members::state.eq(JOINED))
+                .execute(conn)?;
+                room_for(conn, room_id, caller)
+            })
+        })
+        .await
+}
+
+/// Declines an invitation (`only_invited`) or leaves a room (any state). A room left by its
+/// last member is deleted.
+pub async fn leave(
+    state: &AppState,
+    caller: i64,
+    room_id: i64,
+    only_invited: bool,
+) -> Result<(), ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let mut q = diesel::delete(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(caller)),
+                )
+                .into_boxed();
+                if only_invited {
+                    q = q.filter(room_members::state.eq(INVITED));
+                }
+                if q.execute(conn)? == 0 {
+                    return Err(no_such_room());
+                }
+                let anyone_left = diesel::select(diesel::dsl::exists(
+                    room_members::table.filter(room_members::room_id.eq(room_id)),
+                ))
+                .get_result::<bool>(conn)?;
+                if !anyone_left {
+                    diesel::delete(rooms::table.filter(rooms::id.eq(room_id))).execute(conn)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// The members of a room the caller joined, with the devices of the joined ones.
+pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<Member>, ApiError> {
+    state
+        .db
+        .run(move |conn| {
+            if !is_joined(conn, room_id, caller)? {
+                return Err(no_such_room());
+            }
+            let rows: Vec<(i64, String, String, String)> = room_members::table
+                .inner_join(users::table.on(users::id.eq(room_members::user_id)))
+                .filter(room_members::room_id.eq(room_id))
+                .order(room_members::created_at.asc())
+                .then_order_by(room_members::user_id.asc())
+                .select((
+                    room_members::user_id,
+                    users::ms_id,
+                    users::display_name,
+                    room_members::state,
+                ))
+                .load(conn)?;
+            let devices = joined_devices(conn, room_id)?;
+            Ok(rows
+                .into_iter()
+                .map(|(user_id, ms_id, display_name, state)| Member {
+                    devices: devices
+                        .iter()
+                        .filter(|(_, owner)| *owner == user_id)
+                        .map(|(d, _)| *d)
+                        .collect(),
+                    user_id,
+                    ms_id,
+                    display_name,
+                    state,
+                })
+                .collect())
+        })
+        .await
+}

@@ -1,0 +1,807 @@
+//! Rooms on SQLite and PostgreSQL: create, invite (friends only), join, decline, leave,
+//! list, members; room sends over `GET /api/v1/ws` fanned out to every joined member device
+//! but the sending one, with the delivery guarantees of direct envelopes.
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Backend, TestRelay};
+use diesel::prelude::*;
+use futures_util::{SinkExt, StreamExt};
+use relay_server::api::error::ApiError;
+use relay_server::db::schema::{devices, envelopes, friendships, room_members, rooms, users};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct User {
+    id: i64,
+    token: String,
+}
+
+async fn user(relay: &TestRelay, ms_id: &str) -> User {
+    let email = format!("{ms_id}@example.org");
+    let created = relay.register(&email, ms_id).await;
+    let (token, _) = relay.token(&email).await;
+    User {
+        id: created["user_id"].as_i64().unwrap(),
+        token,
+    }
+}
+
+/// Inserts a device row directly (the device API lives elsewhere).
+async fn device(relay: &TestRelay, user_id: i64) -> i64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let key = format!(
+        "identity-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+    .into_bytes();
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            Ok::<_, ApiError>(
+                diesel::insert_into(devices::table)
+                    .values((
+                        devices::user_id.eq(user_id),
+                        devices::identity_key.eq(key),
+                        devices::name.eq("test device"),
+                        devices::created_at.eq(0_i64),
+                    ))
+                    .returning(devices::id)
+                    .get_result::<i64>(conn)?,
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn befriend(relay: &TestRelay, a: &User, b: &User) {
+    let (low, high) = if a.id < b.id {
+        (a.id, b.id)
+    } else {
+        (b.id, a.id)
+    };
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(friendships::table)
+                .values((
+                    friendships::user_low.eq(low),
+                    friendships::user_high.eq(high),
+                    friendships::created_at.eq(0_i64),
+                ))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+}
+
+/// Envelope rows, optionally only those for one recipient device.
+async fn rows(relay: &TestRelay, to_device: Option<i64>) -> i64 {
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            let mut q = envelopes::table.into_boxed();
+            if let Some(d) = to_device {
+                q = q.filter(envelopes::recipient_device_id.eq(d));
+            }
+            q.count().get_result::<i64>(conn).map_err(ApiError::from)
+        })
+        .await
+        .unwrap()
+}
+
+fn ws_url(relay: &TestRelay) -> String {
+    format!("{}/api/v1/ws", relay.base.replacen("http://", "ws://", 1))
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Ws {
+    socket: Socket,
+}
+
+/// How a read ended.
+#[derive(Debug)]
+enum Got {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+async fn open(relay: &TestRelay, who: &User, device_id: i64) -> Ws {
+    let mut req = ws_url(relay).into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", who.token)).unwrap(),
+    );
+    h.insert(
+        "x-securechat-device",
+        HeaderValue::from_str(&device_id.to_string()).unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    Ws { socket }
+}
+
+/// Opens and reads up to `queue_empty`; returns the backlog envelopes.
+async fn open_drained(relay: &TestRelay, who: &User, device_id: i64) -> (Ws, Vec<Value>) {
+    let mut ws = open(relay, who, device_id).await;
+    let backlog = ws.backlog().await;
+    (ws, backlog)
+}
+
+impl Ws {
+    async fn send(&mut self, frame: Value) {
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn send_raw(&mut self, msg: Message) {
+        self.socket.send(msg).await.unwrap();
+    }
+
+    /// The next text frame or the close, skipping presence frames.
+    async fn next(&mut self) -> Got {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                None => return Got::Closed(None),
+                Some(Err(_)) => return Got::Closed(None),
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(v["v"], 1, "every frame carries v=1: {v}");
+                    if v["type"] == "presence" {
+                        continue;
+                    }
+                    return Got::Frame(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Got::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn frame(&mut self) -> Value {
+        match self.next().await {
+            Got::Frame(v) => v,
+            Got::Closed(code) => panic!("closed ({code:?}) while waiting for a frame"),
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> Value {
+        let v = self.frame().await;
+        assert_eq!(v["type"], kind, "expected {kind}, got {v}");
+        v
+    }
+
+    async fn expect_error(&mut self, code: &str) -> Value {
+        let v = self.expect("error").await;
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["message"].is_string());
+        v
+    }
+
+    async fn expect_close(&mut self) -> Option<u16> {
+        match self.next().await {
+            Got::Closed(code) => code,
+            Got::Frame(v) => panic!("expected a close, got {v}"),
+        }
+    }
+
+    /// Envelopes up to `queue_empty`.
+    async fn backlog(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v = self.frame().await;
+            match v["type"].as_str() {
+                Some("envelope") => out.push(v),
+                Some("queue_empty") => return out,
+                _ => panic!("unexpected frame in backlog: {v}"),
+            }
+        }
+    }
+
+    /// The next text frame, presence included.
+    async fn raw_next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(Message::Close(f))) => panic!("unexpected close {f:?}"),
+                None | Some(Err(_)) => panic!("connection lost"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Nothing but presence arrives within `ms`.
+    async fn quiet(&mut self, ms: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(v["type"], "presence", "unexpected frame {v}");
+                }
+                Ok(Some(Ok(Message::Close(f)))) => panic!("unexpected close {f:?}"),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn send_msg(&mut self, id: &str, to_device: i64, body: &[u8]) {
+        self.send(json!({"v": 1, "type": "send", "id": id, "to_device": to_device, "kind": 1, "ciphertext": B64.encode(body)}))
+            .await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+impl Ws {
+    async fn send_room(&mut self, id: &str, room: i64, body: &[u8]) {
+        self.send(json!({"v": 1, "type": "send", "id": id, "room": room, "kind": 7, "ciphertext": B64.encode(body)}))
+            .await;
+    }
+}
+
+async fn post(relay: &TestRelay, who: &User, path: &str, body: Option<Value>) -> reqwest::Response {
+    let mut req = relay.client().post(relay.url(path)).bearer_auth(&who.token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+async fn get(relay: &TestRelay, who: &User, path: &str) -> reqwest::Response {
+    relay
+        .client()
+        .get(relay.url(path))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn create_room(relay: &TestRelay, who: &User, name: Option<&str>) -> i64 {
+    let resp = post(relay, who, "/api/v1/rooms", Some(json!({ "name": name }))).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let room: Value = resp.json().await.unwrap();
+    assert_eq!(room["state"], "joined");
+    room["id"].as_i64().unwrap()
+}
+
+async fn invite(relay: &TestRelay, who: &User, room: i64, ms_id: &str) -> reqwest::Response {
+    post(
+        relay,
+        who,
+        &format!("/api/v1/rooms/{room}/invites"),
+        Some(json!({ "ms_id": ms_id })),
+    )
+    .await
+}
+
+async fn join(relay: &TestRelay, who: &User, room: i64) -> reqwest::Response {
+    post(relay, who, &format!("/api/v1/rooms/{room}/join"), None).await
+}
+
+async fn rooms_of(relay: &TestRelay, who: &User) -> Vec<Value> {
+    let resp = get(relay, who, "/api/v1/rooms").await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["rooms"].as_array().unwrap().clone()
+}
+
+/// `owner` creates a room and brings every other user in (they must be owner's friends).
+async fn room_with(relay: &TestRelay, owner: &User, others: &[(&User, &str)]) -> i64 {
+    let room = create_room(relay, owner, None).await;
+    for (who, ms_id) in others {
+        assert_eq!(
+            invite(relay, owner, room, ms_id).await.status().as_u16(),
+            204
+        );
+        assert_eq!(join(relay, who, room).await.status().as_u16(), 200);
+    }
+    room
+}
+
+/// Create, list, invite (friends only), join, decline, leave, members.
+async fn lifecycle(relay: &TestRelay) {
+    use common::assert_error;
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    let c = user(relay, "carol").await;
+    let d = user(relay, "dave").await;
+    befriend(relay, &a, &b).await;
+    befriend(relay, &a, &c).await;
+    let dev_b = device(relay, b.id).await;
+
+    // Name: optional, trimmed, validated like a display name.
+    let resp = post(
+        relay,
+        &a,
+        "/api/v1/rooms",
+        Some(json!({ "name": "  Team  " })),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let room: Value = resp.json().await.unwrap();
+    assert_eq!(room["name"], "Team");
+    assert_eq!(room["state"], "joined");
+    let room = room["id"].as_i64().unwrap();
+    let resp = post(
+        relay,
+        &a,
+        "/api/v1/rooms",
+        Some(json!({ "name": "a\u{7}b" })),
+    )
+    .await;
+    assert_error(resp, 400, "invalid_input").await;
+    let resp = post(
+        relay,
+        &a,
+        "/api/v1/rooms",
+        Some(json!({ "name": "x".repeat(65) })),
+    )
+    .await;
+    assert_error(resp, 400, "invalid_input").await;
+    let resp = post(relay, &a, "/api/v1/rooms", Some(json!({}))).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let unnamed: Value = resp.json().await.unwrap();
+    assert!(unnamed["name"].is_null());
+
+    let listed = rooms_of(relay, &a).await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], room);
+    // The last member leaving deletes the room.
+    let unnamed = unnamed["id"].as_i64().unwrap();
+    let leave_unnamed = format!("/api/v1/rooms/{unnamed}/leave");
+    assert_eq!(
+        post(relay, &a, &leave_unnamed, None)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(rooms_of(relay, &a).await.len(), 1);
+    let left = relay
+        .state
+        .db
+        .run(move |conn| {
+            rooms::table
+                .filter(rooms::id.eq(unnamed))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(rooms_of(relay, &b).await.is_empty());
+
+    // Invite B (a friend): B sees an invitation, but not the members until joining.
+    assert_eq!(invite(relay, &a, room, "BOB").await.status().as_u16(), 204);
+    assert_eq!(
+        invite(relay, &a, room, "bob").await.status().as_u16(),
+        204,
+        "idempotent"
+    );
+    let listed = rooms_of(relay, &b).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["state"], "invited");
+    let members_path = format!("/api/v1/rooms/{room}/members");
+    assert_error(get(relay, &b, &members_path).await, 404, "not_found").await;
+    // An invitee cannot invite.
+    assert_error(invite(relay, &b, room, "alice").await, 404, "not_found").await;
+
+    let resp = join(relay, &b, room).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let joined: Value = resp.json().await.unwrap();
+    assert_eq!(joined["state"], "joined");
+    assert_eq!(joined["name"], "Team");
+    assert_eq!(
+        join(relay, &b, room).await.status().as_u16(),
+        200,
+        "idempotent"
+    );
+
+    // B may invite only B's friends: C is A's friend, not B's.
+    assert_error(invite(relay, &b, room, "carol").await, 404, "not_found").await;
+    assert_error(invite(relay, &a, room, "nobody").await, 404, "not_found").await;
+    assert_error(invite(relay, &a, room, "dave").await, 404, "not_found").await;
+    assert_error(invite(relay, &a, room, "!!").await, 400, "invalid_ms_id").await;
+
+    // Members: ms_id, state and device ids.
+    let resp = get(relay, &a, &members_path).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let members: Value = resp.json().await.unwrap();
+    let members = members["members"].as_array().unwrap().clone();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[0]["ms_id"], "alice");
+    assert_eq!(members[0]["state"], "joined");
+    assert_eq!(members[1]["ms_id"], "bob");
+    assert_eq!(members[1]["user_id"], b.id);
+    assert_eq!(members[1]["devices"], json!([dev_b]));
+
+    // C: invited, declines; cannot join afterwards; invited again, joins, leaves.
+    assert_eq!(
+        invite(relay, &a, room, "carol").await.status().as_u16(),
+        204
+    );
+    let resp = get(relay, &a, &members_path).await;
+    let members: Value = resp.json().await.unwrap();
+    assert_eq!(members["members"][2]["state"], "invited");
+    assert_eq!(members["members"][2]["devices"], json!([]));
+    let decline = format!("/api/v1/rooms/{room}/decline");
+    assert_eq!(post(relay, &c, &decline, None).await.status().as_u16(), 204);
+    assert!(rooms_of(relay, &c).await.is_empty());
+    assert_error(join(relay, &c, room).await, 404, "not_found").await;
+    assert_error(post(relay, &c, &decline, None).await, 404, "not_found").await;
+    assert_eq!(
+        invite(relay, &a, room, "carol").await.status().as_u16(),
+        204
+    );
+    assert_eq!(join(relay, &c, room).await.status().as_u16(), 200);
+    // A joined member cannot "decline".
+    assert_error(post(relay, &c, &decline, None).await, 404, "not_found").await;
+    let leave = format!("/api/v1/rooms/{room}/leave");
+    assert_eq!(post(relay, &c, &leave, None).await.status().as_u16(), 204);
+    assert_error(post(relay, &c, &leave, None).await, 404, "not_found").await;
+    assert!(rooms_of(relay, &c).await.is_empty());
+    assert_error(get(relay, &c, &members_path).await, 404, "not_found").await;
+
+    // Outsiders: the room does not exist for them.
+    assert_error(get(relay, &d, &members_path).await, 404, "not_found").await;
+    assert_error(join(relay, &d, room).await, 404, "not_found").await;
+    assert_error(post(relay, &d, &leave, None).await, 404, "not_found").await;
+    assert_error(
+        get(relay, &a, "/api/v1/rooms/999999/members").await,
+        404,
+        "not_found",
+    )
+    .await;
+    // Signed-out callers.
+    let resp = relay
+        .client()
+        .get(relay.url("/api/v1/rooms"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 401, "unauthorized").await;
+}
+
+struct Trio {
+    a: User,
+    b: User,
+    c: User,
+    a1: i64,
+    a2: i64,
+    b1: i64,
+    b2: i64,
+    c1: i64,
+    room: i64,
+}
+
+/// A (two devices), B (two devices) and C (one device) in one room; A is friends with both.
+async fn trio(relay: &TestRelay) -> Trio {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    let c = user(relay, "carol").await;
+    befriend(relay, &a, &b).await;
+    befriend(relay, &a, &c).await;
+    let a1 = device(relay, a.id).await;
+    let a2 = device(relay, a.id).await;
+    let b1 = device(relay, b.id).await;
+    let b2 = device(relay, b.id).await;
+    let c1 = device(relay, c.id).await;
+    let room = room_with(relay, &a, &[(&b, "bob"), (&c, "carol")]).await;
+    Trio {
+        a,
+        b,
+        c,
+        a1,
+        a2,
+        b1,
+        b2,
+        c1,
+        room,
+    }
+}
+
+/// One room send from A's first device reaches B's two devices, C's device and A's other
+/// device — not the sending one — with one `accepted`, the same id and ciphertext.
+async fn fan_out_online(relay: &TestRelay) {
+    let t = trio(relay).await;
+    let (mut a1, _) = open_drained(relay, &t.a, t.a1).await;
+    let (mut a2, _) = open_drained(relay, &t.a, t.a2).await;
+    let (mut b1, _) = open_drained(relay, &t.b, t.b1).await;
+    let (mut b2, _) = open_drained(relay, &t.b, t.b2).await;
+    let (mut c1, _) = open_drained(relay, &t.c, t.c1).await;
+
+    a1.send_room("g1", t.room, b"group message").await;
+    let accepted = a1.expect("accepted").await;
+    assert_eq!(accepted["id"], "g1");
+    assert_eq!(accepted["room"], t.room);
+    assert!(accepted.get("to_device").is_none(), "{accepted}");
+    // Committed before `accepted`: one row per recipient device.
+    assert_eq!(rows(relay, None).await, 4);
+    assert_eq!(rows(relay, Some(t.a1)).await, 0);
+
+    for ws in [&mut a2, &mut b1, &mut b2, &mut c1] {
+        let env = ws.expect("envelope").await;
+        assert_eq!(env["id"], "g1");
+        assert_eq!(env["room"], t.room);
+        assert_eq!(env["from_user"], t.a.id);
+        assert_eq!(env["from_device"], t.a1);
+        assert_eq!(env["kind"], 7);
+        assert_eq!(
+            B64.decode(env["ciphertext"].as_str().unwrap()).unwrap(),
+            b"group message"
+        );
+    }
+    a1.quiet(300).await;
+
+    // A direct envelope carries no `room`.
+    b1.send_msg("d1", t.a1, b"direct").await;
+    b1.expect("accepted").await;
+    let env = a1.expect("envelope").await;
+    assert!(env.get("room").is_none(), "{env}");
+
+    for ws in [a1, a2, b1, b2, c1] {
+        ws.close().await;
+    }
+}
+
+/// An offline member gets room envelopes from the backlog; a duplicate send is stored once
+/// per device; an ack deletes only that device's copy; a member who left gets nothing new.
+async fn backlog_duplicates_ack_leave(relay: &TestRelay) {
+    let t = trio(relay).await;
+    let leave = format!("/api/v1/rooms/{}/leave", t.room);
+    assert_eq!(post(relay, &t.c, &leave, None).await.status().as_u16(), 204);
+    let (mut c1, _) = open_drained(relay, &t.c, t.c1).await;
+
+    let (mut a1, _) = open_drained(relay, &t.a, t.a1).await;
+    a1.send_room("g1", t.room, b"while offline").await;
+    assert_eq!(a1.expect("accepted").await["room"], t.room);
+    a1.send_room("g1", t.room, b"while offline").await;
+    assert_eq!(a1.expect("accepted").await["id"], "g1");
+    // a2, b1, b2: once each; C left.
+    assert_eq!(rows(relay, None).await, 3);
+    assert_eq!(rows(relay, Some(t.b1)).await, 1);
+    assert_eq!(rows(relay, Some(t.b2)).await, 1);
+    assert_eq!(rows(relay, Some(t.c1)).await, 0);
+    c1.quiet(300).await;
+
+    let (mut b1, backlog) = open_drained(relay, &t.b, t.b1).await;
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0]["id"], "g1");
+    assert_eq!(backlog[0]["room"], t.room);
+    b1.send(json!({"v": 1, "type": "ack", "ids": [backlog[0]["eid"]]}))
+        .await;
+    // The sender device gets a receipt for b1's copy.
+    let receipt = a1.expect("delivered").await;
+    assert_eq!(receipt["to_device"], t.b1);
+    assert_eq!(rows(relay, Some(t.b1)).await, 0);
+    assert_eq!(rows(relay, Some(t.b2)).await, 1);
+    assert_eq!(rows(relay, Some(t.a2)).await, 1);
+
+    // b2 cannot ack b1's or a2's copy away.
+    let (mut b2, backlog2) = open_drained(relay, &t.b, t.b2).await;
+    assert_eq!(backlog2.len(), 1);
+    let a2_eid = backlog2[0]["eid"].as_i64().unwrap() - 1;
+    b2.send(json!({"v": 1, "type": "ack", "ids": [a2_eid]}))
+        .await;
+    b2.quiet(200).await;
+    assert_eq!(rows(relay, Some(t.a2)).await, 1);
+
+    for ws in [a1, b1, b2, c1] {
+        ws.close().await;
+    }
+}
+
+/// Only joined members may send to a room; the target must be one of `to_device` / `room`.
+async fn room_send_refusals(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    let d = user(relay, "dave").await;
+    befriend(relay, &a, &b).await;
+    befriend(relay, &a, &d).await;
+    let dev_b = device(relay, b.id).await;
+    let dev_d = device(relay, d.id).await;
+    let room = create_room(relay, &a, None).await;
+    assert_eq!(invite(relay, &a, room, "bob").await.status().as_u16(), 204);
+
+    // Invited, not joined.
+    let (mut wb, _) = open_drained(relay, &b, dev_b).await;
+    wb.send_room("x1", room, b"hi").await;
+    let err = wb.expect_error("not_a_member").await;
+    assert_eq!(err["id"], "x1");
+    assert_eq!(err["room"], room);
+    // Outsider, and a room that does not exist.
+    let (mut wd, _) = open_drained(relay, &d, dev_d).await;
+    wd.send_room("x2", room, b"hi").await;
+    wd.expect_error("not_a_member").await;
+    wd.send_room("x3", 999_999, b"hi").await;
+    wd.expect_error("not_a_member").await;
+    // Both or neither target.
+    wd.send(json!({"v": 1, "type": "send", "id": "x4", "room": room, "to_device": dev_b, "kind": 1, "ciphertext": "aGk="}))
+        .await;
+    wd.expect_error("invalid_frame").await;
+    wd.send(json!({"v": 1, "type": "send", "id": "x5", "kind": 1, "ciphertext": "aGk="}))
+        .await;
+    wd.expect_error("invalid_frame").await;
+    assert_eq!(rows(relay, None).await, 0);
+    wb.close().await;
+    wd.close().await;
+}
+
+/// Deleting the creator's account removes their membership, not the room.
+async fn creator_deleted(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = room_with(relay, &a, &[(&b, "bob")]).await;
+    let a_id = a.id;
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::delete(users::table.filter(users::id.eq(a_id)))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    let listed = rooms_of(relay, &b).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], room);
+    let resp = get(relay, &b, &format!("/api/v1/rooms/{room}/members")).await;
+    let members: Value = resp.json().await.unwrap();
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+    assert_eq!(members["members"][0]["ms_id"], "bob");
+}
+
+/// A room holds at most 100 members, invitees included.
+async fn member_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = create_room(relay, &a, None).await;
+    // 99 more members, inserted directly (registering through the API hashes passwords).
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            for i in 0..99 {
+                let id: i64 = diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(format!("filler{i}@example.org")),
+                        users::email_verified.eq(false),
+                        users::password_hash.eq("x"),
+                        users::ms_id.eq(format!("filler{i}")),
+                        users::display_name.eq("filler"),
+                        users::totp_enabled.eq(false),
+                        users::email_2fa_enabled.eq(false),
+                        users::created_at.eq(0_i64),
+                    ))
+                    .returning(users::id)
+                    .get_result(conn)?;
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_id.eq(room),
+                        room_members::user_id.eq(id),
+                        room_members::state.eq("invited"),
+                        room_members::invited_by.eq(id),
+                        room_members::created_at.eq(0_i64),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await
+        .unwrap();
+    common::assert_error(invite(relay, &a, room, "bob").await, 409, "conflict").await;
+    let leave = format!("/api/v1/rooms/{room}/leave");
+    let filler = relay
+        .state
+        .db
+        .run(|conn| {
+            users::table
+                .filter(users::ms_id.eq("filler0"))
+                .select(users::id)
+                .first::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            diesel::delete(room_members::table.filter(room_members::user_id.eq(filler)))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(invite(relay, &a, room, "bob").await.status().as_u16(), 204);
+    assert_eq!(join(relay, &b, room).await.status().as_u16(), 200);
+    assert_eq!(post(relay, &b, &leave, None).await.status().as_u16(), 204);
+}
+
+/// A full queue on one member device refuses the whole room send: no copy is stored.
+async fn queue_full_stores_nothing(relay: &TestRelay) {
+    use relay_server::db::DbConnection;
+    let t = trio(relay).await;
+    let (a_id, a1, b2) = (t.a.id, t.a1, t.b2);
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            let sql = |blob: &str| {
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
+                     INSERT INTO envelopes (recipient_device_id, sender_user_id, sender_device_id, \
+                     client_id, kind, ciphertext, created_at, expires_at) \
+                     SELECT {b2}, {a_id}, {a1}, 'fill' || i, 1, {blob}, 0, 9000000000000 FROM n"
+                )
+            };
+            match conn {
+                DbConnection::Sqlite(c) => diesel::sql_query(sql("x'00'")).execute(c),
+                DbConnection::Pg(c) => diesel::sql_query(sql("'\\x00'::bytea")).execute(c),
+            }
+            .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows(relay, Some(t.b2)).await, 10_000);
+    let (mut ws, _) = open_drained(relay, &t.c, t.c1).await;
+    ws.send_room("g1", t.room, b"too many").await;
+    let err = ws.expect_error("queue_full").await;
+    assert_eq!(err["id"], "g1");
+    assert_eq!(err["room"], t.room);
+    assert_eq!(rows(relay, None).await, 10_000);
+    ws.close().await;
+}
+
+on_both_backends!(
+    lifecycle,
+    queue_full_stores_nothing,
+    member_cap,
+    creator_deleted,
+    fan_out_online,
+    backlog_duplicates_ack_leave,
+    room_send_refusals,
+);
