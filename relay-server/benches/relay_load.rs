@@ -32,7 +32,7 @@ use diesel::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use relay_server::api::error::ApiError;
 use relay_server::db::Db;
-use relay_server::db::schema::{devices, friendships};
+use relay_server::db::schema::{devices, envelopes, friendships};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -350,6 +350,19 @@ async fn insert_devices(db: &Db, user_id: i64, n: usize, tag: &str) -> Vec<i64> 
     ids
 }
 
+/// Envelope rows queued (accepted, not acknowledged), 1 s after a phase (acks in flight).
+async fn queued_rows(db: &Db) -> i64 {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    db.run(|conn| {
+        envelopes::table
+            .count()
+            .get_result::<i64>(conn)
+            .map_err(ApiError::from)
+    })
+    .await
+    .unwrap()
+}
+
 async fn befriend(db: &Db, a: i64, b: i64) {
     let (low, high) = (a.min(b), a.max(b));
     db.run(move |conn| {
@@ -628,6 +641,8 @@ struct PhaseResult {
     delivered: u64,
     duplicates: u64,
     reconnects: u64,
+    /// Envelope rows left in the database 1 s after the phase (accepted, never acknowledged).
+    queued: i64,
     send_secs: f64,
     delivered_per_s: f64,
     p50: f64,
@@ -720,6 +735,7 @@ async fn load_phase(
         delivered,
         duplicates: c.duplicates.load(Ordering::Relaxed),
         reconnects: c.reconnects.load(Ordering::Relaxed),
+        queued: 0,
         send_secs,
         delivered_per_s: if span > 0.0 {
             delivered as f64 / span
@@ -906,6 +922,8 @@ async fn bench_backend(args: &Args, backend: Backend) -> Option<BackendResult> {
     println!("{backend:?}: throughput, {} s…", args.seconds);
     let (s, r) = relay_sockets(&url, &alice_token, &senders, &bob_token, &recipients).await;
     let throughput = load_phase(s, r, args.window, None, args.seconds, relay.pid(), false).await;
+    let mut throughput = throughput;
+    throughput.queued = queued_rows(&db).await;
     print_phase(&throughput);
 
     println!(
@@ -923,6 +941,8 @@ async fn bench_backend(args: &Args, backend: Backend) -> Option<BackendResult> {
         false,
     )
     .await;
+    let mut rate = rate;
+    rate.queued = queued_rows(&db).await;
     print_phase(&rate);
 
     // Offered more than it sustains, the latency is the queue's growth: measure again at half
@@ -944,6 +964,8 @@ async fn bench_backend(args: &Args, backend: Backend) -> Option<BackendResult> {
             false,
         )
         .await;
+        let mut p = p;
+        p.queued = queued_rows(&db).await;
         print_phase(&p);
         Some((half_rate, p))
     } else {
@@ -961,7 +983,7 @@ async fn bench_backend(args: &Args, backend: Backend) -> Option<BackendResult> {
 
 fn print_phase(r: &PhaseResult) {
     println!(
-        "  {:.1} s: sent {} accepted {} errors {} delivered {} dup {} reconnects {} loss {} | {:.0} delivered/s | p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms | RSS {:.1} MB",
+        "  {:.1} s: sent {} accepted {} errors {} delivered {} dup {} reconnects {} loss {} queued {} | {:.0} delivered/s | p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms | RSS {:.1} MB",
         r.send_secs,
         r.sent,
         r.accepted,
@@ -970,6 +992,7 @@ fn print_phase(r: &PhaseResult) {
         r.duplicates,
         r.reconnects,
         r.loss(),
+        r.queued,
         r.delivered_per_s,
         r.p50,
         r.p95,
@@ -1109,11 +1132,18 @@ async fn run(args: Args) {
         let dup = r.throughput.duplicates + r.rate.duplicates + half.map_or(0, |p| p.duplicates);
         let reconnects =
             r.throughput.reconnects + r.rate.reconnects + half.map_or(0, |p| p.reconnects);
+        let queued = [Some(&r.throughput), Some(&r.rate), half]
+            .into_iter()
+            .flatten()
+            .map(|p| p.queued)
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             t,
             "  {name}: loss {loss} (accepted, not delivered; drain until {} s without a delivery) \
              (goal 0): {}; {reconnects} recipient reconnects (disconnected as too slow), \
-             {dup} redeliveries after them",
+             {dup} redeliveries after them; at most {queued} envelopes left unacknowledged in \
+             the database after a phase",
             DRAIN.as_secs(),
             verdict(loss == 0)
         );
