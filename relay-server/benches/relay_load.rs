@@ -408,12 +408,16 @@ async fn connect(url: &str, token: &str, device: i64) -> Socket {
     socket
 }
 
-fn send_frame(seq: u64, to_device: i64) -> String {
+/// Phase number, part of every `send` id: ids are idempotency keys, so an id reused while an
+/// envelope with it is still queued would be answered `accepted` without a new envelope.
+static PHASE: AtomicU64 = AtomicU64::new(0);
+
+fn send_frame(phase: u64, seq: u64, to_device: i64) -> String {
     let mut bytes = vec![0_u8; PAYLOAD];
     bytes[..8].copy_from_slice(&seq.to_le_bytes());
     bytes[8..16].copy_from_slice(&now_ns().to_le_bytes());
     json!({
-        "v": 1, "type": "send", "id": format!("m{seq}"), "to_device": to_device,
+        "v": 1, "type": "send", "id": format!("p{phase}m{seq}"), "to_device": to_device,
         "kind": 1, "ciphertext": B64.encode(&bytes),
     })
     .to_string()
@@ -436,6 +440,7 @@ struct Counters {
     delivered: AtomicU64,
     duplicates: AtomicU64,
     reconnects: AtomicU64,
+    ack_errors: AtomicU64,
     /// When the last envelope arrived (ns since `epoch`).
     last_delivery: AtomicU64,
     latencies: Mutex<Vec<u64>>,
@@ -524,6 +529,7 @@ async fn sender(
     };
 
     let started = Instant::now();
+    let phase = PHASE.load(Ordering::Relaxed);
     let mut seq = 0_u64;
     'outer: while !stop.load(Ordering::Relaxed) {
         let due = rate.map_or(u64::MAX, |r| (started.elapsed().as_secs_f64() * r) as u64);
@@ -549,7 +555,7 @@ async fn sender(
             }
         };
         permit.forget();
-        sink.feed(Message::text(send_frame(seq, to_device)))
+        sink.feed(Message::text(send_frame(phase, seq, to_device)))
             .await
             .unwrap();
         seq += 1;
@@ -601,6 +607,10 @@ async fn recipient(mut socket: Socket, again: Reconnect, stop: Arc<AtomicBool>, 
                 }
                 c.last_delivery.fetch_max(now_ns(), Ordering::Relaxed);
                 pending.push(v["eid"].as_i64().unwrap());
+            } else if v["type"] == "error" {
+                // The relay refused an ack (e.g. `unavailable`): those envelopes stay queued.
+                c.ack_errors.fetch_add(1, Ordering::Relaxed);
+                c.first_error.lock().unwrap().get_or_insert(v.to_string());
             }
         }
         if pending.len() >= ACK_BATCH || (idle && !pending.is_empty()) {
@@ -641,6 +651,7 @@ struct PhaseResult {
     delivered: u64,
     duplicates: u64,
     reconnects: u64,
+    ack_errors: u64,
     /// Envelope rows left in the database 1 s after the phase (accepted, never acknowledged).
     queued: i64,
     send_secs: f64,
@@ -679,6 +690,7 @@ async fn load_phase(
     pid: u32,
     echo: bool,
 ) -> PhaseResult {
+    PHASE.fetch_add(1, Ordering::Relaxed);
     let c = Arc::new(Counters::default());
     let stop_send = Arc::new(AtomicBool::new(false));
     let stop_recv = Arc::new(AtomicBool::new(false));
@@ -735,6 +747,7 @@ async fn load_phase(
         delivered,
         duplicates: c.duplicates.load(Ordering::Relaxed),
         reconnects: c.reconnects.load(Ordering::Relaxed),
+        ack_errors: c.ack_errors.load(Ordering::Relaxed),
         queued: 0,
         send_secs,
         delivered_per_s: if span > 0.0 {
@@ -983,7 +996,7 @@ async fn bench_backend(args: &Args, backend: Backend) -> Option<BackendResult> {
 
 fn print_phase(r: &PhaseResult) {
     println!(
-        "  {:.1} s: sent {} accepted {} errors {} delivered {} dup {} reconnects {} loss {} queued {} | {:.0} delivered/s | p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms | RSS {:.1} MB",
+        "  {:.1} s: sent {} accepted {} errors {} delivered {} dup {} reconnects {} loss {} queued {} ack errors {} | {:.0} delivered/s | p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms | RSS {:.1} MB",
         r.send_secs,
         r.sent,
         r.accepted,
@@ -993,6 +1006,7 @@ fn print_phase(r: &PhaseResult) {
         r.reconnects,
         r.loss(),
         r.queued,
+        r.ack_errors,
         r.delivered_per_s,
         r.p50,
         r.p95,
@@ -1132,6 +1146,8 @@ async fn run(args: Args) {
         let dup = r.throughput.duplicates + r.rate.duplicates + half.map_or(0, |p| p.duplicates);
         let reconnects =
             r.throughput.reconnects + r.rate.reconnects + half.map_or(0, |p| p.reconnects);
+        let ack_errors =
+            r.throughput.ack_errors + r.rate.ack_errors + half.map_or(0, |p| p.ack_errors);
         let queued = [Some(&r.throughput), Some(&r.rate), half]
             .into_iter()
             .flatten()
@@ -1143,7 +1159,7 @@ async fn run(args: Args) {
             "  {name}: loss {loss} (accepted, not delivered; drain until {} s without a delivery) \
              (goal 0): {}; {reconnects} recipient reconnects (disconnected as too slow), \
              {dup} redeliveries after them; at most {queued} envelopes left unacknowledged in \
-             the database after a phase",
+             the database after a phase; {ack_errors} acks refused by the relay",
             DRAIN.as_secs(),
             verdict(loss == 0)
         );
