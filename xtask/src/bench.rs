@@ -1,12 +1,17 @@
-//! `cargo xtask bench [crypto|all] [-- ARGS]`.
+//! `cargo xtask bench [crypto|relay|all] [-- ARGS]`.
+//!
+//! `crypto` (steps 1-3), `relay` (step 4, with ARGS for the load generator), `all` (the
+//! default: everything, ARGS go to criterion only).
 //!
 //! 1. Every criterion bench of crypto-core: one `cargo bench -p crypto-core --bench NAME --
 //!    ARGS` per `crypto-core/benches/NAME.rs` (or `crypto-core/benches/NAME/main.rs`), so a
 //!    bench's own comparisons (for example against raw ChaCha20-Poly1305) run side by side.
 //! 2. The wasm-vs-native comparison, [`bench_wasm`] (`crypto-core/benches/wasm/`).
 //! 3. Prints the ratio tables the benches wrote during this run (`target/bench-*.txt`).
-//!
-//! `all` (the default) will also cover the relay load generator once the relay exists.
+//! 4. The relay load generator, [`bench_relay`] (`relay-server/benches/relay_load.rs`):
+//!    throughput, latency at a fixed rate, loss and idle-connection memory of the real relay
+//!    binary on SQLite and PostgreSQL, beside a bare actix-ws echo server
+//!    (`target/bench-relay.txt`).
 
 use crate::steps::{Tool, Toolbox};
 use crate::test::WASM_TARGET;
@@ -22,7 +27,7 @@ const WASM_BENCH_DIR: &str = "wasm";
 
 pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     let (scope, rest) = match args.split_first() {
-        Some((s, rest)) if s == "crypto" || s == "all" => (s.as_str(), rest),
+        Some((s, rest)) if s == "crypto" || s == "relay" || s == "all" => (s.as_str(), rest),
         _ => ("all", args),
     };
     let extra: &[String] = match rest.split_first() {
@@ -33,26 +38,34 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     let mut times = Vec::new();
     warn_about_rustflags();
 
-    let benches = criterion_benches(&ctx.root.join("crypto-core/benches"))?;
-    if benches.is_empty() {
-        bail!("crypto-core has no benches yet (no crypto-core/benches/*.rs): nothing to measure");
-    }
-    for name in &benches {
-        header(&format!("crypto-core bench `{name}`"));
+    if scope != "relay" {
+        let benches = criterion_benches(&ctx.root.join("crypto-core/benches"))?;
+        if benches.is_empty() {
+            bail!(
+                "crypto-core has no benches yet (no crypto-core/benches/*.rs): nothing to measure"
+            );
+        }
+        for name in &benches {
+            header(&format!("crypto-core bench `{name}`"));
+            let t = Instant::now();
+            let mut cmd = ctx.cargo_with(&["bench", "-p", "crypto-core", "--bench", name]);
+            cmd.arg("--").args(extra);
+            exec(&mut cmd)?;
+            times.push((format!("crypto-core/{name}"), t.elapsed()));
+        }
+
+        header("wasm vs native");
         let t = Instant::now();
-        let mut cmd = ctx.cargo_with(&["bench", "-p", "crypto-core", "--bench", name]);
-        cmd.arg("--").args(extra);
-        exec(&mut cmd)?;
-        times.push((format!("crypto-core/{name}"), t.elapsed()));
+        bench_wasm(ctx)?;
+        times.push(("wasm vs native".to_owned(), t.elapsed()));
     }
 
-    header("wasm vs native");
-    let t = Instant::now();
-    bench_wasm(ctx)?;
-    times.push(("wasm vs native".to_owned(), t.elapsed()));
-
-    if scope == "all" {
-        // The relay load generator joins here with issue #3.
+    if scope != "crypto" {
+        header("relay load generator");
+        let t = Instant::now();
+        let relay_args: &[String] = if scope == "relay" { extra } else { &[] };
+        bench_relay(ctx, relay_args)?;
+        times.push(("relay load".to_owned(), t.elapsed()));
     }
 
     print_reports(ctx, started)?;
@@ -62,6 +75,55 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
         println!("  {:>9}  {name}", format_duration(*d));
     }
     Ok(())
+}
+
+/// The relay load generator (`relay-server/benches/relay_load.rs`, `harness = false`):
+///
+/// 1. `cargo build --release -p relay-server --bin securechat-relay`: the binary users run.
+/// 2. `cargo bench --profile release -p relay-server --bench relay_load -- --relay-bin PATH
+///    --out target/bench-relay.txt ARGS`, started through `sh -c 'ulimit -n <hard limit>'`
+///    because the idle test holds 10,000 WebSockets (a descriptor each on both ends; the
+///    default soft limit is often 1024). The generator starts the relay the same way.
+///
+/// ARGS: `--seconds S` (throughput phase, default 10), `--rate R` and `--rate-seconds S`
+/// (fixed-rate phase, default 10,000/s for 10 s), `--pairs N` (default 8), `--window N`
+/// (sends in flight per sender, default 64), `--idle N` (default 10,000), `--no-postgres`.
+/// PostgreSQL is used when `postgres://postgres@127.0.0.1:5432` answers (a fresh
+/// `sc_bench_*` database, dropped afterwards), and skipped otherwise.
+fn bench_relay(ctx: &Ctx, extra: &[String]) -> Result<()> {
+    exec(&mut ctx.cargo_with(&[
+        "build",
+        "--release",
+        "-p",
+        "relay-server",
+        "--bin",
+        "securechat-relay",
+    ]))?;
+    let relay_bin = ctx.target_dir().join("release/securechat-relay");
+    let out = ctx.target_dir().join("bench-relay.txt");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
+        .arg(&ctx.cargo)
+        .args([
+            "bench",
+            "--profile",
+            "release",
+            "-p",
+            "relay-server",
+            "--bench",
+            "relay_load",
+        ]);
+    if ctx.ci {
+        cmd.arg("--locked");
+    }
+    cmd.arg("--")
+        .arg("--relay-bin")
+        .arg(&relay_bin)
+        .arg("--out")
+        .arg(&out)
+        .args(extra);
+    exec(&mut cmd)
 }
 
 /// `RUSTFLAGS` replaces the rustflags of `.cargo/config.toml`, which select the portable

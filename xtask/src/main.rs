@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask test                      everything CI runs (.ci/run), fail fast
-//! cargo xtask bench [crypto|all] [-- ARGS]   criterion benches (ARGS go to criterion)
+//! cargo xtask bench [crypto|relay|all] [-- ARGS]   criterion benches, relay load generator
 //! cargo xtask fuzz [TARGET] [--seconds N]    cargo-fuzz targets of crypto-core, N s each
 //! cargo xtask run [-- ARGS]             build and start the relay server
 //! ```
@@ -27,9 +27,16 @@ Usage: cargo xtask <COMMAND>
 Commands:
   test                         Check tools, then fmt, clippy, native tests (with doc tests),
                                wasm32 build and wasm tests under Node. This is what CI runs.
-  bench [crypto|all] [-- ARGS] Run the criterion benches of crypto-core (one `cargo bench
-                               --bench NAME` per file in crypto-core/benches), then the
-                               wasm-vs-native hook; ARGS are passed to every bench binary.
+  bench [crypto|relay|all] [-- ARGS]
+                               crypto: the criterion benches of crypto-core (one `cargo bench
+                               --bench NAME` per file in crypto-core/benches), then wasm vs
+                               native; ARGS are passed to every bench binary.
+                               relay: the relay load generator (release relay binary on
+                               SQLite and, if reachable, PostgreSQL; loopback throughput,
+                               p99 at 10,000/s, loss, 10,000 idle WebSockets, actix-ws echo
+                               baseline) into target/bench-relay.txt; ARGS: --seconds S,
+                               --rate R, --rate-seconds S, --pairs N, --window N, --idle N,
+                               --no-postgres. all (default): both, ARGS to criterion only.
   fuzz [TARGET] [--seconds N]  Run each cargo-fuzz target of crypto-core/fuzz (or only TARGET)
                                for N seconds (default 30). Installs cargo-fuzz if missing and
                                needs a nightly toolchain.
