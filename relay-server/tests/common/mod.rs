@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod ws;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use hmac::{Hmac, KeyInit, Mac};
 use relay_server::Config;
