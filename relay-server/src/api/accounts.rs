@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 /// `POST /accounts` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// E-mail address (stored trimmed and lowercased).
     pub email: String,
@@ -42,7 +42,7 @@ pub struct AccountCreated {
 }
 
 /// `POST /sessions` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// E-mail address.
     pub email: String,
@@ -51,7 +51,7 @@ pub struct LoginRequest {
 }
 
 /// A new session. The token also comes as the HttpOnly `securechat_session` cookie.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// Session token, for `Authorization: Bearer …`.
     pub token: String,
@@ -130,7 +130,7 @@ impl From<Account> for MeResponse {
 }
 
 /// `DELETE /me` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct DeleteAccountRequest {
     /// Current password.
     pub password: String,
@@ -141,7 +141,7 @@ pub struct DeleteAccountRequest {
 }
 
 /// `PUT /me/password` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     /// Current password.
     pub password: String,
@@ -154,7 +154,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// `PUT /me/email` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangeEmailRequest {
     /// Current password.
     pub password: String,

@@ -62,7 +62,7 @@ pub struct ChallengeEmailRequest {
 }
 
 /// `POST /sessions/2fa` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChallengeRequest {
     /// The challenge from `POST /sessions`.
     pub challenge: String,
@@ -73,7 +73,7 @@ pub struct ChallengeRequest {
 }
 
 /// A password plus, when 2FA is on, a current code.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReauthRequest {
     /// Current password.
     pub password: String,
@@ -84,14 +84,14 @@ pub struct ReauthRequest {
 }
 
 /// `POST /me/2fa/totp/activate` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct CodeRequest {
     /// The code.
     pub code: String,
 }
 
 /// `POST /me/2fa/email/enable` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmailEnableRequest {
     /// Current password.
     pub password: String,
@@ -104,7 +104,7 @@ pub struct EmailEnableRequest {
 }
 
 /// TOTP setup, shown once; confirm with `POST /me/2fa/totp/activate`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpSetupResponse {
     /// The secret, base32 (for manual entry).
     pub secret: String,
@@ -115,7 +115,7 @@ pub struct TotpSetupResponse {
 }
 
 /// A second factor turned on.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ActivatedResponse {
     /// 10 single-use recovery codes, shown only now; `null` when recovery codes from an
     /// already-enabled factor stay valid.
@@ -123,7 +123,7 @@ pub struct ActivatedResponse {
 }
 
 /// Fresh recovery codes, shown only now.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct RecoveryCodesResponse {
     /// 10 single-use codes (`xxxxx-xxxxx`; case, dashes and spaces are ignored).
     pub recovery_codes: Vec<String>,

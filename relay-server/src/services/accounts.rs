@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 const MAX_USER_AGENT: usize = 256;
 
 /// A registration request (raw, before validation).
-#[derive(Debug)]
 pub struct Registration {
     /// E-mail address.
     pub email: String,
@@ -53,7 +52,6 @@ pub struct Account {
 }
 
 /// A session just created: the token is shown to the client once.
-#[derive(Debug)]
 pub struct NewSession {
     /// The session token (only its SHA-256 is stored).
     pub token: Zeroizing<String>,
@@ -66,7 +64,6 @@ pub struct NewSession {
 }
 
 /// What a correct password leads to.
-#[derive(Debug)]
 pub enum LoginOutcome {
     /// Signed in.
     Session(NewSession),

@@ -87,7 +87,7 @@ impl Purpose {
 }
 
 /// A second factor supplied with a request: the method (inferred when absent) and the code.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SecondFactor {
     /// `totp`, `email` or `recovery`; when absent, a code shaped like a recovery code is one,
     /// otherwise TOTP when it is on, else e-mail.
@@ -97,7 +97,6 @@ pub struct SecondFactor {
 }
 
 /// A new login challenge.
-#[derive(Debug)]
 pub struct Challenge {
     /// The challenge token (only its SHA-256 is stored).
     pub token: Zeroizing<String>,
@@ -108,7 +107,6 @@ pub struct Challenge {
 }
 
 /// The result of TOTP setup, shown once.
-#[derive(Debug)]
 pub struct TotpSetup {
     /// The secret, base32.
     pub secret: Zeroizing<String>,
