@@ -27,6 +27,9 @@ pub const LATENCY_BUCKETS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Upper bounds of the writer batch buckets (jobs per transaction).
+pub const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0];
+
 type StatusLabel = [(&'static str, u16); 1];
 
 /// The relay's metrics; cheap to update from any task (atomics).
@@ -47,6 +50,8 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     /// HTTP responses by status code (WebSocket upgrades count once, as 101).
     pub http_requests: Family<StatusLabel, Counter>,
+    /// Sends and acks per envelope-writer transaction (group commit).
+    pub writer_batch: Histogram,
 }
 
 impl Default for Metrics {
@@ -73,6 +78,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let delivery_latency = Histogram::new(LATENCY_BUCKETS);
         let http_requests = Family::<StatusLabel, Counter>::default();
+        let writer_batch = Histogram::new(BATCH_BUCKETS);
         registry.register(
             "securechat_ws_connections",
             "Open WebSocket connections on this relay",
@@ -108,7 +114,13 @@ impl Metrics {
             "HTTP responses by status code",
             http_requests.clone(),
         );
+        registry.register(
+            "securechat_writer_batch_jobs",
+            "Sends and acks committed per envelope-writer transaction (group commit)",
+            writer_batch.clone(),
+        );
         Self {
+            writer_batch,
             registry,
             ws_connections,
             envelopes_received,
@@ -212,6 +224,7 @@ mod tests {
             ("securechat_queue_depth", "gauge"),
             ("securechat_delivery_latency_seconds", "histogram"),
             ("securechat_http_requests", "counter"),
+            ("securechat_writer_batch_jobs", "histogram"),
         ] {
             assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{text}");
             assert!(text.contains(&format!("# HELP {name} ")), "{text}");

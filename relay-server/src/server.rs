@@ -8,6 +8,7 @@ use crate::mail::{MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
+use crate::services::writer::Writer;
 use crate::state::AppState;
 use actix_web::dev::{Server, Service};
 use actix_web::middleware::{DefaultHeaders, Logger};
@@ -48,7 +49,10 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     let db = Db::connect(&config.database_url)?;
     let mailer = Mailer::from_url(&config.mail_url, &config.mail_from)?;
     let limits = Arc::new(RateLimits::new(config.disable_rate_limits));
+    let metrics = Arc::new(Metrics::default());
+    let writer = Writer::start(db.clone(), metrics.clone())?;
     Ok(AppState {
+        writer,
         db,
         config: Arc::new(config),
         mailer,
@@ -57,7 +61,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         hub: Arc::new(Hub::default()),
         instance: instance_id(),
         listening: Arc::new(AtomicBool::new(false)),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
     })
 }
 

@@ -7,6 +7,7 @@ use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::services::hub::Hub;
 use crate::services::ratelimit::RateLimits;
+use crate::services::writer::Writer;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub listening: Arc<AtomicBool>,
     /// Operational metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// Group commit of envelope sends and acks (`services::writer`).
+    pub writer: Writer,
 }
 
 impl std::fmt::Debug for AppState {

@@ -733,8 +733,135 @@ async fn expired_not_delivered(relay: &TestRelay) {
     b.close().await;
 }
 
+/// Holds the envelope table's write lock from another connection (SQLite: the database write
+/// lock; PostgreSQL: an EXCLUSIVE lock on `envelopes`) until `release` is signalled, so that
+/// the relay's writer blocks on its first transaction while more frames queue behind it.
+fn hold_envelope_lock(
+    relay: &TestRelay,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    use diesel::connection::SimpleConnection;
+    use relay_server::db::DbConnection;
+    let db = relay.state.db.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let mut conn = db.get().unwrap();
+        match &mut *conn {
+            DbConnection::Sqlite(c) => c.batch_execute("BEGIN IMMEDIATE").unwrap(),
+            DbConnection::Pg(c) => c
+                .batch_execute("BEGIN; LOCK TABLE envelopes IN EXCLUSIVE MODE")
+                .unwrap(),
+        }
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        conn.batch_execute("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    (release_tx, handle)
+}
+
+/// A burst of 200 frames sent without waiting (sends, repeats, refusals, a malformed one, an
+/// ack) while the writer is held up: answered one for one in frame order, the good sends
+/// stored once each and delivered in order, and committed many per transaction (the writer's
+/// batch histogram shows transactions of more than 4 jobs).
+async fn pipelined_burst_group_commit(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let carol = user(relay, "carol").await;
+    let dev_c = device(relay, carol.id).await;
+    let (mut b, _) = open_drained(relay, &p.b, p.dev_b).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+
+    let (release, holder) = hold_envelope_lock(relay);
+    // (answer type, id or error code) expected for each frame, in order; and the ids B gets.
+    let mut expected: Vec<(&str, String)> = Vec::new();
+    let mut stored: Vec<String> = Vec::new();
+    for i in 0..200 {
+        let id = format!("p{i}");
+        match i % 50 {
+            10 => {
+                a.send_msg(&id, dev_c, b"to a stranger").await;
+                expected.push(("error", "not_friends".into()));
+            }
+            20 => {
+                a.send(json!({"v": 1, "type": "send", "id": id, "to_device": p.dev_b, "kind": 1, "ciphertext": "not base64!"}))
+                    .await;
+                expected.push(("error", "invalid_frame".into()));
+            }
+            30 => {
+                // A repeat of the previous send: answered again, stored once.
+                let previous = format!("p{}", i - 1);
+                a.send_msg(&previous, p.dev_b, format!("body {previous}").as_bytes())
+                    .await;
+                expected.push(("accepted", previous));
+            }
+            40 => {
+                // An ack in the same batch (of nothing of A's): no answer.
+                a.send(json!({"v": 1, "type": "ack", "ids": [999_999]}))
+                    .await;
+            }
+            _ => {
+                a.send_msg(&id, p.dev_b, format!("body {id}").as_bytes())
+                    .await;
+                expected.push(("accepted", id.clone()));
+                stored.push(id);
+            }
+        }
+    }
+    // Give the relay time to queue the burst behind the blocked transaction.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+
+    for (kind, key) in &expected {
+        let v = a.expect(kind).await;
+        if *kind == "error" {
+            assert_eq!(&v["code"], key.as_str(), "{v}");
+        } else {
+            assert_eq!(&v["id"], key.as_str(), "{v}");
+            assert_eq!(v["to_device"], p.dev_b);
+        }
+    }
+    assert_eq!(rows(relay, Some(p.dev_b)).await, stored.len() as i64);
+
+    let mut eids = Vec::new();
+    for id in &stored {
+        let env = b.expect("envelope").await;
+        assert_eq!(&env["id"], id.as_str());
+        assert_eq!(
+            B64.decode(env["ciphertext"].as_str().unwrap()).unwrap(),
+            format!("body {id}").as_bytes()
+        );
+        eids.push(env["eid"].clone());
+    }
+    b.quiet(200).await;
+    b.send(json!({"v": 1, "type": "ack", "ids": eids})).await;
+    for id in &stored {
+        let receipt = a.expect("delivered").await;
+        assert_eq!(&receipt["id"], id.as_str());
+    }
+    assert_eq!(rows(relay, None).await, 0);
+
+    let text = relay.state.metrics.render();
+    let sample = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    let count = sample("securechat_writer_batch_jobs_count");
+    let sum = sample("securechat_writer_batch_jobs_sum");
+    let at_most_4 = sample("securechat_writer_batch_jobs_bucket{le=\"4.0\"}");
+    assert!(sum > count, "no transaction held more than one job: {text}");
+    assert!(
+        at_most_4 < count,
+        "no transaction held more than 4 jobs: {text}"
+    );
+    a.close().await;
+    b.close().await;
+}
+
 on_both_backends!(
     end_to_end_leaves_no_plaintext,
+    pipelined_burst_group_commit,
     online_delivery,
     offline_backlog,
     redelivery_without_ack,

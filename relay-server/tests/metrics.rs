@@ -31,7 +31,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-const FAMILIES: [(&str, &str); 7] = [
+const FAMILIES: [(&str, &str); 8] = [
     ("securechat_ws_connections", "gauge"),
     ("securechat_envelopes_received", "counter"),
     ("securechat_envelopes_delivered", "counter"),
@@ -39,6 +39,7 @@ const FAMILIES: [(&str, &str); 7] = [
     ("securechat_queue_depth", "gauge"),
     ("securechat_delivery_latency_seconds", "histogram"),
     ("securechat_http_requests", "counter"),
+    ("securechat_writer_batch_jobs", "histogram"),
 ];
 
 /// A parsed exposition: samples by `name{labels}` (exactly as written), and the families that

@@ -167,7 +167,7 @@ pub struct ErrorBody {
 }
 
 /// An API error: a code, a client-safe message and, for 429, a retry delay.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     /// The code.
     pub code: ErrorCode,

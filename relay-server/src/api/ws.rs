@@ -14,19 +14,20 @@ use crate::api::frames::{
 use crate::db::Backend;
 use crate::services::delivery::{
     self, BATCH, DeliveryError, Envelope, MAX_ACK_IDS, MAX_CIPHERTEXT, MAX_CLIENT_ID, NewEnvelope,
-    NewRoomEnvelope,
+    NewRoomEnvelope, Stored,
 };
 use crate::services::friends::are_friends;
 use crate::services::hub::{Kick, Push, Registration};
 use crate::services::notify;
 use crate::services::ratelimit::Action;
+use crate::services::writer::{AckResult, StoreResult};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A connection silent for this many heartbeat intervals (no frame, no pong) is closed: 60 s
 /// by default.
 pub const IDLE_INTERVALS: u32 = 3;
+
+/// Most frames of one connection whose answer waits for a commit (sends and acks in the
+/// group-commit writer); beyond that the relay stops reading the connection until the oldest
+/// completes (back-pressure).
+pub const MAX_PENDING: usize = 256;
 
 /// Close code: a newer connection of the same device replaced this one.
 pub const CLOSE_REPLACED: u16 = 4001;
@@ -180,7 +186,8 @@ pub async fn connect(
             user_id: user.user_id,
             device_id,
             session,
-            sent: HashSet::new(),
+            backlog_sent: HashSet::new(),
+            pending: VecDeque::new(),
         }
         .run(stream)
         .await;
@@ -209,8 +216,47 @@ struct Connection {
     user_id: i64,
     device_id: i64,
     session: Session,
-    /// Envelope ids sent on this connection (a live push may repeat a backlog one).
-    sent: HashSet<i64>,
+    /// Ids of envelopes sent from the backlog that the hub has not pushed yet: an envelope
+    /// committed while the backlog was read arrives both ways, and the push is then skipped.
+    /// Live pushes are not recorded (the hub pushes an envelope to a connection once), so
+    /// this holds at most one backlog's worth of ids.
+    backlog_sent: HashSet<i64>,
+    /// Frames waiting for a commit, answered in the order they came (see [`MAX_PENDING`]).
+    pending: VecDeque<Pending>,
+}
+
+/// A frame whose answer waits, in arrival order.
+enum Pending {
+    /// A direct send in the writer.
+    Send {
+        id: String,
+        to_device: i64,
+        rx: tokio::sync::oneshot::Receiver<StoreResult>,
+    },
+    /// An ack in the writer.
+    Ack {
+        rx: tokio::sync::oneshot::Receiver<AckResult>,
+    },
+    /// An answer computed at once, queued behind earlier ones to keep the order.
+    Ready(String),
+}
+
+/// The outcome of the oldest pending frame.
+enum Done {
+    Send(Result<StoreResult, tokio::sync::oneshot::error::RecvError>),
+    Ack(Result<AckResult, tokio::sync::oneshot::error::RecvError>),
+    Ready,
+}
+
+/// Waits for the oldest pending frame and takes it off the queue (cancel-safe: nothing is
+/// taken unless its outcome is returned).
+async fn next_done(pending: &mut VecDeque<Pending>) -> Option<(Pending, Done)> {
+    let done = match pending.front_mut()? {
+        Pending::Send { rx, .. } => Done::Send(rx.await),
+        Pending::Ack { rx } => Done::Ack(rx.await),
+        Pending::Ready(_) => Done::Ready,
+    };
+    pending.pop_front().map(|front| (front, done))
 }
 
 fn text_push(text: String) -> Push {
@@ -238,6 +284,7 @@ impl Connection {
             Err(end) => end,
         };
         let last = hub.unregister(self.user_id, self.device_id, reg.conn_id);
+        self.finish_pending_detached();
         if let End::Close(reason) = end {
             let _ = self.session.clone().close(Some(reason)).await;
         }
@@ -317,10 +364,9 @@ impl Connection {
             let done = batch.len() < usize::try_from(BATCH).unwrap_or(usize::MAX);
             for envelope in &batch {
                 after = after.max(envelope.eid);
-                if self.sent.insert(envelope.eid) {
-                    self.text(envelope_frame(envelope)).await?;
-                    self.state.metrics.delivered(None);
-                }
+                self.backlog_sent.insert(envelope.eid);
+                self.text(envelope_frame(envelope)).await?;
+                self.state.metrics.delivered(None);
             }
             if done {
                 break;
@@ -352,7 +398,11 @@ impl Connection {
                     Some(frame) => self.push(frame).await,
                     None => Err(End::Close(close(CLOSE_REPLACED, "replaced"))),
                 },
-                msg = stream.recv() => {
+                done = next_done(&mut self.pending), if !self.pending.is_empty() => match done {
+                    Some((front, done)) => self.complete(front, done).await,
+                    None => Ok(()),
+                },
+                msg = stream.recv(), if self.pending.len() < MAX_PENDING => {
                     last_heard = Instant::now();
                     self.incoming(msg).await
                 }
@@ -392,7 +442,7 @@ impl Connection {
     /// A frame pushed by the hub; envelopes already sent on this connection are skipped.
     async fn push(&mut self, frame: Push) -> Result<(), End> {
         if let Some(eid) = frame.eid
-            && !self.sent.insert(eid)
+            && self.backlog_sent.remove(&eid)
         {
             return Ok(());
         }
@@ -421,7 +471,7 @@ impl Connection {
             }
             Some(Ok(AggregatedMessage::Text(text))) => self.frame(&text).await,
             Some(Ok(AggregatedMessage::Binary(_))) => {
-                self.text(ServerFrame::error(
+                self.reply(ServerFrame::error(
                     WsErrorCode::BinaryNotSupported,
                     "binary frames are not part of the protocol; send JSON text frames",
                 ))
@@ -463,7 +513,7 @@ impl Connection {
             retry_after: None,
         }
         .to_text();
-        self.text(frame).await
+        self.reply(frame).await
     }
 
     /// Takes a token from the account's send bucket, or answers `rate_limited`.
@@ -486,7 +536,7 @@ impl Connection {
             retry_after: e.retry_after,
         }
         .to_text();
-        Some(self.text(frame).await)
+        Some(self.reply(frame).await)
     }
 
     /// One client text frame.
@@ -641,11 +691,67 @@ impl Connection {
             ciphertext,
         };
         let now = self.state.clock.now();
-        let stored = self
-            .state
-            .db
-            .run(move |conn| delivery::store(conn, &new, now))
-            .await;
+        // Answered (`accepted` or `error`) by `complete` once the writer has committed it.
+        let rx = self.state.writer.store(new, now).await;
+        self.pending.push_back(Pending::Send { id, to_device, rx });
+        Ok(())
+    }
+
+    /// Sends an answer to a client frame after the answers still pending (so answers keep the
+    /// order of the frames).
+    async fn reply(&mut self, text: String) -> Result<(), End> {
+        if self.pending.is_empty() {
+            self.text(text).await
+        } else {
+            self.pending.push_back(Pending::Ready(text));
+            Ok(())
+        }
+    }
+
+    /// Answers every pending frame, oldest first.
+    async fn flush_pending(&mut self) -> Result<(), End> {
+        while let Some((front, done)) = next_done(&mut self.pending).await {
+            self.complete(front, done).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers the oldest pending frame now that its outcome is known.
+    async fn complete(&mut self, front: Pending, done: Done) -> Result<(), End> {
+        match (front, done) {
+            (Pending::Send { id, to_device, .. }, Done::Send(result)) => {
+                let stored = result.unwrap_or_else(|_| Err(DeliveryError::Api(writer_gone())));
+                self.sent(&id, to_device, stored).await
+            }
+            (Pending::Ack { .. }, Done::Ack(result)) => {
+                match result.unwrap_or_else(|_| Err(writer_gone())) {
+                    Ok(deleted) => {
+                        receipts(&self.state, self.device_id, deleted);
+                        Ok(())
+                    }
+                    Err(_) => {
+                        self.text(ServerFrame::error(
+                            WsErrorCode::Unavailable,
+                            "storage unavailable; ack again later",
+                        ))
+                        .await
+                    }
+                }
+            }
+            (Pending::Ready(text), _) => self.text(text).await,
+            // `next_done` pairs each pending frame with its own kind of outcome.
+            (Pending::Send { .. } | Pending::Ack { .. }, _) => Ok(()),
+        }
+    }
+
+    /// `accepted` (then the push to the recipient) or `error` for a direct send the writer
+    /// has finished with.
+    async fn sent(
+        &mut self,
+        id: &str,
+        to_device: i64,
+        stored: Result<Stored, DeliveryError>,
+    ) -> Result<(), End> {
         let committed = Instant::now();
         let stored = match stored {
             Ok(s) => s,
@@ -668,7 +774,16 @@ impl Connection {
                     }
                     DeliveryError::Api(_) => (WsErrorCode::Internal, "internal error; retry later"),
                 };
-                return self.error(code, message, Some(&id), Some(to_device)).await;
+                let frame = ServerFrame::Error {
+                    code,
+                    message,
+                    id: Some(id),
+                    to_device: Some(to_device),
+                    room: None,
+                    retry_after: None,
+                }
+                .to_text();
+                return self.text(frame).await;
             }
         };
         // Committed: acknowledge to the sender, then push to the recipient if connected.
@@ -676,7 +791,7 @@ impl Connection {
             self.state.metrics.envelopes_received.inc();
         }
         let accepted = ServerFrame::Accepted {
-            id: &id,
+            id,
             to_device: Some(to_device),
             room: None,
         }
@@ -684,33 +799,42 @@ impl Connection {
         let answered = self.text(accepted).await;
         // Pushed even if the sender vanished meanwhile: the envelope is committed.
         if stored.fresh {
-            self.deliver(to_device, &stored.envelope, committed).await;
+            deliver(&self.state, to_device, &stored.envelope, committed).await;
         }
         answered
     }
 
-    /// Pushes a committed envelope to its device if connected here, or wakes the other relays
-    /// on the database (PostgreSQL) so the one holding the device pushes it.
-    async fn deliver(&self, to_device: i64, envelope: &Envelope, committed: Instant) {
-        let eid = envelope.eid;
-        let frame = Push {
-            eid: Some(eid),
-            text: envelope_frame(envelope).into(),
-            committed: Some(committed),
-        };
-        if !self.state.hub.push_to_device(to_device, frame)
-            && self.state.db.backend() == Backend::Postgres
-        {
-            let instance = self.state.instance;
-            let woke = self
-                .state
-                .db
-                .run(move |conn| notify::announce(conn, instance, to_device, eid))
-                .await;
-            if let Err(e) = woke {
-                tracing::warn!(error = %e, "NOTIFY failed; the envelope waits for the backlog");
-            }
+    /// When the connection ends with frames still in the writer: their envelopes are (or
+    /// will be) committed, so a task waits for them, pushes them to their recipients and
+    /// sends the delivery receipts of the acks. The sender gets no `accepted` (a retry with
+    /// the same id is answered from the queue).
+    fn finish_pending_detached(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return;
         }
+        let state = self.state.clone();
+        let device_id = self.device_id;
+        actix_web::rt::spawn(async move {
+            for p in pending {
+                match p {
+                    Pending::Send { to_device, rx, .. } => {
+                        if let Ok(Ok(stored)) = rx.await
+                            && stored.fresh
+                        {
+                            state.metrics.envelopes_received.inc();
+                            deliver(&state, to_device, &stored.envelope, Instant::now()).await;
+                        }
+                    }
+                    Pending::Ack { rx } => {
+                        if let Ok(Ok(deleted)) = rx.await {
+                            receipts(&state, device_id, deleted);
+                        }
+                    }
+                    Pending::Ready(_) => {}
+                }
+            }
+        });
     }
 
     /// A room send: one envelope per device of every joined member but this one, committed
@@ -722,6 +846,8 @@ impl Connection {
         kind: i32,
         ciphertext: Vec<u8>,
     ) -> Result<(), End> {
+        // Answered inline: the earlier frames' answers go first.
+        self.flush_pending().await?;
         let new = NewRoomEnvelope {
             from_user: self.user_id,
             from_device: self.device_id,
@@ -776,7 +902,7 @@ impl Connection {
         .to_text();
         let answered = self.text(accepted).await;
         for (to_device, s) in stored.iter().filter(|(_, s)| s.fresh) {
-            self.deliver(*to_device, &s.envelope, committed).await;
+            deliver(&self.state, *to_device, &s.envelope, committed).await;
         }
         answered
     }
@@ -792,40 +918,9 @@ impl Connection {
                 )
                 .await;
         }
-        let device_id = self.device_id;
-        let deleted = self
-            .state
-            .db
-            .run(move |conn| delivery::ack(conn, device_id, &ids))
-            .await;
-        match deleted {
-            Ok(deleted) => {
-                self.state
-                    .metrics
-                    .envelopes_acked
-                    .inc_by(u64::try_from(deleted.len()).unwrap_or(u64::MAX));
-                for (sender_device, client_id) in deleted {
-                    let receipt = text_push(
-                        ServerFrame::Delivered {
-                            id: &client_id,
-                            to_device: device_id,
-                        }
-                        .to_text(),
-                    );
-                    self.state.hub.push_to_device(sender_device, receipt);
-                }
-                Ok(())
-            }
-            Err(_) => {
-                self.error(
-                    WsErrorCode::Unavailable,
-                    "storage unavailable; ack again later",
-                    None,
-                    None,
-                )
-                .await
-            }
-        }
+        let rx = self.state.writer.ack(self.device_id, ids).await;
+        self.pending.push_back(Pending::Ack { rx });
+        Ok(())
     }
 
     async fn typing(&mut self, to_user: i64, state: TypingState) -> Result<(), End> {
@@ -855,5 +950,48 @@ impl Connection {
         );
         self.state.hub.push_to_user(to_user, &frame);
         Ok(())
+    }
+}
+
+fn writer_gone() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "service temporarily unavailable")
+}
+
+/// Pushes a committed envelope to its device if connected here, or wakes the other relays on
+/// the database (PostgreSQL) so the one holding the device pushes it.
+async fn deliver(state: &AppState, to_device: i64, envelope: &Envelope, committed: Instant) {
+    let eid = envelope.eid;
+    let frame = Push {
+        eid: Some(eid),
+        text: envelope_frame(envelope).into(),
+        committed: Some(committed),
+    };
+    if !state.hub.push_to_device(to_device, frame) && state.db.backend() == Backend::Postgres {
+        let instance = state.instance;
+        let woke = state
+            .db
+            .run(move |conn| notify::announce(conn, instance, to_device, eid))
+            .await;
+        if let Err(e) = woke {
+            tracing::warn!(error = %e, "NOTIFY failed; the envelope waits for the backlog");
+        }
+    }
+}
+
+/// Delivery receipts for acknowledged envelopes, to their senders' devices.
+fn receipts(state: &AppState, device_id: i64, deleted: Vec<(i64, String)>) {
+    state
+        .metrics
+        .envelopes_acked
+        .inc_by(u64::try_from(deleted.len()).unwrap_or(u64::MAX));
+    for (sender_device, client_id) in deleted {
+        let receipt = text_push(
+            ServerFrame::Delivered {
+                id: &client_id,
+                to_device: device_id,
+            }
+            .to_text(),
+        );
+        state.hub.push_to_device(sender_device, receipt);
     }
 }

@@ -188,7 +188,8 @@ const ENVELOPE_COLUMNS: EnvelopeColumns = (
     envelopes::room_id,
 );
 
-fn find_queued(
+/// The envelope `from_device` sent as `client_id` to `to_device`, if still queued.
+pub(crate) fn find_queued(
     conn: &mut DbConnection,
     from_device: i64,
     client_id: &str,
@@ -201,6 +202,19 @@ fn find_queued(
         .select(ENVELOPE_COLUMNS)
         .first(conn)
         .optional()
+}
+
+/// How many unexpired envelopes are queued for `device`.
+pub(crate) fn queued_count(
+    conn: &mut DbConnection,
+    device: i64,
+    now: i64,
+) -> Result<i64, DieselError> {
+    envelopes::table
+        .filter(envelopes::recipient_device_id.eq(device))
+        .filter(envelopes::expires_at.gt(now))
+        .count()
+        .get_result(conn)
 }
 
 /// Stores an envelope after checking the sender may reach the recipient device. Returns
@@ -225,12 +239,7 @@ pub fn store(
                 fresh: false,
             }));
         }
-        let queued: i64 = envelopes::table
-            .filter(envelopes::recipient_device_id.eq(new.to_device))
-            .filter(envelopes::expires_at.gt(now))
-            .count()
-            .get_result(conn)?;
-        if queued >= QUEUE_CAP {
+        if queued_count(conn, new.to_device, now)? >= QUEUE_CAP {
             return Err(DeliveryError::QueueFull);
         }
         let inserted = diesel::insert_into(envelopes::table)
@@ -338,12 +347,7 @@ pub fn store_room(
                 ));
                 continue;
             }
-            let queued: i64 = envelopes::table
-                .filter(envelopes::recipient_device_id.eq(to_device))
-                .filter(envelopes::expires_at.gt(now))
-                .count()
-                .get_result(conn)?;
-            if queued >= QUEUE_CAP {
+            if queued_count(conn, to_device, now)? >= QUEUE_CAP {
                 return Err(DeliveryError::QueueFull);
             }
             let eid = diesel::insert_into(envelopes::table)
@@ -411,25 +415,38 @@ pub fn ack(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    write_transaction(conn, |conn| {
-        let rows: Vec<(i64, i64, String)> = envelopes::table
+    write_transaction(conn, |conn| ack_rows(conn, device_id, ids))
+}
+
+/// [`ack`] inside the caller's transaction.
+pub(crate) fn ack_rows(
+    conn: &mut DbConnection,
+    device_id: i64,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64, i64, String)> = envelopes::table
+        .filter(envelopes::recipient_device_id.eq(device_id))
+        .filter(envelopes::id.eq_any(ids))
+        .select((
+            envelopes::id,
+            envelopes::sender_device_id,
+            envelopes::client_id,
+        ))
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    diesel::delete(
+        envelopes::table
             .filter(envelopes::recipient_device_id.eq(device_id))
-            .filter(envelopes::id.eq_any(ids))
-            .select((
-                envelopes::id,
-                envelopes::sender_device_id,
-                envelopes::client_id,
-            ))
-            .load(conn)?;
-        let found: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        diesel::delete(
-            envelopes::table
-                .filter(envelopes::recipient_device_id.eq(device_id))
-                .filter(envelopes::id.eq_any(&found)),
-        )
-        .execute(conn)?;
-        Ok(rows.into_iter().map(|(_, dev, cid)| (dev, cid)).collect())
-    })
+            .filter(envelopes::id.eq_any(&found)),
+    )
+    .execute(conn)?;
+    Ok(rows.into_iter().map(|(_, dev, cid)| (dev, cid)).collect())
 }
 
 /// Deletes expired envelopes (of one device, or of all when `device_id` is `None`); returns

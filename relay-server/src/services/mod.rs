@@ -15,3 +15,4 @@ pub mod rooms;
 pub mod tokens;
 pub mod twofa;
 pub mod validate;
+pub mod writer;
