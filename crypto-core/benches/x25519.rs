@@ -6,8 +6,8 @@
 //!   (x3dh.rs), four ladders vs one `x25519_many` call.
 //!
 //! Each round times the ladder version and ours alternately, [`ROUNDS`] rounds, medians: on the
-//! shared 2-vCPU VM only ratios measured this way mean anything. Not a criterion bench; it
-//! ignores its arguments.
+//! shared 2-vCPU VM only ratios measured this way mean anything. Not a criterion bench: it
+//! ignores its arguments; it prints its table and writes it to `target/bench-x25519.txt`.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +17,8 @@
     unreachable_pub,
     missing_docs
 )]
+
+mod common;
 
 use crypto_core::primitives::{X25519PublicKey, X25519Secret, x25519_many};
 use std::hint::black_box;
@@ -50,11 +52,13 @@ fn interleaved(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
     (median(&mut ta), median(&mut tb))
 }
 
-fn report(name: &str, (ladder, ours): (f64, f64)) {
-    println!(
-        "{name:<16} ladder {ladder:7.1} µs   ours {ours:7.1} µs   ladder/ours {:.2}",
+fn report(out: &mut String, name: &str, (ladder, ours): (f64, f64)) {
+    let line = format!(
+        "{name:<16} ladder {ladder:7.1} µs   ours {ours:7.1} µs   ladder/ours {:.2}\n",
         ladder / ours
     );
+    print!("{line}");
+    out.push_str(&line);
 }
 
 fn key(byte: u8) -> ([u8; 32], X25519Secret) {
@@ -63,10 +67,14 @@ fn key(byte: u8) -> ([u8; 32], X25519Secret) {
 }
 
 fn main() {
+    let mut out = String::from(
+        "X25519, x25519-dalek ladder vs crypto-core, interleaved medians (benches/x25519.rs)\n",
+    );
     let (a_bytes, a) = key(1);
     let (_, b) = key(2);
     let b_pub = b.public_key();
     report(
+        &mut out,
         "1 DH",
         interleaved(
             || {
@@ -88,6 +96,7 @@ fn main() {
     let (ik_b_pub, spk_b_pub, opk_b_pub) =
         (ik_b.public_key(), spk_b.public_key(), opk_b.public_key());
     report(
+        &mut out,
         "X3DH initiator",
         interleaved(
             || {
@@ -110,6 +119,7 @@ fn main() {
         ),
     );
     report(
+        &mut out,
         "X3DH responder",
         interleaved(
             || {
@@ -131,4 +141,8 @@ fn main() {
             },
         ),
     );
+    let path = common::target_dir().join("bench-x25519.txt");
+    if let Err(err) = std::fs::write(&path, out) {
+        eprintln!("cannot write {}: {err}", path.display());
+    }
 }
