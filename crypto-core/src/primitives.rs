@@ -1,6 +1,7 @@
 //! Thin wrappers over the audited primitives the protocol is built from.
 //!
-//! X25519 (RFC 7748, x25519-dalek), Ed25519 (RFC 8032, ed25519-dalek, strict verification),
+//! X25519 (RFC 7748, x25519-dalek; on x86_64 with AVX2 through curve25519-dalek's Edwards
+//! arithmetic, see [`x25519_many`]), Ed25519 (RFC 8032, ed25519-dalek, strict verification),
 //! ChaCha20-Poly1305 (RFC 8439) and XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha), HKDF-SHA256
 //! (RFC 5869), HMAC-SHA256 and SHA-256. They are public so that the known-answer and Wycheproof
 //! tests exercise exactly the code paths the protocol uses; applications should use the
@@ -10,6 +11,9 @@
 //! - [`X25519Secret::diffie_hellman`] refuses the all-zero output that a low-order public key
 //!   produces ([`Error::NonContributory`]), as X3DH and the Double Ratchet require contributory
 //!   agreements.
+//! - On x86_64 X25519 is composed from curve25519-dalek's public API (Montgomery-to-Edwards
+//!   map, clamped Edwards multiplication, Edwards-to-Montgomery map) rather than taken whole
+//!   from x25519-dalek: `tests/x25519.rs` checks it against x25519-dalek byte for byte.
 //! - [`Ed25519PublicKey::verify`] uses `verify_strict`: non-canonical and small-order keys and
 //!   signatures are refused.
 
@@ -135,13 +139,100 @@ impl X25519Secret {
 
     /// RFC 7748 X25519; a non-contributory (all-zero) result is refused.
     pub fn diffie_hellman(&self, their: &X25519PublicKey) -> Result<Zeroizing<[u8; 32]>> {
+        let [shared] = x25519_many([(self, their)])?;
+        Ok(shared)
+    }
+
+    /// X25519 with x25519-dalek's Montgomery ladder (RFC 7748 §5), without the zero check.
+    fn ladder(&self, their: &X25519PublicKey) -> Zeroizing<[u8; 32]> {
         let shared = self
             .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
-        if !shared.was_contributory() {
-            return Err(Error::NonContributory);
+        Zeroizing::new(shared.to_bytes())
+    }
+}
+
+/// Several X25519 agreements at once: the same outputs as [`X25519Secret::diffie_hellman`] on
+/// each `(secret, public key)` pair, in order, and [`Error::NonContributory`] if any of them is
+/// all-zero. Work the pairs share is done once: each distinct public key is decoded once, and
+/// on x86_64 the final conversions share one field inversion.
+///
+/// On x86_64 with AVX2 the multiplications run on the Edwards form of the curve, whose
+/// variable-base multiplication (curve25519-dalek's AVX2 backend, constant time) is faster than
+/// the Montgomery ladder: the public u-coordinate is mapped to an Edwards point by the
+/// birational map (which point of the pair ±P does not matter, both have the same u after
+/// multiplication), multiplied by the clamped scalar (RFC 7748 §5 clamping, unreduced, so
+/// points outside the prime-order subgroup give exactly what the ladder gives) and mapped
+/// back. A u that is not on the curve (a point on the twist, u = -1 included) has no Edwards
+/// point and takes the ladder. The choice depends only on the public key and the CPU.
+pub fn x25519_many<const N: usize>(
+    pairs: [(&X25519Secret, &X25519PublicKey); N],
+) -> Result<[Zeroizing<[u8; 32]>; N]> {
+    let mut shared: [Zeroizing<[u8; 32]>; N] = core::array::from_fn(|_| Zeroizing::new([0; 32]));
+    agree_into(&pairs, &mut shared);
+    if shared.iter().any(|out| bool::from(out.ct_eq(&[0u8; 32]))) {
+        return Err(Error::NonContributory);
+    }
+    Ok(shared)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn agree_into(pairs: &[(&X25519Secret, &X25519PublicKey)], out: &mut [Zeroizing<[u8; 32]>]) {
+    for ((secret, public), slot) in pairs.iter().zip(out.iter_mut()) {
+        *slot = secret.ladder(public);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn agree_into(pairs: &[(&X25519Secret, &X25519PublicKey)], out: &mut [Zeroizing<[u8; 32]>]) {
+    use curve25519_dalek::{EdwardsPoint, MontgomeryPoint};
+
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        // curve25519-dalek's Edwards code is then serial, like the ladder, and this path was
+        // not measured on such a CPU: keep the ladder.
+        for ((secret, public), slot) in pairs.iter().zip(out.iter_mut()) {
+            *slot = secret.ladder(public);
         }
-        Ok(Zeroizing::new(shared.to_bytes()))
+        return;
+    }
+    // Public keys, decoded once each (None: not on the curve).
+    let mut decoded: Vec<(&[u8; 32], Option<EdwardsPoint>)> = Vec::with_capacity(pairs.len());
+    // [k]P for the pairs whose key is on the curve, in order.
+    let mut products: Zeroizing<Vec<EdwardsPoint>> =
+        Zeroizing::new(Vec::with_capacity(pairs.len()));
+    let mut on_curve = Vec::with_capacity(pairs.len());
+    for ((secret, public), slot) in pairs.iter().zip(out.iter_mut()) {
+        let point = match decoded
+            .iter()
+            .find(|(bytes, _)| *bytes == public.as_bytes())
+        {
+            Some((_, point)) => *point,
+            None => {
+                let point = MontgomeryPoint(public.0).to_edwards(0);
+                decoded.push((public.as_bytes(), point));
+                point
+            }
+        };
+        match point {
+            Some(point) => {
+                // Clamped inside, not reduced mod the group order (x25519-dalek's ladder takes
+                // the bytes by value the same way).
+                let scalar = secret.to_bytes();
+                products.push(point.mul_clamped(*scalar));
+                on_curve.push(true);
+            }
+            None => {
+                *slot = secret.ladder(public);
+                on_curve.push(false);
+            }
+        }
+    }
+    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&products));
+    let mut montgomery = montgomery.iter();
+    for (slot, on_curve) in out.iter_mut().zip(on_curve) {
+        if on_curve && let Some(u) = montgomery.next() {
+            slot.copy_from_slice(u.as_bytes());
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 
 use crate::error::Result;
 use crate::identity::{IdentityKeys, PublicIdentity};
-use crate::primitives::{X25519PublicKey, X25519Secret, hkdf_sha256};
+use crate::primitives::{X25519PublicKey, X25519Secret, hkdf_sha256, x25519_many};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -39,12 +39,19 @@ pub(crate) fn initiator_secret(
     their_signed_prekey: &X25519PublicKey,
     their_one_time_prekey: Option<&X25519PublicKey>,
 ) -> Result<X3dhOutput> {
-    let dh1 = identity.agreement().diffie_hellman(their_signed_prekey)?;
-    let dh2 = ephemeral.diffie_hellman(their_identity.agreement_key())?;
-    let dh3 = ephemeral.diffie_hellman(their_signed_prekey)?;
-    let dh4 = match their_one_time_prekey {
-        Some(key) => Some(ephemeral.diffie_hellman(key)?),
-        None => None,
+    // One call per case so the agreements share work (SPK_B is decoded once for DH1 and DH3).
+    let dh1 = (identity.agreement(), their_signed_prekey);
+    let dh2 = (ephemeral, their_identity.agreement_key());
+    let dh3 = (ephemeral, their_signed_prekey);
+    let (dh1, dh2, dh3, dh4) = match their_one_time_prekey {
+        Some(key) => {
+            let [dh1, dh2, dh3, dh4] = x25519_many([dh1, dh2, dh3, (ephemeral, key)])?;
+            (dh1, dh2, dh3, Some(dh4))
+        }
+        None => {
+            let [dh1, dh2, dh3] = x25519_many([dh1, dh2, dh3])?;
+            (dh1, dh2, dh3, None)
+        }
     };
     let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
     Ok(X3dhOutput { shared_secret, dh3 })
@@ -58,12 +65,19 @@ pub(crate) fn responder_secret(
     their_identity: &PublicIdentity,
     their_base_key: &X25519PublicKey,
 ) -> Result<X3dhOutput> {
-    let dh1 = signed_prekey.diffie_hellman(their_identity.agreement_key())?;
-    let dh2 = identity.agreement().diffie_hellman(their_base_key)?;
-    let dh3 = signed_prekey.diffie_hellman(their_base_key)?;
-    let dh4 = match one_time_prekey {
-        Some(key) => Some(key.diffie_hellman(their_base_key)?),
-        None => None,
+    // One call per case so the agreements share work (EK_A is decoded once for DH2, DH3, DH4).
+    let dh1 = (signed_prekey, their_identity.agreement_key());
+    let dh2 = (identity.agreement(), their_base_key);
+    let dh3 = (signed_prekey, their_base_key);
+    let (dh1, dh2, dh3, dh4) = match one_time_prekey {
+        Some(key) => {
+            let [dh1, dh2, dh3, dh4] = x25519_many([dh1, dh2, dh3, (key, their_base_key)])?;
+            (dh1, dh2, dh3, Some(dh4))
+        }
+        None => {
+            let [dh1, dh2, dh3] = x25519_many([dh1, dh2, dh3])?;
+            (dh1, dh2, dh3, None)
+        }
     };
     let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
     Ok(X3dhOutput { shared_secret, dh3 })
