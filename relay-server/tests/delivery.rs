@@ -859,8 +859,43 @@ async fn pipelined_burst_group_commit(relay: &TestRelay) {
     b.close().await;
 }
 
+/// An ack followed at once by the close (a client quitting right after acknowledging): the
+/// ack still takes effect and the receipts go out. (actix-ws reports the closed connection
+/// before the frames it had already read; the relay reads them after the error.)
+async fn ack_then_close_at_once(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    for round in 0..20 {
+        let (mut b, _) = open_drained(relay, &p.b, p.dev_b).await;
+        let mut eids = Vec::new();
+        for i in 0..5 {
+            a.send_msg(&format!("r{round}m{i}"), p.dev_b, b"x").await;
+            a.expect("accepted").await;
+        }
+        for _ in 0..5 {
+            eids.push(b.expect("envelope").await["eid"].clone());
+        }
+        b.send(json!({"v": 1, "type": "ack", "ids": eids})).await;
+        b.close().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while rows(relay, Some(p.dev_b)).await != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the ack sent just before the close was lost"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // And the senders get their delivery receipts.
+        for i in 0..5 {
+            assert_eq!(a.expect("delivered").await["id"], format!("r{round}m{i}"));
+        }
+    }
+    a.close().await;
+}
+
 on_both_backends!(
     end_to_end_leaves_no_plaintext,
+    ack_then_close_at_once,
     pipelined_burst_group_commit,
     online_delivery,
     offline_backlog,

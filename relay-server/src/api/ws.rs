@@ -404,7 +404,15 @@ impl Connection {
                 },
                 msg = stream.recv(), if self.pending.len() < MAX_PENDING => {
                     last_heard = Instant::now();
-                    self.incoming(msg).await
+                    match msg {
+                        Some(Err(actix_ws::ProtocolError::Io(e)))
+                            if !e.to_string().contains("maximum") =>
+                        {
+                            self.drain_after_disconnect(stream).await;
+                            Err(End::Gone)
+                        }
+                        msg => self.incoming(msg).await,
+                    }
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > idle_timeout {
@@ -423,6 +431,27 @@ impl Connection {
             };
             if let Err(end) = step {
                 return end;
+            }
+        }
+    }
+
+    /// The peer closed the TCP connection. actix-ws reports that before the frames it had
+    /// already read from the socket (a client that sends an `ack` and closes at once), and then
+    /// yields those frames: they are taken here, so an ack or send the client wrote before
+    /// hanging up still takes effect. Nothing can be answered any more.
+    async fn drain_after_disconnect(&mut self, stream: &mut actix_ws::AggregatedMessageStream) {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), stream.recv()).await {
+                Ok(Some(Ok(AggregatedMessage::Text(text)))) => {
+                    // Answers fail (the socket is gone); the writer work is queued all the same.
+                    let _ = self.frame(&text).await;
+                }
+                Ok(Some(Ok(
+                    AggregatedMessage::Binary(_)
+                    | AggregatedMessage::Ping(_)
+                    | AggregatedMessage::Pong(_),
+                ))) => {}
+                Ok(Some(Ok(AggregatedMessage::Close(_)) | Err(_)) | None) | Err(_) => return,
             }
         }
     }

@@ -88,7 +88,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
         if let DbConnection::Sqlite(conn) = conn {
             conn.batch_execute(
                 "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -101,6 +102,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
     backend: Backend,
+    /// Held by every clone; the SQLite checkpointer stops when the last one is dropped.
+    _alive: std::sync::Arc<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -133,9 +136,17 @@ impl Db {
             .max_size(size)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(Pragmas))
-            .build(ConnectionManager::<DbConnection>::new(target))
+            .build(ConnectionManager::<DbConnection>::new(target.clone()))
             .map_err(|e| DbError::Connection(e.to_string()))?;
-        Ok(Self { pool, backend })
+        let alive = std::sync::Arc::new(());
+        if backend == Backend::Sqlite {
+            start_checkpointer(&target, std::sync::Arc::downgrade(&alive))?;
+        }
+        Ok(Self {
+            pool,
+            backend,
+            _alive: alive,
+        })
     }
 
     /// The backend in use.
@@ -171,6 +182,38 @@ impl Db {
             Err(_) => Err(E::from(DbError::Cancelled)),
         }
     }
+}
+
+/// How often the SQLite checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// SQLite: pool connections do not checkpoint the write-ahead log when they commit
+/// (`wal_autocheckpoint = 0`): an automatic checkpoint runs inside the commit that crosses
+/// the threshold and syncs the database file, stalling that commit (and every send waiting
+/// on the envelope writer) for milliseconds. Instead this thread runs a PASSIVE checkpoint
+/// every [`CHECKPOINT_EVERY`] on its own connection; it never blocks writers or readers, and
+/// with `synchronous = NORMAL` commits stay durable through the log (SQLite's WAL mode
+/// documentation). The thread ends when the last [`Db`] clone is dropped.
+fn start_checkpointer(path: &str, alive: std::sync::Weak<()>) -> Result<(), DbError> {
+    let mut conn =
+        SqliteConnection::establish(path).map_err(|e| DbError::Connection(e.to_string()))?;
+    conn.batch_execute("PRAGMA busy_timeout = 5000;")
+        .map_err(DbError::Query)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if alive.upgrade().is_none() {
+                    break;
+                }
+                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::debug!(error = %e, "WAL checkpoint failed; retried later");
+                }
+            }
+        })
+        .map_err(|e| DbError::Connection(format!("checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 /// Applies the pending migrations of the connection's backend.
