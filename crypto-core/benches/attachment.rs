@@ -184,46 +184,60 @@ fn main() {
     c.final_summary();
 
     // Time ratios inverted: raw time ÷ attachment time = attachment throughput ÷ raw.
+    // The goal applies like for like: the streaming APIs (bounded memory, output buffer
+    // reused) against the raw AEAD in place, the one-shot APIs (which return a freshly
+    // allocated 64 MiB buffer, paying its page faults) against the raw AEAD writing into a
+    // freshly allocated buffer. The one-shot ÷ in-place row is shown for information.
     let rows = [
         (
             "encrypt",
-            "oneshot",
-            "encrypt_attachment",
+            "stream",
+            "raw",
+            "AttachmentEncryptor / raw",
+            Goal::AtLeast(0.8),
+        ),
+        (
+            "decrypt",
+            "stream",
+            "raw",
+            "AttachmentDecryptor / raw",
             Goal::AtLeast(0.8),
         ),
         (
             "encrypt",
-            "stream",
-            "AttachmentEncryptor",
+            "oneshot",
+            "raw_alloc",
+            "encrypt_attachment / raw_alloc (both allocate)",
             Goal::AtLeast(0.8),
         ),
         (
             "decrypt",
             "oneshot",
-            "decrypt_attachment",
+            "raw_alloc",
+            "decrypt_attachment / raw_alloc (both allocate)",
             Goal::AtLeast(0.8),
         ),
         (
+            "encrypt",
+            "oneshot",
+            "raw",
+            "encrypt_attachment / raw (in place)",
+            Goal::None,
+        ),
+        (
             "decrypt",
-            "stream",
-            "AttachmentDecryptor",
-            Goal::AtLeast(0.8),
+            "oneshot",
+            "raw",
+            "decrypt_attachment / raw (in place)",
+            Goal::None,
         ),
     ]
-    .map(|(op, api, name, goal)| {
+    .map(|(op, api, base, label, goal)| {
         Ratio::speedup(
-            format!("{name} / raw"),
+            label,
             &format!("attachment_{op}_64MiB/{api}"),
-            &format!("attachment_{op}_64MiB/raw"),
+            &format!("attachment_{op}_64MiB/{base}"),
             goal,
-        )
-    });
-    let extra = ["encrypt", "decrypt"].map(|op| {
-        Ratio::speedup(
-            format!("oneshot {op} / raw_alloc (both allocate)"),
-            &format!("attachment_{op}_64MiB/oneshot"),
-            &format!("attachment_{op}_64MiB/raw_alloc"),
-            Goal::None,
         )
     });
     let one_thread = [
@@ -238,7 +252,7 @@ fn main() {
             Goal::None,
         )
     });
-    let rows: Vec<Ratio> = rows.into_iter().chain(extra).chain(one_thread).collect();
+    let rows: Vec<Ratio> = rows.into_iter().chain(one_thread).collect();
     let interleaved = interleaved();
     write_report(
         "attachment",

@@ -42,6 +42,13 @@
 //! # }
 //! ```
 //!
+//! # Performance
+//! On native targets a call that seals or opens at least four chunks computes the SHA-256 of
+//! the ciphertext on a second, scoped thread while the chunks are processed (no extra buffers;
+//! the thread ends before the call returns). Smaller calls, wasm32, and any target where no
+//! thread can be started hash on the calling thread. Feed the streaming API pieces of 256 KiB
+//! or more to get the parallel path (docs/benchmarks.md, "Goal 2").
+//!
 //! # Security notes
 //! - [`AttachmentDecryptor::update`] releases a chunk's plaintext only after that chunk
 //!   authenticated, but the ciphertext digest can only be checked in
@@ -56,11 +63,12 @@ use crate::codec::Reader;
 use crate::error::{Error, Result};
 use crate::primitives::{
     OsRng, TAG_LEN, ct_eq, fill_random, random_key, sha256, xchacha20poly1305_open,
-    xchacha20poly1305_seal,
+    xchacha20poly1305_seal, xchacha20poly1305_seal_to,
 };
 use core::fmt;
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The format version this build writes and reads (first header byte).
@@ -82,6 +90,12 @@ const CHUNK_LEN_U64: u64 = CHUNK_SIZE as u64;
 const ENCRYPTED_CHUNK_LEN_U64: u64 = ENCRYPTED_CHUNK_LEN as u64;
 const HEADER_LEN_U64: u64 = HEADER_LEN as u64;
 const TAG_LEN_U64: u64 = TAG_LEN as u64;
+
+/// Below this many bytes per call the SHA-256 of the ciphertext is computed on the calling
+/// thread; from here on (native targets) it runs on a second, scoped thread while the chunks are
+/// sealed or opened (docs/benchmarks.md, "Attachments"). Starting a thread costs tens of µs,
+/// four chunks take about a millisecond to seal.
+const PARALLEL_HASH_MIN_LEN: usize = 4 * CHUNK_SIZE;
 
 // ---------------------------------------------------------------------------------------------
 // Keys and metadata
@@ -218,10 +232,26 @@ pub fn decrypt_attachment(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Ze
     if len > info.ciphertext_len {
         return Err(Error::AttachmentTrailingData);
     }
-    if !ct_eq(&sha256(ciphertext), &info.digest) {
-        return Err(Error::AttachmentDigestMismatch);
+    // The digest is computed while the chunks are opened (on a second thread for large blobs);
+    // nothing is returned unless both succeed, and a digest mismatch is reported first.
+    let (digest, opened) = hash_while(
+        ciphertext.len() >= PARALLEL_HASH_MIN_LEN,
+        || sha256(ciphertext),
+        || open_all(ciphertext, info, plaintext_len),
+    );
+    match digest {
+        Some(digest) if ct_eq(&digest, &info.digest) => opened,
+        // `opened` (plaintext, if any) is wiped on drop.
+        _ => Err(Error::AttachmentDigestMismatch),
     }
+}
 
+/// Opens every chunk of a blob whose length was checked against `info`.
+fn open_all(
+    ciphertext: &[u8],
+    info: &AttachmentInfo,
+    plaintext_len: u64,
+) -> Result<Zeroizing<Vec<u8>>> {
     let mut reader = Reader::new(ciphertext);
     let header: [u8; HEADER_LEN] = reader.array().map_err(|_| Error::AttachmentTruncated)?;
     check_header(&header)?;
@@ -334,12 +364,14 @@ impl AttachmentEncryptor {
                 // A full buffer may still be the final chunk: wait for more data or finish.
                 return Ok(());
             }
-            self.seal(SealInput::Buffer, false, out)?;
+            self.seal_buffer(false, out)?;
             self.buffer.zeroize();
         }
-        while data.len() > CHUNK_SIZE {
-            let (chunk, rest) = split(data, CHUNK_SIZE);
-            self.seal(SealInput::Slice(chunk), false, out)?;
+        // Every full chunk followed by more data is known not to be the final one.
+        let full_chunks = data.len().saturating_sub(1) / CHUNK_SIZE;
+        if full_chunks > 0 {
+            let (chunks, rest) = split(data, full_chunks.saturating_mul(CHUNK_SIZE));
+            self.seal_full_chunks(chunks, out)?;
             data = rest;
         }
         if !data.is_empty() {
@@ -358,7 +390,7 @@ impl AttachmentEncryptor {
             return Err(Error::AttachmentStreamClosed);
         }
         self.write_header(out);
-        self.seal(SealInput::Buffer, true, out)?;
+        self.seal_buffer(true, out)?;
         self.buffer.zeroize();
         Ok(AttachmentInfo {
             digest: self.hasher.finalize().into(),
@@ -377,16 +409,82 @@ impl AttachmentEncryptor {
         }
     }
 
-    fn seal(&mut self, input: SealInput<'_>, last: bool, out: &mut Vec<u8>) -> Result<()> {
+    /// Seals `plaintext` (whole chunks, none of them the final one) straight into `out`.
+    ///
+    /// Large calls (native targets) use two threads: a scoped second thread seals the last
+    /// 3/5 of the chunks while this one seals the first 2/5 and hashes them, then hashes the
+    /// rest in order once the second thread is done. With SHA-256 costing about half of the
+    /// AEAD per byte, both threads finish their sealing at about the same time and the call
+    /// takes about 0.9 of a one-thread AEAD pass, hash included (docs/benchmarks.md,
+    /// "Attachments"). The two halves write disjoint parts of `out`; nothing else is shared.
+    fn seal_full_chunks(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let count = plaintext.len() / CHUNK_SIZE;
+        let end_counter = u32::try_from(count)
+            .ok()
+            .and_then(|n| self.counter.checked_add(n))
+            .ok_or_else(|| too_large(MAX_PLAINTEXT_LEN.saturating_add(1)))?;
+        let added = count
+            .checked_mul(ENCRYPTED_CHUNK_LEN)
+            .ok_or_else(|| too_large(len_u64(plaintext.len())))?;
+        let start = out.len();
+        // Ciphertext only ever lands in `out` (sealed from `plaintext`, no copy in place).
+        out.resize(start.saturating_add(added), 0);
+        let region = tail_mut(out, start);
+        let (key, header, first) = (&self.key, &self.header, self.counter);
+        let here = if plaintext.len() >= PARALLEL_HASH_MIN_LEN {
+            count.saturating_mul(2) / 5
+        } else {
+            count
+        };
+        let (region_here, region_there) =
+            region.split_at_mut(here.saturating_mul(ENCRYPTED_CHUNK_LEN).min(region.len()));
+        let (plain_here, plain_there) =
+            plaintext.split_at(here.saturating_mul(CHUNK_SIZE).min(plaintext.len()));
+        // `here` < 2^32 because `count` is (checked above).
+        let there_first = first.wrapping_add(u32::try_from(here).unwrap_or(u32::MAX));
+        let hasher = &mut self.hasher;
+        let (there, here_result) = join(
+            !plain_there.is_empty(),
+            || {
+                seal_chunks(
+                    key.as_bytes(),
+                    header,
+                    there_first,
+                    plain_there,
+                    region_there,
+                )
+            },
+            || {
+                seal_chunks(key.as_bytes(), header, first, plain_here, region_here)?;
+                hasher.update(&*region_here);
+                Ok(())
+            },
+        );
+        let sealed = here_result.and(there.unwrap_or(Err(Error::AttachmentStreamClosed)));
+        match sealed {
+            Ok(()) => {
+                self.hasher.update(&*region_there);
+                self.counter = end_counter;
+                self.ciphertext_len = self.ciphertext_len.saturating_add(len_u64(added));
+                Ok(())
+            }
+            Err(e) => {
+                // The hasher has seen part of this call: the stream cannot go on.
+                self.failed = true;
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Seals the buffered chunk into `out` (hashed on this thread: at most one chunk).
+    fn seal_buffer(&mut self, last: bool, out: &mut Vec<u8>) -> Result<()> {
         let next = if last {
             self.counter
         } else {
             next_counter(self.counter)?
         };
-        let plaintext = match input {
-            SealInput::Buffer => self.buffer.as_slice(),
-            SealInput::Slice(slice) => slice,
-        };
+        let plaintext = self.buffer.as_slice();
         // Encrypt in place in `out`: one copy of the plaintext, no per-chunk allocation.
         let start = out.len();
         out.extend_from_slice(plaintext);
@@ -404,12 +502,6 @@ impl AttachmentEncryptor {
         self.counter = next;
         Ok(())
     }
-}
-
-/// Where the plaintext of the chunk being sealed comes from.
-enum SealInput<'a> {
-    Buffer,
-    Slice(&'a [u8]),
 }
 
 impl fmt::Debug for AttachmentEncryptor {
@@ -489,8 +581,20 @@ impl AttachmentDecryptor {
         if self.expected_len.is_some_and(|max| self.received > max) {
             return Err(Error::AttachmentTrailingData);
         }
-        self.hasher.update(data);
+        // The digest of the ciphertext is computed while the chunks are opened (on a second
+        // thread for large pieces); it is checked in `finish`.
+        let hasher = Mutex::new(core::mem::take(&mut self.hasher));
+        let (hashed, opened) = hash_while(
+            data.len() >= PARALLEL_HASH_MIN_LEN,
+            || lock(&hasher).update(data),
+            || self.open_chunks(data, out),
+        );
+        self.hasher = hasher.into_inner().unwrap_or_else(PoisonError::into_inner);
+        opened?;
+        hashed.ok_or(Error::AttachmentDigestMismatch)
+    }
 
+    fn open_chunks(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let mut data = data;
         if self.header_len < HEADER_LEN {
             let take = (HEADER_LEN - self.header_len).min(data.len());
@@ -654,6 +758,99 @@ fn open_chunk(
         (true, false) => Error::AttachmentTrailingData,
         (false, _) => Error::DecryptionFailed,
     })
+}
+
+/// Runs `work` on the calling thread and `hash` at the same time on a scoped second thread
+/// when `parallel` is set (native targets; on wasm32, or if no thread can be started, one after
+/// the other: `work` first). Returns `hash`'s result (`None` only if its thread panicked, which
+/// the SHA-256 code cannot do; callers fail closed) and `work`'s.
+fn hash_while<H: Send, W>(
+    parallel: bool,
+    hash: impl Fn() -> H + Sync,
+    work: impl FnOnce() -> W,
+) -> (Option<H>, W) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel {
+        return std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, &hash) {
+                Ok(handle) => {
+                    let worked = work();
+                    (handle.join().ok(), worked)
+                }
+                Err(_) => {
+                    let worked = work();
+                    (Some(hash()), worked)
+                }
+            }
+        });
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = parallel;
+    let worked = work();
+    (Some(hash()), worked)
+}
+
+/// Seals consecutive full (non-final) chunks of `plaintext` into `out` (same number of
+/// chunks, `ENCRYPTED_CHUNK_LEN` each), counters from `first`.
+fn seal_chunks(
+    key: &[u8; 32],
+    header: &[u8; HEADER_LEN],
+    first: u32,
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let mut counter = first;
+    for (dst, src) in out
+        .chunks_mut(ENCRYPTED_CHUNK_LEN)
+        .zip(plaintext.chunks(CHUNK_SIZE))
+    {
+        let (body, tag_dst) = dst.split_at_mut(CHUNK_SIZE.min(dst.len()));
+        let nonce = chunk_nonce(header, counter, false);
+        let tag = xchacha20poly1305_seal_to(key, &nonce, header, src, body)?;
+        for (d, t) in tag_dst.iter_mut().zip(tag) {
+            *d = t;
+        }
+        counter = counter.wrapping_add(1);
+    }
+    Ok(())
+}
+
+/// Runs `there` on a scoped second thread and `here` on the calling thread at the same time
+/// when `parallel` is set (native targets); otherwise, on wasm32, or if no thread can be
+/// started, one after the other (`there` first). `None` only if `there`'s thread panicked
+/// (callers fail closed).
+fn join<T: Send, H>(
+    parallel: bool,
+    there: impl FnOnce() -> T + Send,
+    here: impl FnOnce() -> H,
+) -> (Option<T>, H) {
+    let job = Mutex::new(Some(there));
+    let run = || lock(&job).take().map(|f| f());
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel {
+        return std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, run) {
+                Ok(handle) => {
+                    let done = here();
+                    (handle.join().ok().flatten(), done)
+                }
+                Err(_) => {
+                    let first = run();
+                    (first, here())
+                }
+            }
+        });
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = parallel;
+    let first = run();
+    (first, here())
+}
+
+/// Locks a mutex that only [`hash_while`] or [`join`] shares; a poisoned one (after a panic that cannot
+/// happen) is used as it is, and the caller's result reports the failure.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Refuses a header (or the part of it received so far) with another version or chunk size.

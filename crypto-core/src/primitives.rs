@@ -390,6 +390,34 @@ pub fn xchacha20poly1305_seal(
     Ok(tag.into())
 }
 
+/// XChaCha20-Poly1305 from one buffer to another: encrypts `input` into `output` (which must
+/// have the same length) and returns the tag. Saves the copy an in-place seal needs when the
+/// plaintext must stay intact.
+pub fn xchacha20poly1305_seal_to(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ad: &[u8],
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<[u8; TAG_LEN]> {
+    let len = input.len();
+    let out_len = output.len();
+    let buf = chacha20poly1305::aead::inout::InOutBuf::new(input, output).map_err(|_| {
+        Error::LengthOutOfRange {
+            len: out_len,
+            max: len,
+        }
+    })?;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), ad, buf)
+        .map_err(|_| Error::TooLarge {
+            len,
+            max: AEAD_MAX_LEN,
+        })?;
+    Ok(tag.into())
+}
+
 /// XChaCha20-Poly1305 in place: checks `tag`, then decrypts `buf`.
 pub fn xchacha20poly1305_open(
     key: &[u8; 32],
