@@ -710,3 +710,57 @@ fn large_pieces_hash_in_parallel_with_the_same_result() {
         Error::DecryptionFailed
     );
 }
+
+/// Pieces of 4 chunks and more take the two-thread paths on native targets (sealing split
+/// between two threads, hashing on a second thread while opening): the same bytes and digest
+/// as the one-thread path, and a flipped bit in a chunk the second thread sealed or opened is
+/// refused like any other, with nothing of that chunk released.
+#[test]
+fn large_pieces_match_small_pieces() {
+    let len = 17 * CHUNK_SIZE + 5;
+    let plaintext = pattern(len);
+    let encrypt_in = |piece_len: usize| {
+        let mut enc = AttachmentEncryptor::new_with_rng(&mut CountingRng(9)).unwrap();
+        let mut out = Vec::new();
+        for piece in plaintext.chunks(piece_len) {
+            enc.update(piece, &mut out).unwrap();
+        }
+        let info = enc.finish(&mut out).unwrap();
+        (out, info)
+    };
+    let (small, small_info) = encrypt_in(1000);
+    for piece_len in [4 * CHUNK_SIZE, 8 * CHUNK_SIZE + 3, len] {
+        let (out, info) = encrypt_in(piece_len);
+        assert!(out == small, "pieces of {piece_len}");
+        assert_eq!(info.digest, small_info.digest);
+    }
+    let key = &small_info.key;
+    for piece_len in [4 * CHUNK_SIZE, 8 * ENCRYPTED_CHUNK_LEN + 7, small.len()] {
+        let mut dec = AttachmentDecryptor::new(key, &small_info.digest);
+        let mut out = Vec::new();
+        for piece in small.chunks(piece_len) {
+            dec.update(piece, &mut out).unwrap();
+        }
+        dec.finish(&mut out).unwrap();
+        assert!(out == plaintext, "pieces of {piece_len}");
+    }
+    // Chunk 15 of 18: sealed by the second thread when encrypting in one piece.
+    let mut tampered = small.clone();
+    let at = chunk_range(15, tampered.len()).start + 100;
+    tampered[at] ^= 0x01;
+    let digest: [u8; 32] = Sha256::digest(&tampered).into();
+    let mut dec = AttachmentDecryptor::new(key, &digest);
+    let mut out = Vec::new();
+    assert!(dec.update(&tampered, &mut out).is_err());
+    assert!(
+        out.len() <= 15 * CHUNK_SIZE,
+        "released past the forged chunk"
+    );
+    // The true digest with the tampered blob: refused as well.
+    let mut dec = AttachmentDecryptor::new(key, &small_info.digest);
+    let mut out = Vec::new();
+    let result = dec
+        .update(&tampered, &mut out)
+        .and_then(|()| dec.finish(&mut out));
+    assert!(result.is_err());
+}
