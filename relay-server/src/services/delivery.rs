@@ -18,6 +18,7 @@ use crate::db::{DbConnection, DbError, write_transaction};
 use crate::services::friends::are_friends;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Largest ciphertext accepted, in bytes (decoded).
 pub const MAX_CIPHERTEXT: usize = 64 * 1024;
@@ -202,6 +203,100 @@ pub(crate) fn find_queued(
         .select(ENVELOPE_COLUMNS)
         .first(conn)
         .optional()
+}
+
+/// The queued envelopes among `keys` (`(sender device, client id, recipient device)`), in one
+/// query, by key.
+pub(crate) fn find_queued_many(
+    conn: &mut DbConnection,
+    keys: &[(i64, &str, i64)],
+) -> Result<HashMap<(i64, String, i64), Envelope>, DieselError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let wanted: HashSet<(i64, &str, i64)> = keys.iter().copied().collect();
+    let senders: BTreeSet<i64> = keys.iter().map(|k| k.0).collect();
+    let ids: BTreeSet<&str> = keys.iter().map(|k| k.1).collect();
+    let recipients: BTreeSet<i64> = keys.iter().map(|k| k.2).collect();
+    let rows: Vec<(Envelope, i64)> = envelopes::table
+        .filter(envelopes::sender_device_id.eq_any(senders.into_iter().collect::<Vec<_>>()))
+        .filter(envelopes::client_id.eq_any(ids.into_iter().collect::<Vec<_>>()))
+        .filter(envelopes::recipient_device_id.eq_any(recipients.into_iter().collect::<Vec<_>>()))
+        .select((ENVELOPE_COLUMNS, envelopes::recipient_device_id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(e, to)| wanted.contains(&(e.from_device, e.client_id.as_str(), *to)))
+        .map(|(e, to)| ((e.from_device, e.client_id.clone(), to), e))
+        .collect())
+}
+
+/// Inserts `news` in one statement (ids assigned in order); returns their envelope ids in
+/// the order of `news`. The caller has checked them and removed repeats.
+pub(crate) fn insert_many(
+    conn: &mut DbConnection,
+    news: &[&NewEnvelope],
+    now: i64,
+) -> Result<Vec<i64>, DieselError> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = now.saturating_add(ENVELOPE_TTL);
+    let rows: Vec<_> = news
+        .iter()
+        .map(|new| {
+            (
+                envelopes::recipient_device_id.eq(new.to_device),
+                envelopes::sender_user_id.eq(new.from_user),
+                envelopes::sender_device_id.eq(new.from_device),
+                envelopes::client_id.eq(&new.client_id),
+                envelopes::kind.eq(new.kind),
+                envelopes::ciphertext.eq(&new.ciphertext),
+                envelopes::created_at.eq(now),
+                envelopes::expires_at.eq(expires),
+            )
+        })
+        .collect();
+    let columns = (
+        envelopes::id,
+        envelopes::sender_device_id,
+        envelopes::client_id,
+        envelopes::recipient_device_id,
+    );
+    // One multi-row statement on PostgreSQL (one round trip); SQLite runs in-process, where
+    // one prepared single-row insert per envelope costs no round trip (diesel's multi-row
+    // insert with RETURNING is not available through the MultiConnection either way).
+    // RETURNING gives no order guarantee (SQLite says so): the ids are mapped back by key.
+    let inserted: Vec<(i64, i64, String, i64)> = match conn {
+        DbConnection::Pg(pg) => diesel::insert_into(envelopes::table)
+            .values(rows)
+            .returning(columns)
+            .get_results(pg)?,
+        DbConnection::Sqlite(sqlite) => {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for row in rows {
+                inserted.push(
+                    diesel::insert_into(envelopes::table)
+                        .values(row)
+                        .returning(columns)
+                        .get_result(sqlite)?,
+                );
+            }
+            inserted
+        }
+    };
+    let by_key: HashMap<(i64, &str, i64), i64> = inserted
+        .iter()
+        .map(|(id, from, cid, to)| ((*from, cid.as_str(), *to), *id))
+        .collect();
+    news.iter()
+        .map(|new| {
+            by_key
+                .get(&(new.from_device, new.client_id.as_str(), new.to_device))
+                .copied()
+                .ok_or(DieselError::NotFound)
+        })
+        .collect()
 }
 
 /// How many unexpired envelopes are queued for `device`.

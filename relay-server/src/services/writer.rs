@@ -1,4 +1,5 @@
-//! Group commit for the envelope queue: one writer thread stores envelopes and deletes
+//! Group commit for the envelope queue: a writer thread (one on SQLite, [`POSTGRES_WRITERS`]
+//! on PostgreSQL, each owning a share of the recipient devices) stores envelopes and deletes
 //! acknowledged ones for every WebSocket connection of this relay process, many per
 //! transaction.
 //!
@@ -18,14 +19,10 @@
 //! [`delivery::store`] / [`delivery::ack`], which answer each one correctly.
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::db::schema::envelopes;
-use crate::db::{Db, DbConnection, write_transaction};
+use crate::db::{Backend, Db, DbConnection, write_transaction};
 use crate::metrics::Metrics;
-use crate::services::delivery::{
-    self, DeliveryError, ENVELOPE_TTL, Envelope, NewEnvelope, QUEUE_CAP, Stored,
-};
+use crate::services::delivery::{self, DeliveryError, Envelope, NewEnvelope, QUEUE_CAP, Stored};
 use crate::services::friends::are_friends;
-use diesel::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -53,11 +50,19 @@ enum Job {
     },
 }
 
-/// Handle to the writer thread (cheap to clone). The thread ends when every handle is gone.
+/// Handle to the writer threads (cheap to clone). The threads end when every handle is gone.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    /// One queue per writer thread; a job goes to the thread of its recipient device.
+    shards: Arc<[mpsc::Sender<Job>]>,
 }
+
+/// Writer threads on PostgreSQL. Each runs its own transactions, so one's statements and
+/// commit overlap another's; every job for one recipient device goes to the same thread, so
+/// the envelopes of one sender to one device are stored in the order they were sent, and
+/// one device's queue count and acks stay within one thread. SQLite has one writer lock:
+/// one thread.
+pub const POSTGRES_WRITERS: usize = 4;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,20 +78,42 @@ fn gone() -> ApiError {
 }
 
 impl Writer {
-    /// Starts the writer thread on `db`'s pool; batch sizes go to `metrics`.
+    /// Starts the writer threads on `db`'s pool; batch sizes go to `metrics`.
     pub fn start(db: Db, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let (jobs, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("envelope-writer".into())
-            .spawn(move || run(&db, &metrics, rx))?;
-        Ok(Self { jobs })
+        let count = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        let mut shards = Vec::with_capacity(count);
+        for n in 0..count {
+            let (jobs, rx) = mpsc::channel(QUEUE);
+            let (db, metrics) = (db.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("envelope-writer-{n}"))
+                .spawn(move || run(&db, &metrics, rx))?;
+            shards.push(jobs);
+        }
+        Ok(Self {
+            shards: shards.into(),
+        })
+    }
+
+    /// The queue of the thread that handles `device`'s envelopes.
+    fn shard(&self, device: i64) -> Option<&mpsc::Sender<Job>> {
+        let n = u64::try_from(self.shards.len()).unwrap_or(1).max(1);
+        let i = usize::try_from(device.unsigned_abs() % n).unwrap_or(0);
+        self.shards.get(i)
     }
 
     /// Queues a send; the receiver yields its outcome after the commit.
     pub async fn store(&self, new: NewEnvelope, now: i64) -> oneshot::Receiver<StoreResult> {
         let (reply, rx) = oneshot::channel();
+        let Some(shard) = self.shard(new.to_device) else {
+            let _ = reply.send(Err(DeliveryError::Api(gone())));
+            return rx;
+        };
         if let Err(mpsc::error::SendError(Job::Store { reply, .. })) =
-            self.jobs.send(Job::Store { new, now, reply }).await
+            shard.send(Job::Store { new, now, reply }).await
         {
             let _ = reply.send(Err(DeliveryError::Api(gone())));
         }
@@ -96,8 +123,12 @@ impl Writer {
     /// Queues an ack; the receiver yields its outcome after the commit.
     pub async fn ack(&self, device: i64, ids: Vec<i64>) -> oneshot::Receiver<AckResult> {
         let (reply, rx) = oneshot::channel();
+        let Some(shard) = self.shard(device) else {
+            let _ = reply.send(Err(gone()));
+            return rx;
+        };
         if let Err(mpsc::error::SendError(Job::Ack { reply, .. })) =
-            self.jobs.send(Job::Ack { device, ids, reply }).await
+            shard.send(Job::Ack { device, ids, reply }).await
         {
             let _ = reply.send(Err(gone()));
         }
@@ -191,35 +222,165 @@ struct Memo {
     queued: HashMap<i64, i64>,
 }
 
+/// A send's state while its batch is built.
+enum Slot {
+    /// Answered already (refused, or a repeat of a queued envelope).
+    Done(StoreResult),
+    /// To insert: index into the insert list.
+    Insert(usize, i64),
+    /// A repeat of an earlier send of this batch (index into the insert list).
+    RepeatOf(usize, i64),
+}
+
+/// Runs a batch: every send's checks (memoized), one query for the repeats among them, the
+/// acks in order, and one multi-row insert for the new envelopes (so a batch costs a handful
+/// of statements, not several per envelope: this is what makes PostgreSQL's round trips
+/// affordable). Job order is kept: a later send with the same `(sender device, id, recipient
+/// device)` as an earlier one of the batch is a repeat of it, queue caps count the envelopes
+/// inserted before it, and new envelopes get ids in job order.
 fn run_batch(conn: &mut DbConnection, batch: &[Job]) -> Result<Vec<Outcome>, ApiError> {
     let mut memo = Memo::default();
-    let mut outcomes = Vec::with_capacity(batch.len());
+    // 1. Checks that do not depend on the other sends: device owner and friendship.
+    let mut checked: Vec<Option<Result<i64, DeliveryError>>> = Vec::with_capacity(batch.len());
     for job in batch {
-        let outcome = match job {
-            Job::Store { new, now, .. } => match store_one(conn, &mut memo, new, *now) {
+        checked.push(match job {
+            Job::Store { new, .. } => match check(conn, &mut memo, new) {
                 Err(DeliveryError::Api(e)) => return Err(e),
-                result => Outcome::Store(result),
+                other => Some(other),
             },
-            Job::Ack { device, ids, .. } => {
+            Job::Ack { .. } => None,
+        });
+    }
+    // 2. Repeats of envelopes already queued, in one query.
+    let keys: Vec<(i64, &str, i64)> = batch
+        .iter()
+        .zip(&checked)
+        .filter_map(|(job, checked)| match (job, checked) {
+            (Job::Store { new, .. }, Some(Ok(_))) => {
+                Some((new.from_device, new.client_id.as_str(), new.to_device))
+            }
+            _ => None,
+        })
+        .collect();
+    let queued_before = delivery::find_queued_many(conn, &keys)?;
+    // 3. In job order: acks, queue caps, repeats, the insert list.
+    let mut slots: Vec<Option<Slot>> = Vec::with_capacity(batch.len());
+    let mut acks: Vec<Option<Vec<(i64, String)>>> = Vec::with_capacity(batch.len());
+    let mut inserts: Vec<&NewEnvelope> = Vec::new();
+    let mut in_batch: HashMap<(i64, &str, i64), usize> = HashMap::new();
+    for (job, checked) in batch.iter().zip(checked) {
+        match (job, checked) {
+            (Job::Ack { device, ids, .. }, _) => {
                 let deleted = delivery::ack_rows(conn, *device, ids)?;
                 if let Some(count) = memo.queued.get_mut(device) {
                     *count = count.saturating_sub(i64::try_from(deleted.len()).unwrap_or(0));
                 }
-                Outcome::Ack(deleted)
+                slots.push(None);
+                acks.push(Some(deleted));
             }
-        };
-        outcomes.push(outcome);
+            (Job::Store { new, now, .. }, checked) => {
+                acks.push(None);
+                let to_user = match checked {
+                    Some(Ok(to_user)) => to_user,
+                    Some(Err(e)) => {
+                        slots.push(Some(Slot::Done(Err(e))));
+                        continue;
+                    }
+                    None => {
+                        slots.push(Some(Slot::Done(Err(DeliveryError::Api(
+                            ApiError::internal("send without checks"),
+                        )))));
+                        continue;
+                    }
+                };
+                let key = (new.from_device, new.client_id.as_str(), new.to_device);
+                let owned = (new.from_device, new.client_id.clone(), new.to_device);
+                if let Some(envelope) = queued_before.get(&owned).cloned() {
+                    slots.push(Some(Slot::Done(Ok(Stored {
+                        envelope,
+                        to_user,
+                        fresh: false,
+                    }))));
+                    continue;
+                }
+                if let Some(&first) = in_batch.get(&key) {
+                    slots.push(Some(Slot::RepeatOf(first, to_user)));
+                    continue;
+                }
+                let queued = match memo.queued.get(&new.to_device) {
+                    Some(queued) => *queued,
+                    None => {
+                        let queued = delivery::queued_count(conn, new.to_device, *now)?;
+                        memo.queued.insert(new.to_device, queued);
+                        queued
+                    }
+                };
+                if queued >= QUEUE_CAP {
+                    slots.push(Some(Slot::Done(Err(DeliveryError::QueueFull))));
+                    continue;
+                }
+                memo.queued.insert(new.to_device, queued.saturating_add(1));
+                in_batch.insert(key, inserts.len());
+                slots.push(Some(Slot::Insert(inserts.len(), to_user)));
+                inserts.push(new);
+            }
+        }
     }
-    Ok(outcomes)
+    // 4. One insert for every new envelope (a unique-key race with another relay fails the
+    // batch; each job is then retried alone by `delivery::store`, which handles it).
+    let now = batch
+        .iter()
+        .find_map(|job| match job {
+            Job::Store { now, .. } => Some(*now),
+            Job::Ack { .. } => None,
+        })
+        .unwrap_or(0);
+    let eids = delivery::insert_many(conn, &inserts, now)?;
+    if eids.len() != inserts.len() {
+        return Err(ApiError::internal(
+            "multi-row insert returned a different count",
+        ));
+    }
+    let stored = |i: usize, to_user: i64, fresh: bool| -> StoreResult {
+        match (inserts.get(i), eids.get(i)) {
+            (Some(new), Some(&eid)) => Ok(Stored {
+                envelope: Envelope {
+                    eid,
+                    from_user: new.from_user,
+                    from_device: new.from_device,
+                    client_id: new.client_id.clone(),
+                    kind: new.kind,
+                    ciphertext: new.ciphertext.clone(),
+                    sent_at: now,
+                    room: None,
+                },
+                to_user,
+                fresh,
+            }),
+            _ => Err(DeliveryError::Api(ApiError::internal(
+                "insert list mismatch",
+            ))),
+        }
+    };
+    Ok(slots
+        .into_iter()
+        .zip(acks)
+        .map(|(slot, ack)| match (slot, ack) {
+            (Some(Slot::Done(result)), _) => Outcome::Store(result),
+            (Some(Slot::Insert(i, to_user)), _) => Outcome::Store(stored(i, to_user, true)),
+            (Some(Slot::RepeatOf(i, to_user)), _) => Outcome::Store(stored(i, to_user, false)),
+            (None, Some(deleted)) => Outcome::Ack(deleted),
+            (None, None) => Outcome::Ack(Vec::new()),
+        })
+        .collect())
 }
 
-/// [`delivery::store`]'s rules for one job inside the batch transaction.
-fn store_one(
+/// The recipient device's owner, if the sender may reach it ([`delivery::store`]'s rules).
+fn check(
     conn: &mut DbConnection,
     memo: &mut Memo,
     new: &NewEnvelope,
-    now: i64,
-) -> Result<Stored, DeliveryError> {
+) -> Result<i64, DeliveryError> {
     let owner = match memo.owners.get(&new.to_device) {
         Some(owner) => *owner,
         None => {
@@ -245,54 +406,5 @@ fn store_one(
             return Err(DeliveryError::NotFriends);
         }
     }
-    if let Some(envelope) =
-        delivery::find_queued(conn, new.from_device, &new.client_id, new.to_device)?
-    {
-        return Ok(Stored {
-            envelope,
-            to_user,
-            fresh: false,
-        });
-    }
-    let queued = match memo.queued.get(&new.to_device) {
-        Some(queued) => *queued,
-        None => {
-            let queued = delivery::queued_count(conn, new.to_device, now)?;
-            memo.queued.insert(new.to_device, queued);
-            queued
-        }
-    };
-    if queued >= QUEUE_CAP {
-        return Err(DeliveryError::QueueFull);
-    }
-    // A unique-key failure here (another relay process raced us on PostgreSQL) fails the
-    // batch, and the job is retried alone by `delivery::store`, which handles the race.
-    let eid = diesel::insert_into(envelopes::table)
-        .values((
-            envelopes::recipient_device_id.eq(new.to_device),
-            envelopes::sender_user_id.eq(new.from_user),
-            envelopes::sender_device_id.eq(new.from_device),
-            envelopes::client_id.eq(&new.client_id),
-            envelopes::kind.eq(new.kind),
-            envelopes::ciphertext.eq(&new.ciphertext),
-            envelopes::created_at.eq(now),
-            envelopes::expires_at.eq(now.saturating_add(ENVELOPE_TTL)),
-        ))
-        .returning(envelopes::id)
-        .get_result::<i64>(conn)?;
-    memo.queued.insert(new.to_device, queued.saturating_add(1));
-    Ok(Stored {
-        envelope: Envelope {
-            eid,
-            from_user: new.from_user,
-            from_device: new.from_device,
-            client_id: new.client_id.clone(),
-            kind: new.kind,
-            ciphertext: new.ciphertext.clone(),
-            sent_at: now,
-            room: None,
-        },
-        to_user,
-        fresh: true,
-    })
+    Ok(to_user)
 }
