@@ -1120,11 +1120,22 @@ async fn run(args: Args) {
         let name = format!("{:?}", r.backend).to_lowercase();
         let tp = r.throughput.delivered_per_s;
         let ratio = tp / echo_tp.delivered_per_s;
+        // The issue states the throughput goal for SQLite, the default backend (and the p99 goal
+        // with it); PostgreSQL's figures are reported against the same numbers for information.
+        let judge = |ok: bool| {
+            if r.backend == Backend::Sqlite {
+                verdict(ok)
+            } else if ok {
+                "would meet it (information)"
+            } else {
+                "below it (information: the goals are for SQLite)"
+            }
+        };
         let _ = writeln!(
             t,
             "  {name}: persisted+delivered {tp:.0}/s (goal >= {GOAL_THROUGHPUT:.0}/s on SQLite): {} \
              ({ratio:.3}x the echo baseline)",
-            verdict(tp >= GOAL_THROUGHPUT)
+            judge(tp >= GOAL_THROUGHPUT)
         );
         let achieved = r.rate.delivered_per_s;
         let _ = writeln!(
@@ -1132,7 +1143,7 @@ async fn run(args: Args) {
             "  {name}: p99 {:.2} ms at {achieved:.0}/s offered {}/s (goal <= {GOAL_P99_MS} ms at {GOAL_RATE:.0}/s): {}",
             r.rate.p99,
             args.rate,
-            verdict(r.rate.p99 <= GOAL_P99_MS && achieved >= GOAL_RATE * 0.95)
+            judge(r.rate.p99 <= GOAL_P99_MS && achieved >= GOAL_RATE * 0.95)
         );
         if let Some((rate, p)) = &r.half {
             let _ = writeln!(

@@ -8,7 +8,7 @@ pub mod schema;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::time::Duration;
 
@@ -104,6 +104,9 @@ pub struct Db {
     backend: Backend,
     /// Held by every clone; the SQLite checkpointer stops when the last one is dropped.
     _alive: std::sync::Arc<()>,
+    /// Set by the SQLite checkpointer when the write-ahead log keeps growing (see
+    /// [`start_checkpointer`]); taken by the envelope writer between transactions.
+    checkpoint_wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -139,13 +142,19 @@ impl Db {
             .build(ConnectionManager::<DbConnection>::new(target.clone()))
             .map_err(|e| DbError::Connection(e.to_string()))?;
         let alive = std::sync::Arc::new(());
+        let checkpoint_wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if backend == Backend::Sqlite {
-            start_checkpointer(&target, std::sync::Arc::downgrade(&alive))?;
+            start_checkpointer(
+                &target,
+                std::sync::Arc::downgrade(&alive),
+                checkpoint_wanted.clone(),
+            )?;
         }
         Ok(Self {
             pool,
             backend,
             _alive: alive,
+            checkpoint_wanted,
         })
     }
 
@@ -153,6 +162,13 @@ impl Db {
     #[must_use]
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite: whether the checkpointer asked a writer to checkpoint (and clears the request).
+    #[must_use]
+    pub fn take_checkpoint_request(&self) -> bool {
+        self.checkpoint_wanted
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Checks out a connection (blocking).
@@ -184,6 +200,16 @@ impl Db {
     }
 }
 
+/// Log size (pages of 4 KiB) above which the envelope writer is asked to checkpoint: 16 MiB.
+const WAL_PAGES_BEFORE_WRITER_CHECKPOINT: i32 = 4096;
+
+/// A row of `PRAGMA wal_checkpoint`: pages in the log, pages copied to the database.
+#[derive(diesel::QueryableByName)]
+struct CheckpointResult {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+}
+
 /// How often the SQLite checkpointer copies the write-ahead log into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -194,7 +220,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// every [`CHECKPOINT_EVERY`] on its own connection; it never blocks writers or readers, and
 /// with `synchronous = NORMAL` commits stay durable through the log (SQLite's WAL mode
 /// documentation). The thread ends when the last [`Db`] clone is dropped.
-fn start_checkpointer(path: &str, alive: std::sync::Weak<()>) -> Result<(), DbError> {
+///
+/// A PASSIVE checkpoint copies the log up to where it stood when it began; under sustained
+/// writes the log never gets fully copied, so SQLite never restarts it and it grows (by
+/// gigabytes in a minute at full load, and copying that later stalls the disk). When the log
+/// still holds more than [`WAL_PAGES_BEFORE_WRITER_CHECKPOINT`] pages after a checkpoint, the
+/// thread asks the envelope writer ([`Db::take_checkpoint_request`]) to checkpoint between two
+/// of its transactions, where nothing appends meanwhile, so the log restarts.
+fn start_checkpointer(
+    path: &str,
+    alive: std::sync::Weak<()>,
+    wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), DbError> {
     let mut conn =
         SqliteConnection::establish(path).map_err(|e| DbError::Connection(e.to_string()))?;
     conn.batch_execute("PRAGMA busy_timeout = 5000;")
@@ -207,8 +244,18 @@ fn start_checkpointer(path: &str, alive: std::sync::Weak<()>) -> Result<(), DbEr
                 if alive.upgrade().is_none() {
                     break;
                 }
-                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::debug!(error = %e, "WAL checkpoint failed; retried later");
+                match diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .load::<CheckpointResult>(&mut conn)
+                {
+                    Ok(rows) => {
+                        if rows
+                            .first()
+                            .is_some_and(|r| r.log > WAL_PAGES_BEFORE_WRITER_CHECKPOINT)
+                        {
+                            wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; retried later"),
                 }
             }
         })

@@ -149,6 +149,22 @@ fn run(db: &Db, metrics: &Metrics, mut rx: mpsc::Receiver<Job>) {
         #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
         metrics.writer_batch.observe(batch.len() as f64);
         process(db, &mut batch);
+        if db.take_checkpoint_request() {
+            checkpoint(db);
+        }
+    }
+}
+
+/// SQLite: a checkpoint between two transactions of the (only) writer, which completes and
+/// lets the log restart (see `db::start_checkpointer`).
+fn checkpoint(db: &Db) {
+    use diesel::connection::SimpleConnection;
+    let done = db.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+        conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = done {
+        tracing::debug!(error = %e, "writer checkpoint failed; asked again later");
     }
 }
 
