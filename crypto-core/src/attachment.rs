@@ -43,11 +43,13 @@
 //! ```
 //!
 //! # Performance
-//! On native targets a call that seals or opens at least four chunks computes the SHA-256 of
-//! the ciphertext on a second, scoped thread while the chunks are processed (no extra buffers;
-//! the thread ends before the call returns). Smaller calls, wasm32, and any target where no
-//! thread can be started hash on the calling thread. Feed the streaming API pieces of 256 KiB
-//! or more to get the parallel path (docs/benchmarks.md, "Goal 2").
+//! On native targets a call that seals or opens at least four chunks uses a second, scoped
+//! thread (no extra buffers; the thread ends before the call returns): when encrypting it
+//! seals part of the chunks while the calling thread seals the rest and computes the SHA-256
+//! of the ciphertext in order; when decrypting it computes the SHA-256 while the calling
+//! thread opens the chunks. Smaller calls, wasm32, and any target where no thread can be
+//! started run on the calling thread, with the same output. Feed the streaming API pieces of
+//! 256 KiB or more to get the parallel path (docs/benchmarks.md, "Goal 2").
 //!
 //! # Security notes
 //! - [`AttachmentDecryptor::update`] releases a chunk's plaintext only after that chunk
@@ -91,10 +93,9 @@ const ENCRYPTED_CHUNK_LEN_U64: u64 = ENCRYPTED_CHUNK_LEN as u64;
 const HEADER_LEN_U64: u64 = HEADER_LEN as u64;
 const TAG_LEN_U64: u64 = TAG_LEN as u64;
 
-/// Below this many bytes per call the SHA-256 of the ciphertext is computed on the calling
-/// thread; from here on (native targets) it runs on a second, scoped thread while the chunks are
-/// sealed or opened (docs/benchmarks.md, "Attachments"). Starting a thread costs tens of µs,
-/// four chunks take about a millisecond to seal.
+/// Below this many bytes per call everything runs on the calling thread; from here on (native
+/// targets) a second, scoped thread shares the work (see the module's "Performance"). Starting
+/// a thread costs tens of µs, four chunks take about a millisecond to seal.
 const PARALLEL_HASH_MIN_LEN: usize = 4 * CHUNK_SIZE;
 
 // ---------------------------------------------------------------------------------------------
