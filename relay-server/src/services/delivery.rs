@@ -34,7 +34,7 @@ pub const BATCH: i64 = 100;
 pub const MAX_ACK_IDS: usize = 1000;
 
 /// Why a send was refused.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum DeliveryError {
     /// No such recipient device.
     UnknownDevice,
@@ -102,6 +102,22 @@ pub struct NewEnvelope {
     pub kind: i32,
     /// Ciphertext.
     pub ciphertext: Vec<u8>,
+}
+
+impl NewEnvelope {
+    /// The envelope as queued under `eid` at `now`.
+    pub(crate) fn queued_as(&self, eid: i64, now: i64) -> Envelope {
+        Envelope {
+            eid,
+            from_user: self.from_user,
+            from_device: self.from_device,
+            client_id: self.client_id.clone(),
+            kind: self.kind,
+            ciphertext: self.ciphertext.clone(),
+            sent_at: now,
+            room: None,
+        }
+    }
 }
 
 /// What [`store`] did.
@@ -203,6 +219,22 @@ pub(crate) fn find_queued(
         .select(ENVELOPE_COLUMNS)
         .first(conn)
         .optional()
+}
+
+/// The owner of `to_device` if `from_user` may send to it: a friend's device or one of the
+/// sender's own (`unknown_device`, `not_friends` otherwise).
+pub(crate) fn reach(
+    conn: &mut DbConnection,
+    from_user: i64,
+    to_device: i64,
+) -> Result<i64, DeliveryError> {
+    let Some(to_user) = device_owner(conn, to_device)? else {
+        return Err(DeliveryError::UnknownDevice);
+    };
+    if to_user != from_user && !are_friends(conn, from_user, to_user)? {
+        return Err(DeliveryError::NotFriends);
+    }
+    Ok(to_user)
 }
 
 /// The queued envelopes among `keys` (`(sender device, client id, recipient device)`), in one
@@ -321,12 +353,7 @@ pub fn store(
 ) -> Result<Stored, DeliveryError> {
     // `Ok(None)`: an identical send committed between our check and our insert.
     let result = write_transaction(conn, |conn| {
-        let Some(to_user) = device_owner(conn, new.to_device)? else {
-            return Err(DeliveryError::UnknownDevice);
-        };
-        if to_user != new.from_user && !are_friends(conn, new.from_user, to_user)? {
-            return Err(DeliveryError::NotFriends);
-        }
+        let to_user = reach(conn, new.from_user, new.to_device)?;
         if let Some(envelope) = find_queued(conn, new.from_device, &new.client_id, new.to_device)? {
             return Ok(Some(Stored {
                 envelope,
@@ -337,37 +364,17 @@ pub fn store(
         if queued_count(conn, new.to_device, now)? >= QUEUE_CAP {
             return Err(DeliveryError::QueueFull);
         }
-        let inserted = diesel::insert_into(envelopes::table)
-            .values((
-                envelopes::recipient_device_id.eq(new.to_device),
-                envelopes::sender_user_id.eq(new.from_user),
-                envelopes::sender_device_id.eq(new.from_device),
-                envelopes::client_id.eq(&new.client_id),
-                envelopes::kind.eq(new.kind),
-                envelopes::ciphertext.eq(&new.ciphertext),
-                envelopes::created_at.eq(now),
-                envelopes::expires_at.eq(now.saturating_add(ENVELOPE_TTL)),
-            ))
-            .returning(envelopes::id)
-            .get_result::<i64>(conn);
-        let eid = match inserted {
-            Ok(eid) => eid,
+        let inserted = insert_many(conn, &[new], now);
+        let eid = match inserted.map(|eids| eids.first().copied()) {
+            Ok(Some(eid)) => eid,
+            Ok(None) => return Err(ApiError::internal("insert returned no id").into()),
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
         };
         Ok(Some(Stored {
-            envelope: Envelope {
-                eid,
-                from_user: new.from_user,
-                from_device: new.from_device,
-                client_id: new.client_id.clone(),
-                kind: new.kind,
-                ciphertext: new.ciphertext.clone(),
-                sent_at: now,
-                room: None,
-            },
+            envelope: new.queued_as(eid, now),
             to_user,
             fresh: true,
         }))

@@ -21,8 +21,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::{Backend, Db, DbConnection, write_transaction};
 use crate::metrics::Metrics;
-use crate::services::delivery::{self, DeliveryError, Envelope, NewEnvelope, QUEUE_CAP, Stored};
-use crate::services::friends::are_friends;
+use crate::services::delivery::{self, DeliveryError, NewEnvelope, QUEUE_CAP, Stored};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -233,8 +232,9 @@ fn process(db: &Db, batch: &mut Vec<Job>) {
 /// Per-transaction memo of the lookups a send repeats.
 #[derive(Default)]
 struct Memo {
-    owners: HashMap<i64, Option<i64>>,
-    friends: HashMap<(i64, i64), bool>,
+    /// `(sender user, recipient device)` → the recipient's owner or the refusal.
+    reach: HashMap<(i64, i64), Result<i64, DeliveryError>>,
+    /// Recipient device → unexpired envelopes queued for it.
     queued: HashMap<i64, i64>,
 }
 
@@ -360,16 +360,7 @@ fn run_batch(conn: &mut DbConnection, batch: &[Job]) -> Result<Vec<Outcome>, Api
     let stored = |i: usize, to_user: i64, fresh: bool| -> StoreResult {
         match (inserts.get(i), eids.get(i)) {
             (Some(new), Some(&eid)) => Ok(Stored {
-                envelope: Envelope {
-                    eid,
-                    from_user: new.from_user,
-                    from_device: new.from_device,
-                    client_id: new.client_id.clone(),
-                    kind: new.kind,
-                    ciphertext: new.ciphertext.clone(),
-                    sent_at: now,
-                    room: None,
-                },
+                envelope: new.queued_as(eid, now),
                 to_user,
                 fresh,
             }),
@@ -391,36 +382,20 @@ fn run_batch(conn: &mut DbConnection, batch: &[Job]) -> Result<Vec<Outcome>, Api
         .collect())
 }
 
-/// The recipient device's owner, if the sender may reach it ([`delivery::store`]'s rules).
+/// [`delivery::reach`], memoized for the transaction (refusals too; storage errors are not
+/// kept: they fail the batch).
 fn check(
     conn: &mut DbConnection,
     memo: &mut Memo,
     new: &NewEnvelope,
 ) -> Result<i64, DeliveryError> {
-    let owner = match memo.owners.get(&new.to_device) {
-        Some(owner) => *owner,
-        None => {
-            let owner = delivery::device_owner(conn, new.to_device)?;
-            memo.owners.insert(new.to_device, owner);
-            owner
-        }
-    };
-    let Some(to_user) = owner else {
-        return Err(DeliveryError::UnknownDevice);
-    };
-    if to_user != new.from_user {
-        let pair = (new.from_user, to_user);
-        let friends = match memo.friends.get(&pair) {
-            Some(friends) => *friends,
-            None => {
-                let friends = are_friends(conn, new.from_user, to_user)?;
-                memo.friends.insert(pair, friends);
-                friends
-            }
-        };
-        if !friends {
-            return Err(DeliveryError::NotFriends);
-        }
+    let key = (new.from_user, new.to_device);
+    if let Some(known) = memo.reach.get(&key) {
+        return known.clone();
     }
-    Ok(to_user)
+    let result = delivery::reach(conn, new.from_user, new.to_device);
+    if !matches!(result, Err(DeliveryError::Api(_))) {
+        memo.reach.insert(key, result.clone());
+    }
+    result
 }
