@@ -198,6 +198,36 @@ fn is_code_failure(e: &ApiError) -> bool {
     )
 }
 
+/// Passes `result` on; a wrong, replayed or expired code counts toward the account's hourly
+/// limit of second-factor failures.
+fn counting_failures<T>(
+    state: &AppState,
+    user_id: i64,
+    now: i64,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Err(e) = &result
+        && is_code_failure(e)
+    {
+        state.limits.record_two_factor_failure(user_id, now);
+    }
+    result
+}
+
+/// Fresh recovery codes when the method just turned on is the account's first one, or when
+/// none of the old ones are left; `None` keeps the codes the user already holds.
+fn recovery_codes_on_enable(
+    conn: &mut DbConnection,
+    user_id: i64,
+    other_method_on: bool,
+) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
+    if other_method_on && remaining_recovery(conn, user_id)? > 0 {
+        Ok(None)
+    } else {
+        Ok(Some(replace_recovery_codes(conn, user_id)?))
+    }
+}
+
 /// Appends a security event.
 pub fn log_event(
     conn: &mut DbConnection,
@@ -659,12 +689,7 @@ async fn verify_factor(
             Ok(method)
         })
         .await;
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
-    }
-    result
+    counting_failures(state, user_id, now, result)
 }
 
 /// For sensitive changes: when the account has any second factor on, demands and checks a
@@ -917,20 +942,11 @@ pub async fn totp_activate(
                     return Err(state_error("TOTP is already on"));
                 }
                 log_event(conn, user_id, "totp_enabled", now)?;
-                if row.email_2fa_enabled && remaining_recovery(conn, user_id)? > 0 {
-                    Ok(None)
-                } else {
-                    Ok(Some(replace_recovery_codes(conn, user_id)?))
-                }
+                recovery_codes_on_enable(conn, user_id, row.email_2fa_enabled)
             })
         })
         .await;
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
-    }
-    result
+    counting_failures(state, user_id, now, result)
 }
 
 /// Turns TOTP off (the caller already checked password and second factor).
@@ -1008,20 +1024,11 @@ pub async fn email_2fa_enable(
                     .set(users::email_2fa_enabled.eq(true))
                     .execute(conn)?;
                 log_event(conn, user_id, "email_2fa_enabled", now)?;
-                if row.totp_enabled && remaining_recovery(conn, user_id)? > 0 {
-                    Ok(None)
-                } else {
-                    Ok(Some(replace_recovery_codes(conn, user_id)?))
-                }
+                recovery_codes_on_enable(conn, user_id, row.totp_enabled)
             })
         })
         .await;
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
-    }
-    result
+    counting_failures(state, user_id, now, result)
 }
 
 /// Turns e-mail 2FA off (the caller already checked password and second factor).
@@ -1122,12 +1129,7 @@ pub async fn confirm_verify_email(
             log_event(conn, user_id, "email_verified", now)
         })
         .await;
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
-    }
-    result
+    counting_failures(state, user_id, now, result)
 }
 
 /// Deletes expired login challenges and e-mail codes (called periodically). E-mail codes are
