@@ -14,7 +14,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{Backend, TestRelay, assert_error};
+use common::{Backend, TestRelay, assert_error, call, ok_json};
 use crypto_core::Account;
 use crypto_core::message::SessionMessage;
 use crypto_core::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
@@ -44,28 +44,10 @@ async fn user(relay: &TestRelay, ms_id: &str) -> User {
     }
 }
 
-async fn call(
-    relay: &TestRelay,
-    method: Method,
-    path: &str,
-    who: &User,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = relay
-        .client()
-        .request(method, relay.url(path))
-        .bearer_auth(&who.token);
-    if let Some(body) = body {
-        req = req.json(&body);
+impl common::Bearer for User {
+    fn bearer(&self) -> &str {
+        &self.token
     }
-    req.send().await.unwrap()
-}
-
-async fn ok_json(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "body: {body}");
-    body
 }
 
 async fn send_request(relay: &TestRelay, from: &User, to: &User) -> reqwest::Response {

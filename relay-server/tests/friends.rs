@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Backend, PASSWORD, TestRelay, assert_error};
+use common::{Backend, PASSWORD, TestRelay, assert_error, call, ok_json};
 use diesel::prelude::*;
 use relay_server::api::error::ApiError;
 use relay_server::db::schema::{friend_requests, friendships, ms_id_holds};
@@ -42,28 +42,10 @@ async fn user(relay: &TestRelay, ms_id: &str) -> User {
     }
 }
 
-async fn call(
-    relay: &TestRelay,
-    method: Method,
-    path: &str,
-    who: &User,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = relay
-        .client()
-        .request(method, relay.url(path))
-        .bearer_auth(&who.token);
-    if let Some(body) = body {
-        req = req.json(&body);
+impl common::Bearer for User {
+    fn bearer(&self) -> &str {
+        &self.token
     }
-    req.send().await.unwrap()
-}
-
-async fn ok_json(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "body: {body}");
-    body
 }
 
 async fn set_ms_id(relay: &TestRelay, who: &User, ms_id: &str) -> reqwest::Response {

@@ -312,3 +312,34 @@ pub fn hotp(key: &[u8], counter: u64, digits: u32) -> String {
 pub fn totp_at(secret_b32: &str, unix: i64) -> String {
     hotp(&base32_decode(secret_b32), (unix / 30) as u64, 6)
 }
+
+/// A signed-in test user whose token authenticates [`call`].
+pub trait Bearer {
+    fn bearer(&self) -> &str;
+}
+
+/// An authenticated API call (Bearer token) with an optional JSON body.
+pub async fn call(
+    relay: &TestRelay,
+    method: reqwest::Method,
+    path: &str,
+    who: &impl Bearer,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = relay
+        .client()
+        .request(method, relay.url(path))
+        .bearer_auth(who.bearer());
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+/// Asserts the status and returns the JSON body (`null` when there is none).
+pub async fn ok_json(resp: reqwest::Response, status: u16) -> Value {
+    let got = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "body: {body}");
+    body
+}
