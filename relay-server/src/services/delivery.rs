@@ -66,14 +66,18 @@ impl From<ApiError> for DeliveryError {
     }
 }
 
-/// A queued envelope, as delivered.
-#[derive(Debug, Clone, Queryable)]
+/// A queued envelope, as delivered (`Envelope::as_select()` selects its columns).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = envelopes)]
 pub struct Envelope {
     /// Envelope id (arrival order).
+    #[diesel(column_name = id)]
     pub eid: i64,
     /// Sending user.
+    #[diesel(column_name = sender_user_id)]
     pub from_user: i64,
     /// Sending device.
+    #[diesel(column_name = sender_device_id)]
     pub from_device: i64,
     /// The sender's message id.
     pub client_id: String,
@@ -82,8 +86,10 @@ pub struct Envelope {
     /// Ciphertext.
     pub ciphertext: Vec<u8>,
     /// Stored at, Unix seconds.
+    #[diesel(column_name = created_at)]
     pub sent_at: i64,
     /// The room it was sent to (`None` for a direct envelope).
+    #[diesel(column_name = room_id)]
     pub room: Option<i64>,
 }
 
@@ -183,28 +189,6 @@ pub fn friend_ids(conn: &mut DbConnection, user_id: i64) -> Result<Vec<i64>, Api
         .collect())
 }
 
-type EnvelopeColumns = (
-    envelopes::id,
-    envelopes::sender_user_id,
-    envelopes::sender_device_id,
-    envelopes::client_id,
-    envelopes::kind,
-    envelopes::ciphertext,
-    envelopes::created_at,
-    envelopes::room_id,
-);
-
-const ENVELOPE_COLUMNS: EnvelopeColumns = (
-    envelopes::id,
-    envelopes::sender_user_id,
-    envelopes::sender_device_id,
-    envelopes::client_id,
-    envelopes::kind,
-    envelopes::ciphertext,
-    envelopes::created_at,
-    envelopes::room_id,
-);
-
 /// The envelope `from_device` sent as `client_id` to `to_device`, if still queued.
 pub(crate) fn find_queued(
     conn: &mut DbConnection,
@@ -216,7 +200,7 @@ pub(crate) fn find_queued(
         .filter(envelopes::sender_device_id.eq(from_device))
         .filter(envelopes::client_id.eq(client_id))
         .filter(envelopes::recipient_device_id.eq(to_device))
-        .select(ENVELOPE_COLUMNS)
+        .select(Envelope::as_select())
         .first(conn)
         .optional()
 }
@@ -254,7 +238,7 @@ pub(crate) fn find_queued_many(
         .filter(envelopes::sender_device_id.eq_any(senders.into_iter().collect::<Vec<_>>()))
         .filter(envelopes::client_id.eq_any(ids.into_iter().collect::<Vec<_>>()))
         .filter(envelopes::recipient_device_id.eq_any(recipients.into_iter().collect::<Vec<_>>()))
-        .select((ENVELOPE_COLUMNS, envelopes::recipient_device_id))
+        .select((Envelope::as_select(), envelopes::recipient_device_id))
         .load(conn)?;
     Ok(rows
         .into_iter()
@@ -503,7 +487,7 @@ pub fn backlog(
         .filter(envelopes::expires_at.gt(now))
         .order(envelopes::id.asc())
         .limit(limit)
-        .select(ENVELOPE_COLUMNS)
+        .select(Envelope::as_select())
         .load(conn)?)
 }
 

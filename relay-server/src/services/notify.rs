@@ -56,16 +56,7 @@ fn queued(conn: &mut DbConnection, device_id: i64, eid: i64) -> Result<Option<En
     Ok(envelopes::table
         .filter(envelopes::id.eq(eid))
         .filter(envelopes::recipient_device_id.eq(device_id))
-        .select((
-            envelopes::id,
-            envelopes::sender_user_id,
-            envelopes::sender_device_id,
-            envelopes::client_id,
-            envelopes::kind,
-            envelopes::ciphertext,
-            envelopes::created_at,
-            envelopes::room_id,
-        ))
+        .select(Envelope::as_select())
         .first(conn)
         .optional()?)
 }
