@@ -142,6 +142,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The base URL the relay prints on stdout once it has bound its port.
+fn listening_on(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(base) = line.strip_prefix("SecureChat relay listening on ") {
+                let _ = tx.send(base.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(WAIT)
+        .unwrap_or_else(|e| panic!("the relay never said where it listens: {e}"))
+}
+
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -216,27 +233,28 @@ impl Relay {
             }
         };
         let outbox = std::env::temp_dir().join(unique("sc_bench_outbox"));
-        let port = free_port();
         // The relay needs one descriptor per connection: raise its soft limit to the hard one.
-        let child = Command::new("sh")
+        // Port 0: the relay binds a port the OS picks and prints it.
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
             .arg(bin)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--database-url")
             .arg(&database_url)
             .arg("--mail-url")
             .arg(format!("file://{}", outbox.display()))
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let base = listening_on(&mut child);
         let mut relay = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             database_url,
             pg_database,
             sqlite_path,

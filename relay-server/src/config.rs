@@ -97,6 +97,11 @@ pub struct Config {
     )]
     pub ws_heartbeat_secs: u64,
 
+    /// Seconds a request waits for a database connection from the pool, or for SQLite's write
+    /// lock, before it fails with 503.
+    #[arg(long, env = "SECURECHAT_DB_WAIT_SECS", default_value_t = 10)]
+    pub db_wait_secs: u64,
+
     /// Turn off the per-IP and per-account rate limits (load tests only; never in production).
     #[arg(
         long,

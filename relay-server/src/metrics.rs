@@ -52,6 +52,9 @@ pub struct Metrics {
     pub http_requests: Family<StatusLabel, Counter>,
     /// Sends and acks per envelope-writer transaction (group commit).
     pub writer_batch: Histogram,
+    /// Sends and acks handed to the envelope writers (minus the batch histogram's sum: the
+    /// jobs waiting for a transaction).
+    pub writer_jobs: Counter,
 }
 
 impl Default for Metrics {
@@ -79,6 +82,7 @@ impl Metrics {
         let delivery_latency = Histogram::new(LATENCY_BUCKETS);
         let http_requests = Family::<StatusLabel, Counter>::default();
         let writer_batch = Histogram::new(BATCH_BUCKETS);
+        let writer_jobs = Counter::default();
         registry.register(
             "securechat_ws_connections",
             "Open WebSocket connections on this relay",
@@ -119,8 +123,14 @@ impl Metrics {
             "Sends and acks committed per envelope-writer transaction (group commit)",
             writer_batch.clone(),
         );
+        registry.register(
+            "securechat_writer_jobs",
+            "Sends and acks handed to the envelope writers (queued or committed)",
+            writer_jobs.clone(),
+        );
         Self {
             writer_batch,
+            writer_jobs,
             registry,
             ws_connections,
             envelopes_received,

@@ -46,9 +46,13 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
             format!("--web-dir {}: no index.html there", dir.display()),
         )));
     }
-    let db = Db::connect(&config.database_url)?;
+    let db = Db::connect_waiting(
+        &config.database_url,
+        std::time::Duration::from_secs(config.db_wait_secs),
+    )?;
     let mailer = Mailer::from_url(&config.mail_url, &config.mail_from)?;
-    let limits = Arc::new(RateLimits::new(config.disable_rate_limits));
+    let clock = Clock::default();
+    let limits = Arc::new(RateLimits::new(config.disable_rate_limits, &clock));
     let metrics = Arc::new(Metrics::default());
     let writer = Writer::start(db.clone(), metrics.clone())?;
     Ok(AppState {
@@ -56,7 +60,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         db,
         config: Arc::new(config),
         mailer,
-        clock: Clock::default(),
+        clock,
         limits,
         hub: Arc::new(Hub::default()),
         instance: instance_id(),
@@ -216,15 +220,33 @@ fn load_tls(config: &Config) -> Result<Option<rustls::ServerConfig>, StartupErro
     Ok(Some(config))
 }
 
+/// Prints `line` on stdout; a closed stdout is not an error worth stopping for.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 /// Runs the relay described by `config` until Ctrl-C / SIGTERM (graceful shutdown).
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let listener = TcpListener::bind(config.listen)?;
     let state = build_state(config)?;
+    let address = listener.local_addr()?;
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %address,
         backend = ?state.db.backend(),
         "SecureChat relay listening"
     );
+    // One line on stdout with the bound address (also when `--listen` asked for port 0), for
+    // the person who started the relay and for programs that start it (tests, benches).
+    let scheme = if state.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    announce(&format!(
+        "SecureChat relay listening on {scheme}://{address}"
+    ));
     let housekeeping = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));

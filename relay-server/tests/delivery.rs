@@ -664,16 +664,13 @@ async fn another_relay_on_the_same_database_delivers(relay: &TestRelay) {
     assert_eq!(backlog[0]["id"], "persist");
     b.send(json!({"v": 1, "type": "ack", "ids": [backlog[0]["eid"]]}))
         .await;
-    // No frame answers an ack: poll until the deletion is visible.
-    let mut deleted = false;
-    for _ in 0..50 {
-        if rows(relay, None).await == 0 {
-            deleted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(deleted, "the ack did not delete the envelope");
+    // No frame answers an ack; once a later frame is answered, the ack has taken effect.
+    b.settled().await;
+    assert_eq!(
+        rows(relay, None).await,
+        0,
+        "the ack did not delete the envelope"
+    );
     b.close().await;
     handle.stop(false).await;
 }
@@ -771,6 +768,13 @@ async fn pipelined_burst_group_commit(relay: &TestRelay) {
     let (mut b, _) = open_drained(relay, &p.b, p.dev_b).await;
     let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
 
+    let sample = |key: &str| -> f64 {
+        let text = relay.state.metrics.render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    let jobs_before = sample("securechat_writer_jobs_total");
     let (release, holder) = hold_envelope_lock(relay);
     // (answer type, id or error code) expected for each frame, in order; and the ids B gets.
     let mut expected: Vec<(&str, String)> = Vec::new();
@@ -807,8 +811,17 @@ async fn pipelined_burst_group_commit(relay: &TestRelay) {
             }
         }
     }
-    // Give the relay time to queue the burst behind the blocked transaction.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every frame but the 4 malformed ones is a writer job. Once all 196 are handed over,
+    // they sit in at most two transactions (the one blocked by the lock and the next, which
+    // takes everything queued), so one of them holds more than 4 jobs.
+    let deadline = std::time::Instant::now() + 4 * WAIT;
+    while sample("securechat_writer_jobs_total") < jobs_before + 196.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never queued the burst"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     release.send(()).unwrap();
     holder.join().unwrap();
 
@@ -841,15 +854,10 @@ async fn pipelined_burst_group_commit(relay: &TestRelay) {
     }
     assert_eq!(rows(relay, None).await, 0);
 
-    let text = relay.state.metrics.render();
-    let sample = |key: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {text}"))
-    };
     let count = sample("securechat_writer_batch_jobs_count");
     let sum = sample("securechat_writer_batch_jobs_sum");
     let at_most_4 = sample("securechat_writer_batch_jobs_bucket{le=\"4.0\"}");
+    let text = relay.state.metrics.render();
     assert!(sum > count, "no transaction held more than one job: {text}");
     assert!(
         at_most_4 < count,
@@ -877,14 +885,11 @@ async fn ack_then_close_at_once(relay: &TestRelay) {
         }
         b.send(json!({"v": 1, "type": "ack", "ids": eids})).await;
         b.close().await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while rows(relay, Some(p.dev_b)).await != 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: the ack sent just before the close was lost"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::eventually(
+            &format!("round {round}: the ack sent just before the close takes effect"),
+            || async { rows(relay, Some(p.dev_b)).await == 0 },
+        )
+        .await;
         // And the senders get their delivery receipts.
         for i in 0..5 {
             assert_eq!(a.expect("delivered").await["id"], format!("r{round}m{i}"));
@@ -945,11 +950,21 @@ async fn rate_limits(backend: Backend) {
         a.send(json!({"v": 1, "type": "typing", "to_user": p.b.id, "state": "typing"}))
             .await;
     }
+    // The relay's clock is frozen (no refill however long the 600 frames took): the 601st
+    // frame is refused.
     a.send_msg("limited", p.dev_b, b"one too many").await;
     let err = a.expect_error("rate_limited").await;
     assert_eq!(err["id"], "limited");
     assert!(err["retry_after"].as_u64().unwrap() >= 1);
     assert_eq!(rows(&relay, None).await, 0);
+    // The bucket refills at 10 a second: a tenth of a second later one send passes, the next
+    // does not.
+    relay.clock().advance_by(Duration::from_millis(100));
+    a.send_msg("refilled", p.dev_b, b"one more").await;
+    assert_eq!(a.expect("accepted").await["id"], "refilled");
+    a.send_msg("limited again", p.dev_b, b"one too many").await;
+    assert_eq!(a.expect_error("rate_limited").await["id"], "limited again");
+    assert_eq!(rows(&relay, None).await, 1);
     a.close().await;
 
     let dev = ("x-securechat-device", p.dev_b.to_string());
@@ -980,30 +995,36 @@ async fn heartbeat_and_idle_timeout(backend: Backend) {
         return;
     };
     let p = friends(&relay).await;
-    // Reading (so answering pings) for 4 s: still open, and pinged.
+    // Reading (so answering pings) through four pings, which is more than the three silent
+    // intervals that close a connection: still open. Counted in pings, not in seconds, so a
+    // slow machine only makes it take longer.
     let (mut live, _) = open_drained(&relay, &p.a, p.dev_a).await;
     let mut pings = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    while let Ok(msg) = tokio::time::timeout_at(deadline, live.socket.next()).await {
-        match msg {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(f))) => panic!("closed while answering pings: {f:?}"),
-            None | Some(Err(_)) => panic!("connection lost"),
-            Some(Ok(_)) => {}
+    while pings < 4 {
+        match tokio::time::timeout(WAIT, live.socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(Message::Close(f)))) => panic!("closed while answering pings: {f:?}"),
+            Ok(None | Some(Err(_))) => panic!("connection lost"),
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("no ping within {WAIT:?} (after {pings})"),
         }
     }
-    assert!(pings >= 3, "{pings} pings in 4 s");
     live.send_msg("alive", p.dev_b, b"still open").await;
     live.expect("accepted").await;
 
-    // Not reading for 5 s: no pongs go out, so the relay closes with 4002.
+    // Not reading: no pongs go out, so the relay drops the connection and closes it with
+    // 4002. The test watches the relay's side without touching the socket (reading would
+    // answer the pings).
     let (mut silent, _) = open_drained(&relay, &p.b, p.dev_b).await;
     assert!(relay.state.hub.is_connected(p.dev_b));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(
-        !relay.state.hub.is_connected(p.dev_b),
-        "idle connection dropped"
-    );
+    let deadline = std::time::Instant::now() + 4 * WAIT;
+    while relay.state.hub.is_connected(p.dev_b) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent connection was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The close frame is there, unless the client's late pongs hit the closed socket first
     // (tungstenite flushes them before reading on).
     loop {
@@ -1072,13 +1093,14 @@ async fn cross_relay_live_push_postgres() {
     let server = relay_server::server::serve(listener, state).unwrap();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    for _ in 0..100 {
-        if listening.load(Ordering::Relaxed) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = std::time::Instant::now() + 4 * WAIT;
+    while !listening.load(Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second relay never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(listening.load(Ordering::Relaxed), "second relay listens");
 
     let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
         .into_client_request()

@@ -1126,7 +1126,7 @@ async fn real_smtp(backend: Backend) {
     )
     .await;
     assert_eq!(resp.status(), 204);
-    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), inbox.recv())
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(60), inbox.recv())
         .await
         .expect("mail within 10 s")
         .unwrap();

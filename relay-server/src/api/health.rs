@@ -5,6 +5,7 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use diesel::RunQueryDsl;
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 
 /// Health report.
@@ -12,6 +13,10 @@ use utoipa::ToSchema;
 pub struct Health {
     /// `ok` when the database answers.
     pub status: &'static str,
+    /// Whether this relay is listening for the envelopes other relays on the same PostgreSQL
+    /// database accept (LISTEN/NOTIFY), so that it pushes them live; always `false` on SQLite,
+    /// where there are no other relays.
+    pub cross_relay_push: bool,
 }
 
 /// `/healthz`: 200 when the relay and its database answer, 503 otherwise.
@@ -27,5 +32,8 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, 
             Ok::<_, ApiError>(())
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok" }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        cross_relay_push: state.listening.load(Ordering::Relaxed),
+    }))
 }

@@ -81,21 +81,32 @@ fn connection_string(url: &str, backend: Backend) -> String {
 }
 
 #[derive(Debug)]
-struct Pragmas;
+struct Pragmas {
+    /// How long a statement waits for SQLite's write lock.
+    busy_timeout: Duration,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {}; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                  PRAGMA wal_autocheckpoint = 0;",
-            )
+                self.busy_timeout.as_millis()
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
 }
+
+/// How long a request waits for a pooled connection or SQLite's write lock by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// Connections a pool keeps open while idle; it grows on demand up to its size (8 on SQLite,
+/// 16 on PostgreSQL). Relays sharing one PostgreSQL server then hold few idle connections.
+const MIN_IDLE: u32 = 2;
 
 /// The connection pool shared by the request handlers.
 #[derive(Clone)]
@@ -119,8 +130,15 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Connects once (so a wrong URL fails fast with the real cause), applies pending
-    /// migrations and builds the pool.
+    /// migrations and builds the pool, whose requests wait up to [`DEFAULT_WAIT`] for a
+    /// connection or SQLite's write lock.
     pub fn connect(url: &str) -> Result<Self, DbError> {
+        Self::connect_waiting(url, DEFAULT_WAIT)
+    }
+
+    /// [`Self::connect`], waiting up to `wait` for a pooled connection or SQLite's write lock
+    /// before a request fails.
+    pub fn connect_waiting(url: &str, wait: Duration) -> Result<Self, DbError> {
         let backend = Backend::of(url)?;
         let target = connection_string(url, backend);
         let mut first =
@@ -137,8 +155,9 @@ impl Db {
         };
         let pool = Pool::builder()
             .max_size(size)
-            .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(Pragmas))
+            .min_idle(Some(MIN_IDLE))
+            .connection_timeout(wait)
+            .connection_customizer(Box::new(Pragmas { busy_timeout: wait }))
             .build(ConnectionManager::<DbConnection>::new(target.clone()))
             .map_err(|e| DbError::Connection(e.to_string()))?;
         let alive = std::sync::Arc::new(());

@@ -1,9 +1,13 @@
 //! Abuse limits: token buckets (GCRA, the `governor` crate) per client IP and per account for
-//! each sensitive action, plus a cap on failed second-factor attempts per account.
+//! each sensitive action, plus a cap on failed second-factor attempts per account. The buckets
+//! refill by the relay's [`Clock`], so tests can freeze or advance them.
 
 use crate::api::error::ApiError;
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use crate::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{NotUntil, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -35,14 +39,18 @@ pub enum Action {
     Send,
 }
 
+/// A keyed token bucket on the relay's clock.
+type Bucket<K> = RateLimiter<K, DefaultKeyedStateStore<K>, Clock, NoOpMiddleware<Nanos>>;
+
 struct Limit {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: Bucket<IpAddr>,
+    per_account: Bucket<String>,
 }
 
 /// All limiters of the relay.
 pub struct RateLimits {
     disabled: bool,
+    clock: Clock,
     register: Limit,
     login: Limit,
     two_factor: Limit,
@@ -72,10 +80,20 @@ fn quota(burst: u32, per: Duration) -> Quota {
         .allow_burst(burst)
 }
 
-fn limit(ip: (u32, Duration), account: (u32, Duration)) -> Limit {
-    Limit {
-        per_ip: DefaultKeyedRateLimiter::keyed(quota(ip.0, ip.1)),
-        per_account: DefaultKeyedRateLimiter::keyed(quota(account.0, account.1)),
+impl Limit {
+    fn new(clock: &Clock, ip: (u32, Duration), account: (u32, Duration)) -> Self {
+        Self {
+            per_ip: RateLimiter::new(
+                quota(ip.0, ip.1),
+                DefaultKeyedStateStore::default(),
+                clock.clone(),
+            ),
+            per_account: RateLimiter::new(
+                quota(account.0, account.1),
+                DefaultKeyedStateStore::default(),
+                clock.clone(),
+            ),
+        }
     }
 }
 
@@ -88,11 +106,13 @@ const HOUR_SECONDS: i64 = 3600;
 pub const TWO_FACTOR_FAILURES_PER_HOUR: u32 = 100;
 
 impl RateLimits {
-    /// The production limits (or none at all when `disabled`, for load tests).
+    /// The production limits on `clock` (or none at all when `disabled`, for load tests).
     #[must_use]
-    pub fn new(disabled: bool) -> Self {
+    pub fn new(disabled: bool, clock: &Clock) -> Self {
+        let limit = |ip, account| Limit::new(clock, ip, account);
         Self {
             disabled,
+            clock: clock.clone(),
             register: limit((10, HOUR), (3, HOUR)),
             login: limit((30, MINUTE), (10, 15 * MINUTE)),
             two_factor: limit((30, MINUTE), (10, MINUTE)),
@@ -135,14 +155,13 @@ impl RateLimits {
         self.limit(action)
             .per_ip
             .check_key(&ip)
-            .map_err(|not_until| {
-                ApiError::rate_limited(
-                    not_until
-                        .wait_time_from(DefaultClock::default().now())
-                        .as_secs()
-                        + 1,
-                )
-            })
+            .map_err(|not_until| self.refused(&not_until))
+    }
+
+    /// 429 with the whole seconds until the bucket has a token again (at least 1).
+    fn refused(&self, not_until: &NotUntil<Nanos>) -> ApiError {
+        let now = governor::clock::Clock::now(&self.clock);
+        ApiError::rate_limited(not_until.wait_time_from(now).as_secs() + 1)
     }
 
     /// Takes a token from the account's bucket for `action` (the key is the user id or, before
@@ -154,14 +173,7 @@ impl RateLimits {
         self.limit(action)
             .per_account
             .check_key(&account.to_owned())
-            .map_err(|not_until| {
-                ApiError::rate_limited(
-                    not_until
-                        .wait_time_from(DefaultClock::default().now())
-                        .as_secs()
-                        + 1,
-                )
-            })
+            .map_err(|not_until| self.refused(&not_until))
     }
 
     /// Records a failed second-factor attempt at `now` (Unix seconds).

@@ -54,6 +54,7 @@ enum Job {
 pub struct Writer {
     /// One queue per writer thread; a job goes to the thread of its recipient device.
     shards: Arc<[mpsc::Sender<Job>]>,
+    metrics: Arc<Metrics>,
 }
 
 /// Writer threads on PostgreSQL. Each runs its own transactions, so one's statements and
@@ -94,6 +95,7 @@ impl Writer {
         }
         Ok(Self {
             shards: shards.into(),
+            metrics,
         })
     }
 
@@ -111,10 +113,14 @@ impl Writer {
             let _ = reply.send(Err(DeliveryError::Api(gone())));
             return rx;
         };
-        if let Err(mpsc::error::SendError(Job::Store { reply, .. })) =
-            shard.send(Job::Store { new, now, reply }).await
-        {
-            let _ = reply.send(Err(DeliveryError::Api(gone())));
+        match shard.send(Job::Store { new, now, reply }).await {
+            Ok(()) => {
+                self.metrics.writer_jobs.inc();
+            }
+            Err(mpsc::error::SendError(Job::Store { reply, .. })) => {
+                let _ = reply.send(Err(DeliveryError::Api(gone())));
+            }
+            Err(_) => {}
         }
         rx
     }
@@ -126,10 +132,14 @@ impl Writer {
             let _ = reply.send(Err(gone()));
             return rx;
         };
-        if let Err(mpsc::error::SendError(Job::Ack { reply, .. })) =
-            shard.send(Job::Ack { device, ids, reply }).await
-        {
-            let _ = reply.send(Err(gone()));
+        match shard.send(Job::Ack { device, ids, reply }).await {
+            Ok(()) => {
+                self.metrics.writer_jobs.inc();
+            }
+            Err(mpsc::error::SendError(Job::Ack { reply, .. })) => {
+                let _ = reply.send(Err(gone()));
+            }
+            Err(_) => {}
         }
         rx
     }

@@ -18,9 +18,12 @@ use relay_server::Config;
 use relay_server::clock::Clock;
 use relay_server::state::AppState;
 use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Admin URL of the test PostgreSQL server (trust auth).
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -80,6 +83,41 @@ pub fn fresh_database(backend: Backend) -> Option<(String, Option<String>, Optio
     }
 }
 
+/// What the relay prints on stdout once it has bound its port.
+const LISTENING: &str = "SecureChat relay listening on ";
+
+/// Starts `command` (the relay binary and its flags) on a loopback port the OS chooses, and
+/// returns the process and its base URL, read from the line the relay prints once bound. No
+/// port is picked before the relay binds it, so no other process can take it in between.
+pub fn spawn_relay(mut command: Command) -> (Child, String) {
+    let mut child = command
+        .env("SECURECHAT_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start securechat-relay");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(base) = line.strip_prefix(LISTENING) {
+                let _ = tx.send(base.to_owned());
+            }
+        }
+    });
+    // A generous bound: migrations on a loaded machine take seconds, not minutes.
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(base) => (child, base),
+        Err(e) => {
+            let _ = child.kill();
+            panic!(
+                "the relay never said where it listens ({e}): {:?}",
+                child.wait()
+            );
+        }
+    }
+}
+
 /// Drops a test database, best effort.
 pub fn drop_pg_database(name: &str) {
     if let Ok(mut admin) = PgConnection::establish(PG_ADMIN_URL) {
@@ -105,7 +143,8 @@ impl TestRelay {
         Self::start_with(backend, false).await
     }
 
-    /// Starts a relay, with the production rate limits when `rate_limits`.
+    /// Starts a relay, with the production rate limits when `rate_limits`. Like every test
+    /// relay, its clock is frozen (see [`Clock::freeze`]).
     pub async fn start_with(backend: Backend, rate_limits: bool) -> Option<Self> {
         Self::start_configured(backend, rate_limits, |_| {}).await
     }
@@ -139,10 +178,17 @@ impl TestRelay {
         config.disable_rate_limits = !rate_limits;
         config.blob_dir = outbox.with_extension("blobs");
         config.metrics = true;
+        // A starved CI machine may hold a connection or SQLite's write lock for seconds; the
+        // tests check outcomes, not how long a request waited.
+        config.db_wait_secs = 120;
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = relay_server::server::build_state(config).expect("build state");
+        // Time passes for this relay only when a test says so (`clock().advance`): no token
+        // bucket refills while a test counts requests, no hold or code expires and no TOTP
+        // step changes in the middle of a test, however slowly this machine runs it.
+        state.clock.freeze();
         let server = relay_server::server::serve(listener, state.clone()).expect("serve");
         let handle = server.handle();
         actix_web::rt::spawn(server);
@@ -157,7 +203,7 @@ impl TestRelay {
         })
     }
 
-    /// The relay's clock (move it forward to expire things).
+    /// The relay's clock, frozen: move it forward to expire things or refill rate limits.
     pub fn clock(&self) -> &Clock {
         &self.state.clock
     }
@@ -224,6 +270,26 @@ impl Drop for TestRelay {
         }
         let _ = std::fs::remove_dir_all(&self.outbox);
         let _ = std::fs::remove_dir_all(&self.state.config.blob_dir);
+    }
+}
+
+/// Longest wait for something that must happen eventually: a bound that turns a relay that
+/// makes no progress into a failure, far above what a loaded machine needs.
+pub const EVENTUALLY: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 20 ms until it holds; fails with `what` after [`EVENTUALLY`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

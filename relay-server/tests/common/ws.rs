@@ -249,6 +249,14 @@ impl Ws {
         }
     }
 
+    /// Returns once the relay is done with every frame sent before (acks included): it
+    /// answers frames in order, so the answer to a probe of an unknown type comes only after
+    /// every earlier frame has taken effect.
+    pub async fn settled(&mut self) {
+        self.send(json!({"v": 1, "type": "settle_probe"})).await;
+        self.expect_error("unknown_type").await;
+    }
+
     pub async fn send_msg(&mut self, id: &str, to_device: i64, body: &[u8]) {
         self.send(json!({"v": 1, "type": "send", "id": id, "to_device": to_device, "kind": 1, "ciphertext": B64.encode(body)}))
             .await;
