@@ -5,13 +5,15 @@
 //! cargo xtask test                      everything CI runs (.ci/run), fail fast
 //! cargo xtask bench [crypto|relay|all] [-- ARGS]   criterion benches, relay load generator
 //! cargo xtask fuzz [TARGET] [--seconds N]    cargo-fuzz targets of crypto-core, N s each
+//! cargo xtask flaky [SUITE ...] [--runs N] [--load]   relay suites N times in a row
 //! cargo xtask run [-- ARGS]             build and start the relay server
 //! ```
 //!
-//! Arguments are parsed by hand from `std::env::args`: there are four subcommands and two
+//! Arguments are parsed by hand from `std::env::args`: there are five subcommands and a few
 //! options, which does not justify a dependency.
 
 mod bench;
+mod flaky;
 mod fuzz;
 mod steps;
 mod test;
@@ -40,6 +42,12 @@ Commands:
   fuzz [TARGET] [--seconds N]  Run each cargo-fuzz target of crypto-core/fuzz (or only TARGET)
                                for N seconds (default 30). Installs cargo-fuzz if missing and
                                needs a nightly toolchain.
+  flaky [SUITE ...] [--runs N] [--load]
+                               Run relay test suites N times in a row (default 20) and fail
+                               if any run fails. SUITE: a relay-server test file name
+                               (durability, delivery, ...) or relay (default: the whole
+                               package). --load: a release build of the workspace in
+                               target/flaky-load runs over and over meanwhile (both cores busy).
   run [-- ARGS]                Build and start the relay server on http://127.0.0.1:8080 with
                                SQLite (./securechat.db) and a mail outbox (./mail-outbox);
                                ARGS go to securechat-relay (`cargo xtask run -- --help`).
@@ -76,6 +84,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "bench" => bench::run(&util::Ctx::new()?, rest),
         "fuzz" => fuzz::run(&util::Ctx::new()?, rest),
+        "flaky" => flaky::run(&util::Ctx::new()?, rest),
         "run" => run_relay(&util::Ctx::new()?, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

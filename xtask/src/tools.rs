@@ -59,7 +59,9 @@ fn ensure_postgres(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
             println!("postgres: pg_ctlcluster failed: {err:#}");
         }
     }
-    for _ in 0..20 {
+    // A cluster recovering after an unclean stop on a busy machine can take a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
         if postgres_listening() {
             println!("postgres: listening on {POSTGRES_ADDR}");
             return Ok(());
