@@ -46,7 +46,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 const PG_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
 const PASSWORD: &str = "correct horse battery staple 42";
 /// Longest wait for a handshake or the relay to become healthy.
@@ -229,7 +229,11 @@ impl Relay {
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut admin)
                     .expect("create bench database");
-                (format!("{PG_BASE_URL}/{name}"), Some(name), None)
+                (
+                    format!("{PG_BASE_URL}/{name}?sslmode=disable"),
+                    Some(name),
+                    None,
+                )
             }
         };
         let outbox = std::env::temp_dir().join(unique("sc_bench_outbox"));

@@ -170,7 +170,13 @@ fn print_failures(log: &Path) {
         if line.starts_with("---- ") || line.starts_with("failures:") {
             keep = true;
         }
-        if keep || line.contains("FAILED") || line.contains("panicked") {
+        // Also what cargo says of a test binary that died (a signal after its tests passed).
+        if keep
+            || line.contains("FAILED")
+            || line.contains("panicked")
+            || line.starts_with("error: test failed")
+            || line.contains("process didn't exit successfully")
+        {
             println!("    {line}");
         }
         if line.starts_with("test result:") {

@@ -26,8 +26,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Admin URL of the test PostgreSQL server (trust auth).
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+///
+/// `sslmode=disable`: libpq would otherwise negotiate TLS on loopback with OpenSSL, whose exit
+/// handler then races connection pools still closing in other threads: a test binary whose
+/// tests all passed died of SIGSEGV in libcrypto at exit (1 run in 20 under load).
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 const PG_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
+const PG_OPTIONS: &str = "?sslmode=disable";
 
 /// A password zxcvbn accepts.
 pub const PASSWORD: &str = "correct horse battery staple 42";
@@ -78,7 +83,11 @@ pub fn fresh_database(backend: Backend) -> Option<(String, Option<String>, Optio
             diesel::sql_query(format!("CREATE DATABASE {name}"))
                 .execute(&mut admin)
                 .expect("create test database");
-            Some((format!("{PG_BASE_URL}/{name}"), Some(name), None))
+            Some((
+                format!("{PG_BASE_URL}/{name}{PG_OPTIONS}"),
+                Some(name),
+                None,
+            ))
         }
     }
 }
