@@ -215,8 +215,9 @@ fn agree_into(pairs: &[(&X25519Secret, &X25519PublicKey)], out: &mut [Zeroizing<
         };
         match point {
             Some(point) => {
-                // Clamped inside, not reduced mod the group order (x25519-dalek's ladder takes
-                // the bytes by value the same way).
+                // Clamped inside, not reduced mod the group order. The scalar bytes live in
+                // `Zeroizing` buffers on our side; `mul_clamped` takes them by value, and the
+                // copy it clamps is curve25519-dalek's, as in x25519-dalek's own ladder.
                 let scalar = secret.to_bytes();
                 products.push(point.mul_clamped(*scalar));
                 on_curve.push(true);
