@@ -61,13 +61,40 @@
 //! wasm32 always uses the portable backend. Figures: `docs/benchmarks.md` in the repository.
 
 #![cfg_attr(not(test), warn(missing_docs))]
+// Without the `hazmat` and `fuzzing` features (the default, what applications get), the raw
+// primitives and the fuzz helpers with their predictable RNG are not reachable: these doc tests
+// must fail to build. `cargo xtask test` runs the doc tests once without features for them.
+#![cfg_attr(
+    not(feature = "fuzzing"),
+    doc = "```compile_fail\nlet _rng = crypto_core::fuzzing::FuzzRng::new(b\"seed\");\n```"
+)]
+#![cfg_attr(
+    not(feature = "hazmat"),
+    doc = "```compile_fail\nlet _ = crypto_core::primitives::sha256(b\"raw\");\n```"
+)]
+#![cfg_attr(
+    not(feature = "hazmat"),
+    doc = "```compile_fail\nlet _ = crypto_core::primitives::X25519Secret::from_bytes(&[7; 32]);\n```"
+)]
 
 mod codec;
 pub mod error;
+
+// The raw primitives (AEAD seal/open, HKDF, HMAC, X25519 secrets, Ed25519 key pairs) are not part
+// of the default public API: an application that calls them directly bypasses every protocol
+// check. The `hazmat` feature exposes them for test vectors, known-answer tests and benchmarks.
+// The public key types that appear in the protocol API are re-exported below either way.
+#[cfg(feature = "hazmat")]
 pub mod primitives;
+#[cfg(not(feature = "hazmat"))]
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod primitives;
 
 pub mod account;
 pub mod attachment;
+// Round-trip checks for the cargo-fuzz targets and the corpus replay test, with a deterministic
+// RNG: never for applications, so only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod group;
 pub mod identity;
@@ -85,4 +112,5 @@ pub use identity::PublicIdentity;
 pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
 pub use pickle::PickleKey;
 pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
+pub use primitives::{Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey};
 pub use session::Session;

@@ -13,8 +13,8 @@
     clippy::indexing_slicing
 )]
 
+use crypto_core::X25519PublicKey;
 use crypto_core::group::{GroupMessage, GroupSession, SenderKeyDistribution};
-use crypto_core::primitives::X25519PublicKey;
 use crypto_core::ratchet::MAX_PREVIOUS_CHAINS;
 use crypto_core::{Account, Error, PickleKey, PrekeyBundle, Session, SessionMessage};
 use proptest::prelude::*;

@@ -48,7 +48,14 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
         for name in &benches {
             header(&format!("crypto-core bench `{name}`"));
             let t = Instant::now();
-            let mut cmd = ctx.cargo_with(&["bench", "-p", "crypto-core", "--bench", name]);
+            let mut cmd = ctx.cargo_with(&[
+                "bench",
+                "-p",
+                "crypto-core",
+                "--all-features",
+                "--bench",
+                name,
+            ]);
             cmd.arg("--").args(extra);
             exec(&mut cmd)?;
             times.push((format!("crypto-core/{name}"), t.elapsed()));

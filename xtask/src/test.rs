@@ -68,7 +68,7 @@ fn fmt(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 }
 
 fn clippy(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
-    let mut cmd = ctx.cargo_with(&["clippy", "--workspace", "--all-targets"]);
+    let mut cmd = ctx.cargo_with(&["clippy", "--workspace", "--all-targets", "--all-features"]);
     cmd.args(["--", "-D", "warnings"]);
     exec(&mut cmd)
 }
@@ -84,15 +84,27 @@ fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         WASM_TARGET,
         "--lib",
         "--tests",
+        "--all-features",
     ]);
     cmd.args(["--", "-D", "warnings"]);
     exec(&mut cmd)
 }
 
 /// All native tests of the workspace but the relay's, doc tests included. Fuzz seed corpora
-/// are replayed by ordinary unit tests, so they run here too.
+/// are replayed by ordinary unit tests, so they run here too. `--all-features` turns on
+/// crypto-core's `hazmat` and `fuzzing`, which the vector, known-answer and corpus tests need
+/// (cargo skips them otherwise); the relay is tested without them, as it is built.
+/// crypto-core's doc tests run a second time without features: there, `compile_fail` examples
+/// show that applications cannot reach the raw primitives or the fuzz helpers.
 fn native_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
-    exec(&mut ctx.cargo_with(&["test", "--workspace", "--exclude", "relay-server"]))
+    exec(&mut ctx.cargo_with(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "relay-server",
+        "--all-features",
+    ]))?;
+    exec(&mut ctx.cargo_with(&["test", "-p", "crypto-core", "--doc"]))
 }
 
 /// The relay's unit tests and API suites. Every scenario runs twice, on a fresh SQLite file and
@@ -122,5 +134,6 @@ fn wasm_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         WASM_TARGET,
         "--lib",
         "--tests",
+        "--all-features",
     ]))
 }
