@@ -10,13 +10,24 @@
 //! ciphertext is computed while encrypting; key, digest and lengths travel inside the
 //! end-to-end encrypted message ([`AttachmentInfo`]) and the relay only holds the opaque blob.
 //!
-//! # Format (version 1)
+//! XChaCha20-Poly1305 does not commit to its key: a sender could craft one blob that two keys
+//! open to two different plaintexts, and give each recipient another key. So the chunks are not
+//! sealed under the attachment key itself but under a chunk key derived from it, and the header
+//! carries a second output of the same key, a key commitment, which the decryptor recomputes
+//! and compares (in constant time) before it opens the first chunk. A key that does not match
+//! the commitment is refused with [`Error::AttachmentKeyMismatch`].
+//!
+//! # Format (version 2)
 //!
 //! ```text
-//! header  = version (1 byte, 0x01)
+//! chunk_key  = HKDF-Expand(key, "SecureChat v1 attachment chunk key", 32)
+//! commitment = HKDF-Expand(key, "SecureChat v1 attachment key commitment", 32)
+//! header  = version (1 byte, 0x02)
 //!        || log2(chunk size) (1 byte, 0x10: 64 KiB chunks; any other value is refused)
 //!        || nonce prefix (19 random bytes)
-//! chunk_i = XChaCha20-Poly1305(key, nonce_i, ad = header, plaintext_i) (ciphertext || 16-byte tag)
+//!        || commitment (32 bytes)
+//! chunk_i = XChaCha20-Poly1305(chunk_key, nonce_i, ad = header, plaintext_i)
+//!           (ciphertext || 16-byte tag)
 //! nonce_i = nonce prefix (19) || i as u32 big-endian (4) || last flag (1: 0x01 on the final
 //!           chunk, 0x00 on every other)
 //! blob    = header || chunk_0 || chunk_1 || ... || chunk_n
@@ -56,33 +67,39 @@
 //!   authenticated, but the ciphertext digest can only be checked in
 //!   [`AttachmentDecryptor::finish`]. Treat the streamed plaintext as provisional (for example
 //!   write it to a temporary file) until `finish` returns `Ok`.
-//! - XChaCha20-Poly1305 does not commit to its key; the SHA-256 digest, delivered over the
-//!   authenticated session, is what binds the message to one exact blob.
+//! - The header's key commitment makes the format key-committing: HKDF-Expand of one key is
+//!   HMAC-SHA256 under that key, so a second key with the same commitment is a SHA-256
+//!   collision. The SHA-256 digest, delivered over the authenticated session, binds the message
+//!   to one exact blob, commitment included.
 //! - The streaming decryptor grows `out` without leaving freed copies of plaintext behind; the
 //!   caller owns `out` and should wipe it (for example by passing a `Zeroizing<Vec<u8>>`).
 
 use crate::codec::Reader;
 use crate::error::{Error, Result};
 use crate::primitives::{
-    OsRng, TAG_LEN, ct_eq, fill_random, random_key, sha256, xchacha20poly1305_open,
-    xchacha20poly1305_seal, xchacha20poly1305_seal_to,
+    OsRng, TAG_LEN, ct_eq, fill_random, hmac_finish, keyed_hmac, random_key, sha256,
+    xchacha20poly1305_open, xchacha20poly1305_seal, xchacha20poly1305_seal_to,
 };
 use core::fmt;
+use hmac::Mac;
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// The format version this build writes and reads (first header byte).
-pub const VERSION: u8 = 1;
+/// The format version this build writes and reads (first header byte). Version 1 had no key
+/// commitment; its blobs are refused.
+pub const VERSION: u8 = 2;
 /// Base-2 logarithm of [`CHUNK_SIZE`], as stored in the second header byte.
 pub const CHUNK_SIZE_LOG2: u8 = 16;
 /// Plaintext bytes in every chunk but the final one (64 KiB).
 pub const CHUNK_SIZE: usize = 1 << CHUNK_SIZE_LOG2;
 /// Length of the random nonce prefix stored in the header.
 pub const NONCE_PREFIX_LEN: usize = 19;
-/// Length of the header: version, chunk size, nonce prefix.
-pub const HEADER_LEN: usize = 2 + NONCE_PREFIX_LEN;
+/// Length of the key commitment stored at the end of the header.
+pub const COMMITMENT_LEN: usize = 32;
+/// Length of the header: version, chunk size, nonce prefix, key commitment.
+pub const HEADER_LEN: usize = 2 + NONCE_PREFIX_LEN + COMMITMENT_LEN;
 /// Length of one full chunk on the wire: [`CHUNK_SIZE`] bytes of ciphertext and a tag.
 pub const ENCRYPTED_CHUNK_LEN: usize = CHUNK_SIZE + TAG_LEN;
 /// The largest plaintext that can be encrypted: 2^32 chunks of [`CHUNK_SIZE`] bytes.
@@ -97,6 +114,13 @@ const TAG_LEN_U64: u64 = TAG_LEN as u64;
 /// targets) a second, scoped thread shares the work (see the module's "Performance"). Starting
 /// a thread costs tens of µs, four chunks take about a millisecond to seal.
 const PARALLEL_HASH_MIN_LEN: usize = 4 * CHUNK_SIZE;
+
+/// HKDF-Expand info of the key every chunk is sealed under.
+const CHUNK_KEY_INFO: &[u8] = b"SecureChat v1 attachment chunk key";
+/// HKDF-Expand info of the key commitment written in the header.
+const COMMITMENT_INFO: &[u8] = b"SecureChat v1 attachment key commitment";
+/// Where the key commitment starts in the header.
+const COMMITMENT_OFFSET: usize = 2 + NONCE_PREFIX_LEN;
 
 // ---------------------------------------------------------------------------------------------
 // Keys and metadata
@@ -118,10 +142,29 @@ impl AttachmentKey {
         &self.0
     }
 
+    /// The key commitment this key gives, as written in the attachment header (public).
+    #[must_use]
+    pub fn commitment(&self) -> [u8; COMMITMENT_LEN] {
+        *expand(self.as_bytes(), COMMITMENT_INFO)
+    }
+
     fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
         let bytes = random_key(rng)?;
         Ok(Self::from_bytes(&bytes))
     }
+
+    /// The key the chunks are sealed under (never the attachment key itself).
+    fn chunk_key(&self) -> Self {
+        Self::from_bytes(&expand(self.as_bytes(), CHUNK_KEY_INFO))
+    }
+}
+
+/// HKDF-Expand (RFC 5869 section 2.3) of a uniform 32-byte key to 32 bytes: T(1) =
+/// HMAC-SHA256(key, info || 0x01), which cannot fail.
+fn expand(key: &[u8; 32], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut mac = keyed_hmac(key);
+    mac.update(info);
+    hmac_finish(mac, &[1])
 }
 
 impl Zeroize for AttachmentKey {
@@ -256,6 +299,8 @@ fn open_all(
     let mut reader = Reader::new(ciphertext);
     let header: [u8; HEADER_LEN] = reader.array().map_err(|_| Error::AttachmentTruncated)?;
     check_header(&header)?;
+    check_commitment(&header, &info.key.commitment())?;
+    let chunk_key = info.key.chunk_key();
     let body = reader.rest();
     if body.is_empty() {
         return Err(Error::AttachmentTruncated);
@@ -273,7 +318,14 @@ fn open_all(
         } else {
             next_counter(counter)?
         };
-        open_chunk(info.key.as_bytes(), &header, counter, last, chunk, &mut out)?;
+        open_chunk(
+            chunk_key.as_bytes(),
+            &header,
+            counter,
+            last,
+            chunk,
+            &mut out,
+        )?;
         counter = next;
     }
     Ok(out)
@@ -288,6 +340,8 @@ fn open_all(
 /// [`finish`](Self::finish), followed by each chunk as soon as it is known not to be the final one.
 pub struct AttachmentEncryptor {
     key: AttachmentKey,
+    /// Derived from `key`; what the chunks are sealed under.
+    chunk_key: AttachmentKey,
     header: [u8; HEADER_LEN],
     counter: u32,
     /// Plaintext not yet sealed: at most one chunk, allocated once with that capacity.
@@ -310,14 +364,18 @@ impl AttachmentEncryptor {
         let key = AttachmentKey::generate(rng)?;
         let mut prefix = [0u8; NONCE_PREFIX_LEN];
         fill_random(rng, &mut prefix)?;
+        let commitment = key.commitment();
         let mut header = [0u8; HEADER_LEN];
-        for (dst, src) in header
-            .iter_mut()
-            .zip([VERSION, CHUNK_SIZE_LOG2].iter().chain(prefix.iter()))
-        {
+        for (dst, src) in header.iter_mut().zip(
+            [VERSION, CHUNK_SIZE_LOG2]
+                .iter()
+                .chain(prefix.iter())
+                .chain(commitment.iter()),
+        ) {
             *dst = *src;
         }
         Ok(Self {
+            chunk_key: key.chunk_key(),
             key,
             header,
             counter: 0,
@@ -431,7 +489,7 @@ impl AttachmentEncryptor {
         // Ciphertext only ever lands in `out` (sealed from `plaintext`, no copy in place).
         out.resize(start.saturating_add(added), 0);
         let region = tail_mut(out, start);
-        let (key, header, first) = (&self.key, &self.header, self.counter);
+        let (key, header, first) = (&self.chunk_key, &self.header, self.counter);
         let here = if plaintext.len() >= PARALLEL_HASH_MIN_LEN {
             count.saturating_mul(2) / 5
         } else {
@@ -491,7 +549,7 @@ impl AttachmentEncryptor {
         out.extend_from_slice(plaintext);
         let nonce = chunk_nonce(&self.header, self.counter, last);
         let tag = xchacha20poly1305_seal(
-            self.key.as_bytes(),
+            self.chunk_key.as_bytes(),
             &nonce,
             &self.header,
             tail_mut(out, start),
@@ -524,7 +582,10 @@ impl fmt::Debug for AttachmentEncryptor {
 /// more data follows; plaintext is appended to `out` only for chunks that authenticated. After
 /// any error every further call returns [`Error::AttachmentStreamClosed`].
 pub struct AttachmentDecryptor {
-    key: AttachmentKey,
+    /// Derived from the attachment key; what the chunks are opened with.
+    chunk_key: AttachmentKey,
+    /// The key commitment the header must carry.
+    commitment: [u8; COMMITMENT_LEN],
     expected_digest: [u8; 32],
     expected_len: Option<u64>,
     header: [u8; HEADER_LEN],
@@ -542,7 +603,8 @@ impl AttachmentDecryptor {
     #[must_use]
     pub fn new(key: &AttachmentKey, expected_digest: &[u8; 32]) -> Self {
         Self {
-            key: key.clone(),
+            chunk_key: key.chunk_key(),
+            commitment: key.commitment(),
             expected_digest: *expected_digest,
             expected_len: None,
             header: [0u8; HEADER_LEN],
@@ -605,6 +667,10 @@ impl AttachmentDecryptor {
             }
             self.header_len += take;
             check_header(self.header.get(..self.header_len).unwrap_or_default())?;
+            if self.header_len == HEADER_LEN {
+                // Before the first chunk is opened: a key the sender did not commit to is refused.
+                check_commitment(&self.header, &self.commitment)?;
+            }
             data = rest;
         }
         if data.is_empty() {
@@ -624,7 +690,7 @@ impl AttachmentDecryptor {
             }
             let next = next_counter(self.counter)?;
             open_chunk(
-                self.key.as_bytes(),
+                self.chunk_key.as_bytes(),
                 &self.header,
                 self.counter,
                 false,
@@ -638,7 +704,7 @@ impl AttachmentDecryptor {
             let (chunk, rest) = split(data, ENCRYPTED_CHUNK_LEN);
             let next = next_counter(self.counter)?;
             open_chunk(
-                self.key.as_bytes(),
+                self.chunk_key.as_bytes(),
                 &self.header,
                 self.counter,
                 false,
@@ -675,7 +741,7 @@ impl AttachmentDecryptor {
         }
         let start = out.len();
         open_chunk(
-            self.key.as_bytes(),
+            self.chunk_key.as_bytes(),
             &self.header,
             self.counter,
             true,
@@ -714,7 +780,7 @@ fn chunk_nonce(header: &[u8; HEADER_LEN], counter: u32, last: bool) -> [u8; 24] 
     let mut nonce = [0u8; 24];
     let counter = counter.to_be_bytes();
     let flag = [u8::from(last)];
-    let prefix = header.iter().skip(2);
+    let prefix = header.iter().skip(2).take(NONCE_PREFIX_LEN);
     for (dst, src) in nonce
         .iter_mut()
         .zip(prefix.chain(counter.iter()).chain(flag.iter()))
@@ -873,6 +939,16 @@ fn check_header(header: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a header whose key commitment is not `expected` (compared in constant time).
+fn check_commitment(header: &[u8; HEADER_LEN], expected: &[u8; COMMITMENT_LEN]) -> Result<()> {
+    let found = header.get(COMMITMENT_OFFSET..).unwrap_or_default();
+    if ct_eq(found, expected) {
+        Ok(())
+    } else {
+        Err(Error::AttachmentKeyMismatch)
+    }
+}
+
 /// Checks that the lengths in `info` describe a well-formed blob; returns the plaintext length.
 fn check_info(info: &AttachmentInfo) -> Result<u64> {
     match plaintext_len_for(info.ciphertext_len) {
@@ -961,7 +1037,7 @@ mod tests {
             *b = i as u8;
         }
         let nonce = chunk_nonce(&header, 0x0102_0304, true);
-        assert_eq!(&nonce[..19], &header[2..]);
+        assert_eq!(&nonce[..19], &header[2..21]);
         assert_eq!(&nonce[19..], &[1, 2, 3, 4, 1]);
         assert_eq!(chunk_nonce(&header, 7, false)[23], 0);
     }
@@ -1001,6 +1077,8 @@ mod tests {
         dec.counter = u32::MAX;
         let mut out = Vec::new();
         let mut data = vec![VERSION, CHUNK_SIZE_LOG2];
+        data.extend_from_slice(&[0; NONCE_PREFIX_LEN]);
+        data.extend_from_slice(&key.commitment());
         data.resize(HEADER_LEN + 2 * ENCRYPTED_CHUNK_LEN, 0);
         let err = dec.update(&data, &mut out).unwrap_err();
         assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
@@ -1042,6 +1120,53 @@ mod tests {
     }
 
     #[test]
+    fn derivation_strings_are_distinct_and_prefix_free() {
+        let others: [&[u8]; 12] = [
+            b"SecureChat v1 identity key",
+            b"SecureChat v1 signed prekey",
+            b"SecureChat v1 X3DH",
+            b"SecureChat v1 X3DH AD",
+            b"SecureChat v1 ratchet root",
+            b"SecureChat v1 message keys",
+            b"SecureChat v1 session id",
+            b"SecureChat v1 group message keys",
+            b"SecureChat v1 group message",
+            b"SecureChat v1 pickle",
+            CHUNK_KEY_INFO,
+            COMMITMENT_INFO,
+        ];
+        for ours in [CHUNK_KEY_INFO, COMMITMENT_INFO] {
+            for other in others {
+                if ours != other {
+                    assert!(!ours.starts_with(other) && !other.starts_with(ours));
+                }
+            }
+        }
+        let key = AttachmentKey::from_bytes(&[3; 32]);
+        assert_ne!(key.commitment(), *key.chunk_key().as_bytes());
+        assert_ne!(&key.commitment(), key.as_bytes());
+    }
+
+    #[test]
+    fn commitment_is_checked_as_soon_as_the_header_is_complete() {
+        let key = AttachmentKey::from_bytes(&[4; 32]);
+        let mut header = vec![VERSION, CHUNK_SIZE_LOG2];
+        header.extend_from_slice(&[0; NONCE_PREFIX_LEN]);
+        header.extend_from_slice(&key.commitment());
+        let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
+        let mut out = Vec::new();
+        dec.update(&header, &mut out).unwrap();
+        let other = AttachmentKey::from_bytes(&[5; 32]);
+        let mut dec = AttachmentDecryptor::new(&other, &[0; 32]);
+        dec.update(&header[..HEADER_LEN - 1], &mut out).unwrap();
+        assert_eq!(
+            dec.update(&header[HEADER_LEN - 1..], &mut out),
+            Err(Error::AttachmentKeyMismatch)
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn reserve_wiping_keeps_contents() {
         let mut v = vec![1u8, 2, 3];
         reserve_wiping(&mut v, 100);
@@ -1055,14 +1180,14 @@ mod tests {
         let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
         let mut out = Vec::new();
         assert_eq!(
-            dec.update(&[2], &mut out),
+            dec.update(&[1], &mut out),
             Err(Error::UnsupportedVersion {
-                expected: 1,
-                got: 2
+                expected: 2,
+                got: 1
             })
         );
         let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
-        assert_eq!(dec.update(&[1, 17], &mut out), Err(Error::InvalidField));
+        assert_eq!(dec.update(&[2, 17], &mut out), Err(Error::InvalidField));
         let dec = AttachmentDecryptor::new(&key, &[0; 32]);
         assert_eq!(dec.finish(&mut out), Err(Error::AttachmentTruncated));
     }
