@@ -989,3 +989,88 @@ fn a_forged_commitment_is_refused() {
         }
     }
 }
+
+/// One chunk (32 bytes of ciphertext and a tag) that authenticates under two keys, for the
+/// version-1 format (AD = the 21-byte header `01 10 || prefix`, sealed under the attachment keys
+/// themselves). Keys `11…11` and `22…22`, nonce prefix `5a…5a`, counter 0, final chunk.
+///
+/// How it was made (`tests/vectors/attachment_vectors.py`, written from RFC 8439, not this crate): Poly1305's tag is
+/// `(Σ m_i·r^(n-i+1) mod 2^130-5) + s mod 2^128` with `(r, s)` from each key's first keystream
+/// block; with two ciphertext blocks left free, "the tag is T under both keys" is two linear
+/// equations over GF(2^130 - 5), solved for T = 0, 1, … until both solutions fit in 16 bytes.
+/// This is the key multi-collision of the reviewer's finding: XChaCha20-Poly1305 alone does
+/// not tie a ciphertext to one key.
+const TWO_KEY_CHUNK_V1: &str = "f098ca6a22a61b0bcb9c66ea1421d56d19024b197b0cadf91e43e8082dc6ece6\
+                                04000000000000000000000000000000";
+/// The same construction against this format: AD = the version-2 header committing to the key
+/// `11…11`, solved for the two chunk keys derived from `11…11` and `22…22`.
+const TWO_KEY_CHUNK_V2: &str = "7eb37d2fd2ff6f0cbb105a4bb486e5da57f5085b63fb6f5905066d9eb780976a\
+                                07000000000000000000000000000000";
+
+/// Finding 5 of issue #10, the attack itself: a blob that two keys open to two different
+/// plaintexts. Under the old format the two-key chunk below is such a blob (the old decryptor
+/// checked the digest, which both recipients share, and then only the AEAD). Under the new
+/// format the same kind of chunk still passes the AEAD under both chunk keys, but the header
+/// commits to one key: that key opens the blob, the other is refused with
+/// `AttachmentKeyMismatch` before anything is released.
+#[test]
+fn a_chunk_that_opens_under_two_keys_opens_only_under_the_committed_one() {
+    let (k1, k2) = ([0x11u8; 32], [0x22u8; 32]);
+    let prefix = [0x5au8; DOC_PREFIX_LEN];
+    let mut nonce = [0u8; 24];
+    nonce[..DOC_PREFIX_LEN].copy_from_slice(&prefix);
+    nonce[23] = 1; // counter 0, final chunk
+    let open = |key: &[u8; 32], ad: &[u8], chunk: &[u8]| -> Option<Vec<u8>> {
+        let (ciphertext, tag) = chunk.split_at(chunk.len() - TAG);
+        let tag: [u8; TAG] = tag.try_into().unwrap();
+        let mut buf = ciphertext.to_vec();
+        XChaCha20Poly1305::new(key.into())
+            .decrypt_inout_detached(&nonce.into(), ad, buf.as_mut_slice().into(), &tag.into())
+            .ok()
+            .map(|()| buf)
+    };
+
+    // Version 1: one blob, one digest, two keys, two plaintexts.
+    let v1_header = [&[0x01, 0x10][..], &prefix].concat();
+    let chunk = hex::decode(TWO_KEY_CHUNK_V1).unwrap();
+    let p1 = open(&k1, &v1_header, &chunk).unwrap();
+    let p2 = open(&k2, &v1_header, &chunk).unwrap();
+    assert_ne!(p1, p2);
+    // Such a blob is now refused by its version byte.
+    let v1_blob = [v1_header, chunk].concat();
+    let key1 = AttachmentKey::from_bytes(&k1);
+    let key2 = AttachmentKey::from_bytes(&k2);
+    for key in [&key1, &key2] {
+        assert_eq!(
+            decrypt_attachment(&v1_blob, &info_for(&v1_blob, key)).unwrap_err(),
+            Error::UnsupportedVersion {
+                expected: 2,
+                got: 1
+            }
+        );
+    }
+
+    // Version 2: the chunk still authenticates under both chunk keys...
+    let header = doc_header(&prefix, &doc_commitment(&k1));
+    let chunk = hex::decode(TWO_KEY_CHUNK_V2).unwrap();
+    let p1 = open(&doc_chunk_key(&k1), &header, &chunk).unwrap();
+    let p2 = open(&doc_chunk_key(&k2), &header, &chunk).unwrap();
+    assert_ne!(p1, p2);
+    // ...but only the key the header commits to gets a plaintext.
+    let blob = [header, chunk].concat();
+    assert_eq!(
+        &decrypt_attachment(&blob, &info_for(&blob, &key1)).unwrap()[..],
+        &p1[..]
+    );
+    let as_k2 = info_for(&blob, &key2);
+    assert_eq!(
+        decrypt_attachment(&blob, &as_k2).unwrap_err(),
+        Error::AttachmentKeyMismatch
+    );
+    let (result, out) = stream_bytewise(&blob, &as_k2);
+    assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+    assert!(out.is_empty());
+    let (result, out) = stream_bytewise(&blob, &info_for(&blob, &key1));
+    assert_eq!(result, Ok(()));
+    assert_eq!(out, p1);
+}
