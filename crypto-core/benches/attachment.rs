@@ -35,7 +35,8 @@ mod common;
 use common::{Goal, Ratio, write_report};
 use criterion::{Criterion, SamplingMode, Throughput};
 use crypto_core::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, CHUNK_SIZE, decrypt_attachment, encrypt_attachment,
+    AttachmentDecryptor, AttachmentEncryptor, CHUNK_SIZE, HEADER_LEN, decrypt_attachment,
+    encrypt_attachment,
 };
 use crypto_core::primitives::{TAG_LEN, xchacha20poly1305_open, xchacha20poly1305_seal};
 use std::hint::black_box;
@@ -53,7 +54,7 @@ fn benches(c: &mut Criterion) {
     let plaintext = vec![0xa5u8; TOTAL];
     let key = [3u8; 32];
     let nonce = [4u8; 24];
-    let ad = [5u8; 21]; // as long as the attachment header
+    let ad = [5u8; HEADER_LEN]; // as long as the attachment header
 
     // Raw sealed chunks for the raw decryption (ciphertext || tag per 64 KiB chunk).
     let mut raw_sealed = Vec::with_capacity(TOTAL + TOTAL / CHUNK_SIZE * TAG_LEN);

@@ -130,6 +130,11 @@ pub enum Error {
     /// An attachment's ciphertext digest does not match the expected SHA-256.
     #[error("attachment digest mismatch")]
     AttachmentDigestMismatch,
+    /// An attachment's header commits to another key than the one given: the key does not
+    /// belong to this blob (a wrong key, or a blob built for two keys). Checked before any chunk
+    /// is opened.
+    #[error("attachment key does not match the header's key commitment")]
+    AttachmentKeyMismatch,
     /// An attachment stream was used after it finished or failed.
     #[error("attachment stream already finished or failed")]
     AttachmentStreamClosed,

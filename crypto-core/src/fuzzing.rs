@@ -319,6 +319,10 @@ pub const ATTACHMENT_PLAINTEXT_MODE: u8 = 0b1000;
 /// and ids the rest of the input chooses (a QR payload never starts with it).
 pub const SAFETY_NUMBER_SYMMETRY_MODE: u8 = 0xff;
 
+/// [`HEADER_LEN`] as a position offset: `at(0, -HEADER_BACK)` is an attachment's version byte.
+const HEADER_BACK: i16 = 53;
+const _: () = assert!(HEADER_BACK as usize == HEADER_LEN);
+
 /// Seed of the [`FuzzRng`] every attachment check encrypts with; the key is its first draw.
 const ATTACHMENT_SEED: &[u8] = b"attachment";
 
@@ -415,10 +419,13 @@ pub fn attachment_decrypt_seeds() -> Result<Vec<(&'static str, Vec<u8>)>, String
     let mut wrong_version = short.clone();
     let mut wrong_chunk_size = short.clone();
     let mut tampered_prefix = short.clone();
+    let mut wrong_commitment = short.clone();
     for (blob, index, value) in [
-        (&mut wrong_version, 0, 2),
+        // Version 1: the format before the key commitment.
+        (&mut wrong_version, 0, 1),
         (&mut wrong_chunk_size, 1, 17),
         (&mut tampered_prefix, 5, 0),
+        (&mut wrong_commitment, HEADER_LEN - 1, 0),
     ] {
         if let Some(b) = blob.get_mut(index) {
             *b = value;
@@ -449,6 +456,10 @@ pub fn attachment_decrypt_seeds() -> Result<Vec<(&'static str, Vec<u8>)>, String
             ciphertext(&[], &tampered_prefix),
         ),
         ("ciphertext-wrong-version", ciphertext(&[], &wrong_version)),
+        (
+            "ciphertext-wrong-commitment",
+            ciphertext(&[at(0, -1)], &wrong_commitment),
+        ),
         (
             "ciphertext-wrong-chunk-size",
             ciphertext(&[at(0, -20)], &wrong_chunk_size),
@@ -481,7 +492,11 @@ pub fn attachment_decrypt_seeds() -> Result<Vec<(&'static str, Vec<u8>)>, String
         ("plaintext-flip-tag", plaintext(1, at(1, 0), at(3, -1), &[])),
         (
             "plaintext-flip-version",
-            plaintext(1, at(0, 5), at(0, -21), &[]),
+            plaintext(1, at(0, 5), at(0, -HEADER_BACK), &[]),
+        ),
+        (
+            "plaintext-flip-commitment",
+            plaintext(1, at(0, 5), at(0, -1), &[]),
         ),
         (
             "plaintext-flip-chunk-counter-region",
@@ -1269,7 +1284,7 @@ mod tests {
             at(2, 1),
         ];
         let cuts = [
-            at(0, -21),
+            at(0, -HEADER_BACK),
             at(0, 0),
             at(1, -1),
             at(1, 0),
@@ -1279,7 +1294,14 @@ mod tests {
         ];
         for length in lengths {
             for op in 0..4u8 {
-                for mutation in [at(0, -21), at(1, 0), at(2, 0), at(3, -1), at(3, 0)] {
+                for mutation in [
+                    at(0, -HEADER_BACK),
+                    at(0, -1),
+                    at(1, 0),
+                    at(2, 0),
+                    at(3, -1),
+                    at(3, 0),
+                ] {
                     let mut input = vec![ATTACHMENT_PLAINTEXT_MODE | (op << 4) | 7];
                     input.extend(length.to_be_bytes());
                     input.extend(mutation.to_be_bytes());

@@ -13,13 +13,80 @@ use core::convert::Infallible;
 use crypto_core::Error;
 use crypto_core::attachment::{
     AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE,
-    ENCRYPTED_CHUNK_LEN, HEADER_LEN, ciphertext_len_for, decrypt_attachment, encrypt_attachment,
-    encrypt_attachment_with_rng, plaintext_len_for,
+    COMMITMENT_LEN, ENCRYPTED_CHUNK_LEN, HEADER_LEN, ciphertext_len_for, decrypt_attachment,
+    encrypt_attachment, encrypt_attachment_with_rng, plaintext_len_for,
 };
 use rand_core::{TryCryptoRng, TryRng};
 use sha2::{Digest, Sha256};
 
 const TAG: usize = 16;
+/// The header fields of docs/protocol.md section 14, written out here rather than taken from
+/// the library.
+const DOC_VERSION: u8 = 0x02;
+const DOC_PREFIX_LEN: usize = 19;
+const DOC_COMMITMENT_AT: usize = 2 + DOC_PREFIX_LEN;
+
+/// HKDF-Expand(key, info, 32) (RFC 5869 section 2.3), as section 14 derives the chunk key and
+/// the key commitment.
+fn doc_expand(key: &[u8; 32], info: &[u8]) -> [u8; 32] {
+    let mut okm = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::from_prk(key)
+        .unwrap()
+        .expand(info, &mut okm)
+        .unwrap();
+    okm
+}
+
+fn doc_chunk_key(key: &[u8; 32]) -> [u8; 32] {
+    doc_expand(key, b"SecureChat v1 attachment chunk key")
+}
+
+fn doc_commitment(key: &[u8; 32]) -> [u8; 32] {
+    doc_expand(key, b"SecureChat v1 attachment key commitment")
+}
+
+/// A blob built by hand following section 14: `header` as given (its commitment need not match
+/// `chunk_key`), then `plaintext` in chunks sealed under `chunk_key` with the header as AD.
+fn seal_by_hand(chunk_key: &[u8; 32], header: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let aead = XChaCha20Poly1305::new(chunk_key.into());
+    let mut blob = header.to_vec();
+    let pieces: Vec<&[u8]> = if plaintext.is_empty() {
+        vec![&[][..]]
+    } else {
+        plaintext.chunks(CHUNK_SIZE).collect()
+    };
+    for (i, piece) in pieces.iter().enumerate() {
+        let mut nonce = [0u8; 24];
+        nonce[..DOC_PREFIX_LEN].copy_from_slice(&header[2..2 + DOC_PREFIX_LEN]);
+        nonce[19..23].copy_from_slice(&(i as u32).to_be_bytes());
+        nonce[23] = u8::from(i + 1 == pieces.len());
+        let mut chunk = piece.to_vec();
+        let tag = aead
+            .encrypt_inout_detached(&nonce.into(), header, chunk.as_mut_slice().into())
+            .unwrap();
+        blob.extend_from_slice(&chunk);
+        blob.extend_from_slice(&tag);
+    }
+    blob
+}
+
+/// A section 14 header: version, chunk size, `prefix`, `commitment`.
+fn doc_header(prefix: &[u8; DOC_PREFIX_LEN], commitment: &[u8; 32]) -> Vec<u8> {
+    let mut header = vec![DOC_VERSION, 0x10];
+    header.extend_from_slice(prefix);
+    header.extend_from_slice(commitment);
+    header
+}
+
+/// The info a recipient holding `key` would get for `blob` (matching digest and lengths).
+fn info_for(blob: &[u8], key: &AttachmentKey) -> AttachmentInfo {
+    AttachmentInfo {
+        key: key.clone(),
+        digest: Sha256::digest(blob).into(),
+        ciphertext_len: blob.len() as u64,
+        plaintext_len: plaintext_len_for(blob.len() as u64).unwrap(),
+    }
+}
 
 /// Yields the bytes 0x00, 0x01, 0x02, ... (wrapping): the generator of the fixed vectors.
 struct CountingRng(u8);
@@ -215,6 +282,17 @@ fn decryptor_appends_to_existing_output() {
     assert_eq!(out, b"prefix:abc");
 }
 
+// The vectors of docs/protocol.md section 14 (key and nonce prefix: the bytes 0x00, 0x01, ...).
+const VECTOR_CHUNK_KEY: &str = "6fd416a98ff35885c8df3c9c96670d4e19e3411e174dbf296abb796f35fc2ad1";
+const VECTOR_COMMITMENT: &str = "3434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c11";
+const VECTOR_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031323434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c1106ce3aba42e2ff4ad39b6e4d7987ce583bc6c55d0905b3d7564f212b73322fdf34d17c0d055197368474f8aa8f79e8cec88c58d86eb7b22731fb3d";
+const VECTOR_DIGEST: &str = "f3e327178661bbcbaec07ffc575e83c4244b2838ca8fb237eb92db1a6b5a7d1c";
+const VECTOR_EMPTY_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031323434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c11489069bce69c8e5d703a51bf2c408582";
+const VECTOR_EMPTY_DIGEST: &str =
+    "20dc9f1b962ca3e3b694a921e42e85c79b0d2b6355660be1c12e98de094c3dd9";
+const VECTOR_TWO_CHUNKS_DIGEST: &str =
+    "724ec21281205b9c1e82ee5358ac8cc31d9fa12c48fa2ec21263b2ba4252f2a3";
+
 #[test]
 fn fixed_vector() {
     // The vector of docs/protocol.md section 14.
@@ -224,16 +302,9 @@ fn fixed_vector() {
         hex::encode(info.key.as_bytes()),
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
     );
-    assert_eq!(
-        hex::encode(&ciphertext),
-        "0110202122232425262728292a2b2c2d2e2f303132d3dc5f315f94f2bfe8b1e8b71c439d2212ffa67ffd27\
-         2758ee3e3e49d777df0a45754ed5751f389c0da02f9025de9ee2b152108b513e797b626210"
-    );
-    assert_eq!(
-        hex::encode(info.digest),
-        "9aa6d53d32b7795e36b081bcf24f21a52070902a3a63f97bc91606151be82934"
-    );
-    assert_eq!((info.ciphertext_len, info.plaintext_len), (80, 43));
+    assert_eq!(hex::encode(&ciphertext), VECTOR_BLOB);
+    assert_eq!(hex::encode(info.digest), VECTOR_DIGEST);
+    assert_eq!((info.ciphertext_len, info.plaintext_len), (112, 43));
     let doc = protocol_doc_compact();
     assert!(
         doc.contains(&hex::encode(&ciphertext)),
@@ -244,19 +315,24 @@ fn fixed_vector() {
         "docs/protocol.md shows another digest"
     );
 
-    // The same bytes from the primitive itself, following the documented format.
-    let header = &ciphertext[..HEADER_LEN];
-    assert_eq!(&header[..2], &[0x01, 0x10]);
-    let mut nonce = [0u8; 24];
-    nonce[..19].copy_from_slice(&header[2..]);
-    nonce[23] = 1; // counter 0, final chunk
-    let aead = XChaCha20Poly1305::new(info.key.as_bytes().into());
-    let mut chunk = plaintext.to_vec();
-    let tag = aead
-        .encrypt_inout_detached(&nonce.into(), header, chunk.as_mut_slice().into())
-        .unwrap();
-    chunk.extend_from_slice(&tag);
-    assert_eq!(&ciphertext[HEADER_LEN..], &chunk[..]);
+    // The same bytes from the primitives themselves, following the documented format.
+    let key = info.key.as_bytes();
+    assert_eq!(hex::encode(doc_chunk_key(key)), VECTOR_CHUNK_KEY);
+    assert_eq!(hex::encode(doc_commitment(key)), VECTOR_COMMITMENT);
+    for value in [VECTOR_CHUNK_KEY, VECTOR_COMMITMENT] {
+        assert!(
+            doc.contains(value),
+            "docs/protocol.md does not show {value}"
+        );
+    }
+    let prefix: [u8; DOC_PREFIX_LEN] = core::array::from_fn(|i| 32 + i as u8);
+    let header = doc_header(&prefix, &doc_commitment(key));
+    assert_eq!(header.len(), HEADER_LEN);
+    assert_eq!(&ciphertext[..HEADER_LEN], &header[..]);
+    assert_eq!(
+        seal_by_hand(&doc_chunk_key(key), &header, plaintext),
+        ciphertext
+    );
 
     // Its negative twin: one flipped tag bit.
     let mut bad = ciphertext.clone();
@@ -265,26 +341,47 @@ fn fixed_vector() {
         decrypt_modified(&bad, &info.key).0,
         Err(Error::DecryptionFailed)
     );
+    // And under another key (the last key byte flipped): the commitment refuses it.
+    let mut other = *info.key.as_bytes();
+    other[31] ^= 1;
+    let wrong_key = AttachmentInfo {
+        key: AttachmentKey::from_bytes(&other),
+        ..info.clone()
+    };
+    assert_eq!(
+        decrypt_attachment(&ciphertext, &wrong_key).unwrap_err(),
+        Error::AttachmentKeyMismatch
+    );
 }
 
 #[test]
 fn fixed_vector_empty_and_multi_chunk() {
+    let doc = protocol_doc_compact();
     let (ciphertext, info) = encrypt_attachment_with_rng(&mut CountingRng(0), b"").unwrap();
-    assert_eq!(
-        hex::encode(&ciphertext),
-        "0110202122232425262728292a2b2c2d2e2f303132757c3101f811dd1494fd07c2a31f12f6"
-    );
-    assert_eq!(
-        hex::encode(info.digest),
-        "463bedd872e6e8ecc0903037c1dbb79142b69e542bf6344c6f658325c5a5860d"
-    );
+    let (two_chunks, two_info) =
+        encrypt_attachment_with_rng(&mut CountingRng(0), &pattern(CHUNK_SIZE + 1)).unwrap();
+    assert_eq!(hex::encode(&ciphertext), VECTOR_EMPTY_BLOB);
+    assert_eq!(hex::encode(info.digest), VECTOR_EMPTY_DIGEST);
+    assert_eq!(hex::encode(two_info.digest), VECTOR_TWO_CHUNKS_DIGEST);
+    for value in [
+        VECTOR_EMPTY_BLOB,
+        VECTOR_EMPTY_DIGEST,
+        VECTOR_TWO_CHUNKS_DIGEST,
+    ] {
+        assert!(
+            doc.contains(value),
+            "docs/protocol.md does not show {value}"
+        );
+    }
 
-    let plaintext = pattern(CHUNK_SIZE + 1);
-    let (ciphertext, info) = encrypt_attachment_with_rng(&mut CountingRng(0), &plaintext).unwrap();
-    assert_eq!(ciphertext.len(), 65_590);
+    // Both rebuilt from the primitives, following the document.
+    let key = info.key.as_bytes();
+    let header = &ciphertext[..HEADER_LEN];
+    assert_eq!(seal_by_hand(&doc_chunk_key(key), header, b""), ciphertext);
+    assert_eq!(two_chunks.len(), 65_622);
     assert_eq!(
-        hex::encode(info.digest),
-        "8aee77cf6a1d0bebcf5e2204b080fc0e66c836925a12906a9d0159bb4a556b9b"
+        seal_by_hand(&doc_chunk_key(key), header, &pattern(CHUNK_SIZE + 1)),
+        two_chunks
     );
 }
 
@@ -418,7 +515,7 @@ fn data_after_the_final_chunk_is_detected() {
 fn every_bit_of_a_small_ciphertext_matters() {
     let plaintext = pattern(63);
     let (ciphertext, info) = encrypt_attachment(&plaintext).unwrap();
-    assert_eq!(ciphertext.len(), 100);
+    assert_eq!(ciphertext.len(), 132);
     for bit in 0..ciphertext.len() * 8 {
         let mut bad = ciphertext.clone();
         bad[bit / 8] ^= 1 << (bit % 8);
@@ -429,10 +526,12 @@ fn every_bit_of_a_small_ciphertext_matters() {
         let (result, out) = decrypt_modified(&bad, &info.key);
         let expected = match bit / 8 {
             0 => Error::UnsupportedVersion {
-                expected: 1,
-                got: 1 ^ (1 << (bit % 8)),
+                expected: 2,
+                got: 2 ^ (1 << (bit % 8)),
             },
             1 => Error::InvalidField,
+            // The key commitment is checked before any chunk is opened.
+            DOC_COMMITMENT_AT.. if bit / 8 < HEADER_LEN => Error::AttachmentKeyMismatch,
             _ => Error::DecryptionFailed,
         };
         assert_eq!(result, Err(expected), "bit {bit}");
@@ -503,12 +602,13 @@ fn wrong_key_and_wrong_digest() {
         key: AttachmentKey::from_bytes(&key_bytes),
         ..info.clone()
     };
+    // Refused by the key commitment, before the AEAD is reached.
     assert_eq!(
         decrypt_attachment(&ciphertext, &wrong_key).unwrap_err(),
-        Error::DecryptionFailed
+        Error::AttachmentKeyMismatch
     );
     let (result, out) = stream_decrypt(&ciphertext, &wrong_key.key, &info.digest, 1);
-    assert_eq!(result, Err(Error::DecryptionFailed));
+    assert_eq!(result, Err(Error::AttachmentKeyMismatch));
     assert!(out.is_empty());
 
     let mut digest = info.digest;
@@ -559,25 +659,31 @@ fn header_is_validated() {
     for (index, value, expected) in [
         (
             0,
-            2u8,
+            1u8,
             Error::UnsupportedVersion {
-                expected: 1,
-                got: 2,
+                expected: 2,
+                got: 1,
             },
         ),
         (
             0,
             0,
             Error::UnsupportedVersion {
-                expected: 1,
+                expected: 2,
                 got: 0,
             },
         ),
         (1, 12, Error::InvalidField),
         (1, 20, Error::InvalidField),
+        (DOC_COMMITMENT_AT, 0, Error::AttachmentKeyMismatch),
+        (HEADER_LEN - 1, 0, Error::AttachmentKeyMismatch),
     ] {
         let mut bad = ciphertext.clone();
-        bad[index] = value;
+        bad[index] = if ciphertext[index] == value {
+            value ^ 1
+        } else {
+            value
+        };
         let digest: [u8; 32] = Sha256::digest(&bad).into();
         let forged = AttachmentInfo {
             digest,
@@ -763,4 +869,208 @@ fn large_pieces_match_small_pieces() {
         .update(&tampered, &mut out)
         .and_then(|()| dec.finish(&mut out));
     assert!(result.is_err());
+}
+
+/// Feeds `blob` to a decryptor for `info` one byte at a time; returns the first error and
+/// everything released up to it.
+fn stream_bytewise(blob: &[u8], info: &AttachmentInfo) -> (Result<(), Error>, Vec<u8>) {
+    let mut dec = AttachmentDecryptor::for_attachment(info).unwrap();
+    let mut out = Vec::new();
+    for (at, byte) in blob.iter().enumerate() {
+        if let Err(e) = dec.update(core::slice::from_ref(byte), &mut out) {
+            // The commitment is the last header field: nothing is read past it.
+            assert!(at < HEADER_LEN || e != Error::AttachmentKeyMismatch);
+            return (Err(e), out);
+        }
+    }
+    let result = dec.finish(&mut out);
+    (result, out)
+}
+
+/// Finding 5 of issue #10: the reviewer's attack is one blob that two recipients, given two
+/// different keys, open to two different plaintexts (XChaCha20-Poly1305 is not key-committing).
+/// The header now carries a commitment to one key, checked before any chunk is opened. A blob
+/// whose chunks are sealed under K2's chunk key but whose header commits to K1 (the only way to
+/// make one blob that both could try) is refused by K2 with `AttachmentKeyMismatch` before any
+/// byte is released, and by K1 at the AEAD; the same chunks under a header committing to K2
+/// open, so the commitment alone stops K2.
+#[test]
+fn a_blob_opens_under_the_committed_key_only() {
+    let k1 = AttachmentKey::from_bytes(&[0x11; 32]);
+    let k2 = AttachmentKey::from_bytes(&[0x22; 32]);
+    let prefix = [0x5a; DOC_PREFIX_LEN];
+    let c1 = doc_commitment(k1.as_bytes());
+    let c2 = doc_commitment(k2.as_bytes());
+    assert_eq!(k1.commitment(), c1);
+    assert_ne!(c1, c2);
+    for len in [0, 43, CHUNK_SIZE, 5 * CHUNK_SIZE + 9] {
+        let plaintext = pattern(len);
+        let spliced = seal_by_hand(
+            &doc_chunk_key(k2.as_bytes()),
+            &doc_header(&prefix, &c1),
+            &plaintext,
+        );
+        let honest = seal_by_hand(
+            &doc_chunk_key(k2.as_bytes()),
+            &doc_header(&prefix, &c2),
+            &plaintext,
+        );
+        assert_eq!(
+            &decrypt_attachment(&honest, &info_for(&honest, &k2)).unwrap()[..],
+            &plaintext[..],
+            "{len}"
+        );
+
+        let as_k2 = info_for(&spliced, &k2);
+        assert_eq!(
+            decrypt_attachment(&spliced, &as_k2).unwrap_err(),
+            Error::AttachmentKeyMismatch,
+            "{len}"
+        );
+        let (result, out) = stream_bytewise(&spliced, &as_k2);
+        assert_eq!(result, Err(Error::AttachmentKeyMismatch), "{len}");
+        assert!(out.is_empty());
+        // In one piece: the first update fails and releases nothing.
+        let mut dec = AttachmentDecryptor::new(&k2, &as_k2.digest);
+        let mut out = Vec::new();
+        assert_eq!(
+            dec.update(&spliced, &mut out),
+            Err(Error::AttachmentKeyMismatch)
+        );
+        assert!(out.is_empty());
+
+        let as_k1 = info_for(&spliced, &k1);
+        assert_eq!(
+            decrypt_attachment(&spliced, &as_k1).unwrap_err(),
+            Error::DecryptionFailed,
+            "{len}"
+        );
+        let (result, out) = stream_bytewise(&spliced, &as_k1);
+        assert_eq!(result, Err(Error::DecryptionFailed), "{len}");
+        assert!(out.is_empty());
+    }
+}
+
+/// A header whose commitment was replaced (by the relay, or a sender lying about the key) is
+/// refused under the true key with `AttachmentKeyMismatch`, even with a matching digest, and
+/// even when every chunk is re-sealed with the forged header as associated data.
+#[test]
+fn a_forged_commitment_is_refused() {
+    let plaintext = pattern(2 * CHUNK_SIZE + 3);
+    let (blob, info) = encrypt_attachment(&plaintext).unwrap();
+    let key = info.key.as_bytes();
+    assert_eq!(
+        &blob[DOC_COMMITMENT_AT..HEADER_LEN],
+        &doc_commitment(key)[..]
+    );
+    let prefix: [u8; DOC_PREFIX_LEN] = blob[2..DOC_COMMITMENT_AT].try_into().unwrap();
+    let forged_commitments: [[u8; COMMITMENT_LEN]; 3] = [
+        [0; COMMITMENT_LEN],
+        doc_chunk_key(key),
+        doc_commitment(&[0x33; 32]),
+    ];
+    for forged in forged_commitments {
+        let mut patched = blob.clone();
+        patched[DOC_COMMITMENT_AT..HEADER_LEN].copy_from_slice(&forged);
+        let resealed = seal_by_hand(
+            &doc_chunk_key(key),
+            &doc_header(&prefix, &forged),
+            &plaintext,
+        );
+        for candidate in [patched, resealed] {
+            let matching = info_for(&candidate, &info.key);
+            assert_eq!(
+                decrypt_attachment(&candidate, &matching).unwrap_err(),
+                Error::AttachmentKeyMismatch
+            );
+            let (result, out) = stream_bytewise(&candidate, &matching);
+            assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+            assert!(out.is_empty());
+        }
+    }
+}
+
+/// One chunk (32 bytes of ciphertext and a tag) that authenticates under two keys, for the
+/// version-1 format (AD = the 21-byte header `01 10 || prefix`, sealed under the attachment keys
+/// themselves). Keys `11…11` and `22…22`, nonce prefix `5a…5a`, counter 0, final chunk.
+///
+/// How it was made (`tests/vectors/attachment_vectors.py`, written from RFC 8439, not this crate): Poly1305's tag is
+/// `(Σ m_i·r^(n-i+1) mod 2^130-5) + s mod 2^128` with `(r, s)` from each key's first keystream
+/// block; with two ciphertext blocks left free, "the tag is T under both keys" is two linear
+/// equations over GF(2^130 - 5), solved for T = 0, 1, … until both solutions fit in 16 bytes.
+/// This is the key multi-collision of the reviewer's finding: XChaCha20-Poly1305 alone does
+/// not tie a ciphertext to one key.
+const TWO_KEY_CHUNK_V1: &str = "f098ca6a22a61b0bcb9c66ea1421d56d19024b197b0cadf91e43e8082dc6ece6\
+                                04000000000000000000000000000000";
+/// The same construction against this format: AD = the version-2 header committing to the key
+/// `11…11`, solved for the two chunk keys derived from `11…11` and `22…22`.
+const TWO_KEY_CHUNK_V2: &str = "7eb37d2fd2ff6f0cbb105a4bb486e5da57f5085b63fb6f5905066d9eb780976a\
+                                07000000000000000000000000000000";
+
+/// Finding 5 of issue #10, the attack itself: a blob that two keys open to two different
+/// plaintexts. Under the old format the two-key chunk below is such a blob (the old decryptor
+/// checked the digest, which both recipients share, and then only the AEAD). Under the new
+/// format the same kind of chunk still passes the AEAD under both chunk keys, but the header
+/// commits to one key: that key opens the blob, the other is refused with
+/// `AttachmentKeyMismatch` before anything is released.
+#[test]
+fn a_chunk_that_opens_under_two_keys_opens_only_under_the_committed_one() {
+    let (k1, k2) = ([0x11u8; 32], [0x22u8; 32]);
+    let prefix = [0x5au8; DOC_PREFIX_LEN];
+    let mut nonce = [0u8; 24];
+    nonce[..DOC_PREFIX_LEN].copy_from_slice(&prefix);
+    nonce[23] = 1; // counter 0, final chunk
+    let open = |key: &[u8; 32], ad: &[u8], chunk: &[u8]| -> Option<Vec<u8>> {
+        let (ciphertext, tag) = chunk.split_at(chunk.len() - TAG);
+        let tag: [u8; TAG] = tag.try_into().unwrap();
+        let mut buf = ciphertext.to_vec();
+        XChaCha20Poly1305::new(key.into())
+            .decrypt_inout_detached(&nonce.into(), ad, buf.as_mut_slice().into(), &tag.into())
+            .ok()
+            .map(|()| buf)
+    };
+
+    // Version 1: one blob, one digest, two keys, two plaintexts.
+    let v1_header = [&[0x01, 0x10][..], &prefix].concat();
+    let chunk = hex::decode(TWO_KEY_CHUNK_V1).unwrap();
+    let p1 = open(&k1, &v1_header, &chunk).unwrap();
+    let p2 = open(&k2, &v1_header, &chunk).unwrap();
+    assert_ne!(p1, p2);
+    // Such a blob is now refused by its version byte.
+    let v1_blob = [v1_header, chunk].concat();
+    let key1 = AttachmentKey::from_bytes(&k1);
+    let key2 = AttachmentKey::from_bytes(&k2);
+    for key in [&key1, &key2] {
+        assert_eq!(
+            decrypt_attachment(&v1_blob, &info_for(&v1_blob, key)).unwrap_err(),
+            Error::UnsupportedVersion {
+                expected: 2,
+                got: 1
+            }
+        );
+    }
+
+    // Version 2: the chunk still authenticates under both chunk keys...
+    let header = doc_header(&prefix, &doc_commitment(&k1));
+    let chunk = hex::decode(TWO_KEY_CHUNK_V2).unwrap();
+    let p1 = open(&doc_chunk_key(&k1), &header, &chunk).unwrap();
+    let p2 = open(&doc_chunk_key(&k2), &header, &chunk).unwrap();
+    assert_ne!(p1, p2);
+    // ...but only the key the header commits to gets a plaintext.
+    let blob = [header, chunk].concat();
+    assert_eq!(
+        &decrypt_attachment(&blob, &info_for(&blob, &key1)).unwrap()[..],
+        &p1[..]
+    );
+    let as_k2 = info_for(&blob, &key2);
+    assert_eq!(
+        decrypt_attachment(&blob, &as_k2).unwrap_err(),
+        Error::AttachmentKeyMismatch
+    );
+    let (result, out) = stream_bytewise(&blob, &as_k2);
+    assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+    assert!(out.is_empty());
+    let (result, out) = stream_bytewise(&blob, &info_for(&blob, &key1));
+    assert_eq!(result, Ok(()));
+    assert_eq!(out, p1);
 }
