@@ -133,6 +133,11 @@ pub enum Error {
     /// An attachment stream was used after it finished or failed.
     #[error("attachment stream already finished or failed")]
     AttachmentStreamClosed,
+    /// A relay origin is empty or not a canonical `scheme://host[:port]` origin (lowercase
+    /// `http` or `https`, lowercase host, no default port, no userinfo, path or trailing slash;
+    /// `relay_challenge::check_relay_origin` lists the rules).
+    #[error("the relay origin is not a canonical scheme://host[:port] origin")]
+    InvalidRelayOrigin,
     /// An input is larger than the protocol allows.
     #[error("input of {len} bytes exceeds the limit of {max}")]
     TooLarge {

@@ -63,6 +63,7 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod codec;
+mod context;
 pub mod error;
 pub mod primitives;
 
@@ -75,6 +76,7 @@ pub mod message;
 pub mod pickle;
 pub mod prekeys;
 pub mod ratchet;
+pub mod relay_challenge;
 pub mod safety_number;
 pub mod session;
 pub mod x3dh;
@@ -85,4 +87,14 @@ pub use identity::PublicIdentity;
 pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
 pub use pickle::PickleKey;
 pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
+pub use relay_challenge::verify_relay_challenge;
 pub use session::Session;
+
+/// Every Ed25519 signature context string of the protocol (docs/protocol.md §4), from the one
+/// crate-internal list the signing code uses; for the tests that check the list is prefix-free
+/// and documented. Not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn signature_contexts() -> Vec<&'static [u8]> {
+    context::all_bytes()
+}

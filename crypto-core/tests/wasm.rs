@@ -264,3 +264,21 @@ fn safety_numbers_agree() -> Result<(), Error> {
     assert!(at_bob.compare_qr(&at_alice.qr_payload())?);
     Ok(())
 }
+
+#[wasm_bindgen_test]
+fn relay_challenge_answers_verify() -> Result<(), Error> {
+    let device = Account::new()?;
+    let challenge = [7u8; 32];
+    let answer = device.sign_relay_challenge("https://relay.example", &challenge)?;
+    crypto_core::verify_relay_challenge(
+        device.identity(),
+        "https://relay.example",
+        &challenge,
+        &answer,
+    )?;
+    assert_eq!(
+        device.sign_relay_challenge("https://relay.example/", &challenge),
+        Err(Error::InvalidRelayOrigin)
+    );
+    Ok(())
+}
