@@ -138,6 +138,14 @@ pub enum Error {
     /// `relay_challenge::check_relay_origin` lists the rules).
     #[error("the relay origin is not a canonical scheme://host[:port] origin")]
     InvalidRelayOrigin,
+    /// A public key given as raw bytes has the wrong length.
+    #[error("key of {got} bytes, expected {expected}")]
+    InvalidKeyLength {
+        /// The length the key must have.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
     /// An input is larger than the protocol allows.
     #[error("input of {len} bytes exceeds the limit of {max}")]
     TooLarge {
