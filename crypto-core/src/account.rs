@@ -9,6 +9,7 @@ use crate::pickle::{self, PickleKey, PickleKind};
 use crate::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey, SignedPrekeySecret};
 use crate::primitives::{OsRng, SIGNATURE_LEN, X25519PublicKey, X25519Secret};
 use crate::ratchet::DoubleRatchet;
+use crate::relay_challenge::{self, RELAY_CHALLENGE_LEN};
 use crate::session::{PrekeyIds, Session};
 use crate::x3dh;
 use core::fmt;
@@ -61,10 +62,21 @@ impl Account {
         self.identity.public()
     }
 
-    /// Signs `message` with the identity key (for example a device registration challenge).
-    #[must_use]
-    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
-        self.identity.signing().sign(message)
+    /// Answers a relay's proof-of-possession challenge (docs/protocol.md §5.1): the identity
+    /// key's signature over `"SecureChat v1 relay challenge" || u32(len(origin)) || origin ||
+    /// challenge`, which the relay checks with [`crate::verify_relay_challenge`].
+    ///
+    /// `relay_origin` is the canonical origin the client connected to (`https://host[:port]`);
+    /// anything else is [`Error::InvalidRelayOrigin`]. The identity key signs nothing else that
+    /// a caller chooses: its own context keeps the answer from ever verifying as an identity
+    /// binding, a signed prekey or a group message (issue #10).
+    pub fn sign_relay_challenge(
+        &self,
+        relay_origin: &str,
+        challenge: &[u8; RELAY_CHALLENGE_LEN],
+    ) -> Result<[u8; SIGNATURE_LEN]> {
+        let signed = relay_challenge::signed_bytes(relay_origin, challenge)?;
+        Ok(self.identity.signing().sign(&signed))
     }
 
     /// Generates a new signed prekey created at `created_at` (Unix seconds, supplied by the

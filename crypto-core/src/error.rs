@@ -138,6 +138,19 @@ pub enum Error {
     /// An attachment stream was used after it finished or failed.
     #[error("attachment stream already finished or failed")]
     AttachmentStreamClosed,
+    /// A relay origin is empty or not a canonical `scheme://host[:port]` origin (lowercase
+    /// `http` or `https`, lowercase host, no default port, no userinfo, path or trailing slash;
+    /// `relay_challenge::check_relay_origin` lists the rules).
+    #[error("the relay origin is not a canonical scheme://host[:port] origin")]
+    InvalidRelayOrigin,
+    /// A public key given as raw bytes has the wrong length.
+    #[error("key of {got} bytes, expected {expected}")]
+    InvalidKeyLength {
+        /// The length the key must have.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
     /// An input is larger than the protocol allows.
     #[error("input of {len} bytes exceeds the limit of {max}")]
     TooLarge {

@@ -45,7 +45,7 @@ use crate::attachment::{
 use crate::group::{GroupMessage, GroupSession, SenderKeyDistribution};
 use crate::pickle::{self, PickleKey, PickleKind};
 use crate::primitives::sha256;
-use crate::safety_number::{self, QR_PAYLOAD_LEN, SafetyNumber};
+use crate::safety_number::{self, KEY_BYTES_LEN, QR_PAYLOAD_LEN, SafetyNumber};
 use crate::{
     Account, OneTimePrekey, PrekeyBundle, PrekeyMessage, PublicIdentity, RatchetMessage, Session,
     SessionMessage, SignedPrekey,
@@ -799,12 +799,13 @@ impl InputReader<'_> {
 }
 
 /// [`SafetyNumber::compare_qr`] of the input against a fixed safety number: it must refuse
-/// exactly the inputs that are not a version-0 payload of [`QR_PAYLOAD_LEN`] bytes, and match
+/// exactly the inputs that are not a version-1 payload of [`QR_PAYLOAD_LEN`] bytes, and match
 /// exactly one payload, the one the other party of that safety number shows.
 ///
 /// An input starting with [`SAFETY_NUMBER_SYMMETRY_MODE`] also builds the safety number of two
-/// parties from the rest (`id_a length (1 byte) || key_a (32) || key_b (32) || id_a || id_b`,
-/// shorter keys if the input ends early) on both sides: the digits must be equal, each side's
+/// parties from the rest (`id_a length (1 byte) || key_a (64) || key_b (64) || id_a || id_b`)
+/// on both sides with [`SafetyNumber::from_key_bytes`]; keys cut short by the end of the input
+/// must be refused with [`crate::Error::InvalidKeyLength`]. The digits must be equal, each side's
 /// QR payload must match on the other side, and a payload matches its own side only when both
 /// parties are the same (fingerprints are injective: every iteration hashes the key again).
 /// That costs 4 × 5200 SHA-512, so only inputs that ask for it pay it.
@@ -865,17 +866,18 @@ pub fn safety_number_qr_seeds() -> Vec<(&'static str, Vec<u8>)> {
         .get(..QR_PAYLOAD_LEN - 1)
         .unwrap_or_default()
         .to_vec();
-    let symmetry = |id_a: &[u8], key_a: [u8; 32], key_b: [u8; 32], id_b: &[u8]| {
-        let mut out = vec![
-            SAFETY_NUMBER_SYMMETRY_MODE,
-            u8::try_from(id_a.len()).unwrap_or(0),
-        ];
-        out.extend_from_slice(&key_a);
-        out.extend_from_slice(&key_b);
-        out.extend_from_slice(id_a);
-        out.extend_from_slice(id_b);
-        out
-    };
+    let symmetry =
+        |id_a: &[u8], key_a: [u8; KEY_BYTES_LEN], key_b: [u8; KEY_BYTES_LEN], id_b: &[u8]| {
+            let mut out = vec![
+                SAFETY_NUMBER_SYMMETRY_MODE,
+                u8::try_from(id_a.len()).unwrap_or(0),
+            ];
+            out.extend_from_slice(&key_a);
+            out.extend_from_slice(&key_b);
+            out.extend_from_slice(id_a);
+            out.extend_from_slice(id_b);
+            out
+        };
     vec![
         ("empty", Vec::new()),
         ("peer-payload", peer_payload.clone()),
@@ -888,15 +890,15 @@ pub fn safety_number_qr_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("version-only", vec![safety_number::VERSION]),
         (
             "symmetry-two-parties",
-            symmetry(b"user:1", [1; 32], [2; 32], b"user:2"),
+            symmetry(b"user:1", [1; KEY_BYTES_LEN], [2; KEY_BYTES_LEN], b"user:2"),
         ),
         (
             "symmetry-same-party",
-            symmetry(b"user:1", [1; 32], [1; 32], b"user:1"),
+            symmetry(b"user:1", [1; KEY_BYTES_LEN], [1; KEY_BYTES_LEN], b"user:1"),
         ),
         (
             "symmetry-same-key",
-            symmetry(b"user:1", [1; 32], [1; 32], b"user:2"),
+            symmetry(b"user:1", [1; KEY_BYTES_LEN], [1; KEY_BYTES_LEN], b"user:2"),
         ),
         ("symmetry-short", vec![SAFETY_NUMBER_SYMMETRY_MODE, 0, 7]),
     ]
@@ -907,10 +909,10 @@ pub fn safety_number_qr_seeds() -> Vec<(&'static str, Vec<u8>)> {
 fn fixed_safety_number() -> &'static (SafetyNumber, Vec<u8>) {
     static FIXED: OnceLock<(SafetyNumber, Vec<u8>)> = OnceLock::new();
     FIXED.get_or_init(|| {
-        let (local_key, local_id) = ([0x11; 32], b"user:fuzz-local");
-        let (remote_key, remote_id) = ([0x22; 32], b"user:fuzz-remote");
-        let local = SafetyNumber::new(&local_key, local_id, &remote_key, remote_id);
-        let remote = SafetyNumber::new(&remote_key, remote_id, &local_key, local_id);
+        let (local_key, local_id) = ([0x11; KEY_BYTES_LEN], b"user:fuzz-local");
+        let (remote_key, remote_id) = ([0x22; KEY_BYTES_LEN], b"user:fuzz-remote");
+        let local = SafetyNumber::from_keys(&local_key, local_id, &remote_key, remote_id);
+        let remote = SafetyNumber::from_keys(&remote_key, remote_id, &local_key, local_id);
         (local, remote.qr_payload())
     })
 }
@@ -918,11 +920,31 @@ fn fixed_safety_number() -> &'static (SafetyNumber, Vec<u8>) {
 fn safety_number_symmetry(data: &[u8]) -> Result<(), String> {
     let mut input = InputReader(data);
     let id_a_len = usize::from(input.byte());
-    let (key_a, rest) = input.0.split_at(input.0.len().min(32));
-    let (key_b, rest) = rest.split_at(rest.len().min(32));
+    let (key_a, rest) = input.0.split_at(input.0.len().min(KEY_BYTES_LEN));
+    let (key_b, rest) = rest.split_at(rest.len().min(KEY_BYTES_LEN));
     let (id_a, id_b) = rest.split_at(rest.len().min(id_a_len));
-    let at_a = SafetyNumber::new(key_a, id_a, key_b, id_b);
-    let at_b = SafetyNumber::new(key_b, id_b, key_a, id_a);
+    let (at_a, at_b) = match (
+        SafetyNumber::from_key_bytes(key_a, id_a, key_b, id_b),
+        SafetyNumber::from_key_bytes(key_b, id_b, key_a, id_a),
+    ) {
+        (Ok(at_a), Ok(at_b)) => (at_a, at_b),
+        (Err(e_a), Err(e_b)) => {
+            // Each side reports the first of its two keys that is short.
+            let refusal = |first: &[u8], second: &[u8]| crate::Error::InvalidKeyLength {
+                expected: KEY_BYTES_LEN,
+                got: if first.len() == KEY_BYTES_LEN {
+                    second.len()
+                } else {
+                    first.len()
+                },
+            };
+            if e_a != refusal(key_a, key_b) || e_b != refusal(key_b, key_a) {
+                return Err(format!("short keys refused with {e_a} / {e_b}"));
+            }
+            return Ok(());
+        }
+        (a, b) => return Err(format!("the two sides disagree on the keys: {a:?} / {b:?}")),
+    };
 
     let digits = at_a.digits();
     if digits != at_b.digits() {

@@ -23,6 +23,7 @@
 //! signature covers `"SecureChat v1 group message" || header || ciphertext || tag`.
 
 use crate::codec::{Reader, Writer};
+use crate::context::SignatureContext;
 use crate::error::{Error, Result};
 use crate::identity::check_version;
 use crate::message::{MAX_PLAINTEXT_LEN, MESSAGE_VERSION};
@@ -54,7 +55,6 @@ pub const MAX_CHAINS_PER_MEMBER: usize = 2;
 pub const MAX_MEMBER_ID_LEN: usize = 256;
 
 const GROUP_KDF_INFO: &[u8] = b"SecureChat v1 group message keys";
-const GROUP_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 group message";
 
 /// An encrypted, signed group message.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -135,11 +135,9 @@ impl GroupMessage {
     }
 }
 
+/// `"SecureChat v1 group message" || header || ciphertext || tag` (docs/protocol.md §12.2).
 fn signed_bytes(signed_part: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(GROUP_SIGNATURE_CONTEXT.len() + signed_part.len());
-    msg.extend_from_slice(GROUP_SIGNATURE_CONTEXT);
-    msg.extend_from_slice(signed_part);
-    msg
+    SignatureContext::GroupMessage.message(&[signed_part])
 }
 
 /// The secret a member shares (over pairwise sessions) so others can read its group messages.

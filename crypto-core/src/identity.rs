@@ -3,6 +3,7 @@
 //! key for both roles through XEdDSA, we keep two keys and bind them by a signature instead).
 
 use crate::codec::{Reader, Writer};
+use crate::context::SignatureContext;
 use crate::error::{Error, Result};
 use crate::primitives::{
     Ed25519KeyPair, Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey, X25519Secret,
@@ -14,8 +15,6 @@ use rand_core::TryCryptoRng;
 pub const IDENTITY_VERSION: u8 = 1;
 /// Length of an encoded [`PublicIdentity`]: version, Ed25519 key, X25519 key, signature.
 pub const PUBLIC_IDENTITY_LEN: usize = 1 + 32 + 32 + SIGNATURE_LEN;
-/// Domain separation for the signature over the X25519 identity key.
-pub(crate) const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
 
 /// The public identity of a device: what peers pin and what safety numbers are computed from.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,8 +57,8 @@ impl PublicIdentity {
         &self.signature
     }
 
-    /// The 64 bytes that identify the device in X3DH's associated data and in safety numbers:
-    /// Ed25519 key followed by X25519 key.
+    /// The 64 bytes that identify the device in X3DH's associated data and in safety numbers
+    /// (both keys: docs/protocol.md §15): Ed25519 key followed by X25519 key.
     #[must_use]
     pub fn key_bytes(&self) -> [u8; 64] {
         let mut out = [0u8; 64];
@@ -178,11 +177,9 @@ impl fmt::Debug for IdentityKeys {
     }
 }
 
+/// `"SecureChat v1 identity key" || X25519 identity key` (docs/protocol.md §5).
 fn identity_signed_bytes(agreement_key: &X25519PublicKey) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(IDENTITY_SIGNATURE_CONTEXT.len() + 32);
-    msg.extend_from_slice(IDENTITY_SIGNATURE_CONTEXT);
-    msg.extend_from_slice(agreement_key.as_bytes());
-    msg
+    SignatureContext::IdentityKey.message(&[agreement_key.as_bytes()])
 }
 
 pub(crate) fn check_version(got: u8, expected: u8) -> Result<()> {

@@ -78,6 +78,7 @@
 )]
 
 mod codec;
+mod context;
 pub mod error;
 
 // The raw primitives (AEAD seal/open, HKDF, HMAC, X25519 secrets, Ed25519 key pairs) are not part
@@ -102,6 +103,7 @@ pub mod message;
 pub mod pickle;
 pub mod prekeys;
 pub mod ratchet;
+pub mod relay_challenge;
 pub mod safety_number;
 pub mod session;
 pub mod x3dh;
@@ -113,4 +115,14 @@ pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
 pub use pickle::PickleKey;
 pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 pub use primitives::{Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey};
+pub use relay_challenge::verify_relay_challenge;
 pub use session::Session;
+
+/// Every Ed25519 signature context string of the protocol (docs/protocol.md §4), from the one
+/// crate-internal list the signing code uses; for the tests that check the list is prefix-free
+/// and documented. Not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn signature_contexts() -> Vec<&'static [u8]> {
+    context::all_bytes()
+}

@@ -5,6 +5,7 @@
 //! decoders refuse it with [`Error::ReservedFlags`] rather than silently dropping it.
 
 use crate::codec::{Reader, Writer};
+use crate::context::SignatureContext;
 use crate::error::{Error, Result};
 use crate::identity::{PublicIdentity, check_version};
 use crate::primitives::{Ed25519KeyPair, SIGNATURE_LEN, X25519PublicKey, X25519Secret};
@@ -16,8 +17,6 @@ pub const PREKEY_VERSION: u8 = 1;
 pub const FLAG_ONE_TIME_PREKEY: u8 = 0b0000_0001;
 /// Bundle flag reserved for an ML-KEM-768 prekey (post-quantum, not in v1).
 pub const FLAG_PQ_KEM_PREKEY: u8 = 0b0000_0010;
-/// Domain separation for signed prekey signatures.
-const SIGNED_PREKEY_CONTEXT: &[u8] = b"SecureChat v1 signed prekey";
 
 /// The public half of a signed prekey: id, key, creation time (seconds, given by the caller)
 /// and the identity's Ed25519 signature over all three.
@@ -138,13 +137,13 @@ impl fmt::Debug for SignedPrekey {
     }
 }
 
+/// `"SecureChat v1 signed prekey" || id || key || created_at` (docs/protocol.md §6).
 fn signed_prekey_bytes(id: u32, key: &X25519PublicKey, created_at: u64) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(SIGNED_PREKEY_CONTEXT.len() + 44);
-    msg.extend_from_slice(SIGNED_PREKEY_CONTEXT);
-    msg.put_u32(id);
-    msg.put(key.as_bytes());
-    msg.put_u64(created_at);
-    msg
+    SignatureContext::SignedPrekey.message(&[
+        &id.to_be_bytes(),
+        key.as_bytes(),
+        &created_at.to_be_bytes(),
+    ])
 }
 
 /// The public half of a one-time prekey.

@@ -5,12 +5,13 @@
 //! fingerprints: an iterated hash per party makes each digit group expensive to target, and the
 //! two halves are sorted so that both sides compute the same number.
 //!
-//! # Construction (version 0)
+//! # Construction (version 1, docs/protocol.md §15)
 //!
-//! For each party, with `key` its public identity key and `id` its stable user identifier:
+//! For each party, with `key` the 64 key bytes of its public identity (Ed25519 key followed by
+//! the X25519 identity key, [`PublicIdentity::key_bytes`]) and `id` its stable user identifier:
 //!
 //! ```text
-//! h_0    = version (u16 big-endian, 0x0000) || key || id
+//! h_0    = version (u16 big-endian, 0x0001) || key || id
 //! h_i    = SHA-512(h_{i-1} || key)           for i = 1 ..= 5200
 //! digits = for each of the six 5-byte big-endian integers in h_5200[0..30]:
 //!          (integer mod 100000) as 5 decimal digits        -> 30 digits
@@ -23,30 +24,39 @@
 //! side accepts it when the scanned local half is its remote fingerprint and vice versa.
 //!
 //! # Inputs
-//! - `key` is the Ed25519 identity public key (32 bytes). Any length is accepted, but `key`
-//!   and `id` are concatenated without a length prefix, so callers must always pass keys of one
-//!   fixed length for the encoding to be unambiguous.
+//! - `key` covers the whole public identity: both keys, so that substituting the X25519
+//!   identity key (which X3DH uses) changes the number as surely as substituting the Ed25519
+//!   key. Version 0 hashed the Ed25519 key alone (issue #10). It always has 64 bytes
+//!   ([`KEY_BYTES_LEN`]), so `key || id` needs no length prefix; [`SafetyNumber::from_key_bytes`]
+//!   refuses any other length.
 //! - `id` must be stable for the account: the relay's internal user id, not the editable
 //!   `ms_id`, or the number would change when a user renames themselves.
 //!
 //! ```
+//! use crypto_core::Account;
 //! use crypto_core::safety_number::SafetyNumber;
 //!
-//! let (alice_key, bob_key) = ([1u8; 32], [2u8; 32]);
-//! let at_alice = SafetyNumber::new(&alice_key, b"user:1", &bob_key, b"user:2");
-//! let at_bob = SafetyNumber::new(&bob_key, b"user:2", &alice_key, b"user:1");
+//! # fn main() -> Result<(), crypto_core::Error> {
+//! let (alice, bob) = (Account::new()?, Account::new()?);
+//! let at_alice = SafetyNumber::new(alice.identity(), b"user:1", bob.identity(), b"user:2");
+//! let at_bob = SafetyNumber::new(bob.identity(), b"user:2", alice.identity(), b"user:1");
 //! assert_eq!(at_alice.digits(), at_bob.digits());
 //! assert_eq!(at_bob.compare_qr(&at_alice.qr_payload()), Ok(true));
+//! # Ok(())
+//! # }
 //! ```
 
 use crate::codec::Reader;
 use crate::error::{Error, Result};
+use crate::identity::PublicIdentity;
 use crate::primitives::ct_eq;
 use core::fmt;
 use sha2::{Digest, Sha512};
 
-/// Version of the fingerprint construction and of the QR payload.
-pub const VERSION: u8 = 0;
+/// Version of the fingerprint construction and of the QR payload (1: both identity keys).
+pub const VERSION: u8 = 1;
+/// Length of the key bytes hashed per party: Ed25519 key (32) || X25519 identity key (32).
+pub const KEY_BYTES_LEN: usize = 64;
 /// Number of SHA-512 iterations per fingerprint.
 pub const ITERATIONS: usize = 5200;
 /// Length of the QR payload: version, local fingerprint, remote fingerprint.
@@ -66,16 +76,48 @@ pub struct SafetyNumber {
 }
 
 impl SafetyNumber {
-    /// Computes the safety number between the local and the remote identity (public data only).
+    /// Computes the safety number between the local and the remote identity, each with its
+    /// stable user identifier (public data only).
     #[must_use]
     pub fn new(
-        local_identity_key: &[u8],
+        local_identity: &PublicIdentity,
         local_id: &[u8],
-        remote_identity_key: &[u8],
+        remote_identity: &PublicIdentity,
         remote_id: &[u8],
     ) -> Self {
-        let local = iterated_digest(local_identity_key, local_id);
-        let remote = iterated_digest(remote_identity_key, remote_id);
+        Self::from_keys(
+            &local_identity.key_bytes(),
+            local_id,
+            &remote_identity.key_bytes(),
+            remote_id,
+        )
+    }
+
+    /// [`SafetyNumber::new`] from the 64 key bytes of each identity
+    /// ([`PublicIdentity::key_bytes`]: Ed25519 key || X25519 key), for callers that pinned
+    /// those bytes. Any other length is [`Error::InvalidKeyLength`].
+    pub fn from_key_bytes(
+        local_key_bytes: &[u8],
+        local_id: &[u8],
+        remote_key_bytes: &[u8],
+        remote_id: &[u8],
+    ) -> Result<Self> {
+        Ok(Self::from_keys(
+            &key_bytes(local_key_bytes)?,
+            local_id,
+            &key_bytes(remote_key_bytes)?,
+            remote_id,
+        ))
+    }
+
+    pub(crate) fn from_keys(
+        local_key: &[u8; KEY_BYTES_LEN],
+        local_id: &[u8],
+        remote_key: &[u8; KEY_BYTES_LEN],
+        remote_id: &[u8],
+    ) -> Self {
+        let local = iterated_digest(local_key, local_id);
+        let remote = iterated_digest(remote_key, remote_id);
         let (local_digits, remote_digits) = (digits_of(&local), digits_of(&remote));
         let digits = if local_digits <= remote_digits {
             local_digits + &remote_digits
@@ -122,7 +164,8 @@ impl SafetyNumber {
     ///
     /// Returns `Ok(true)` when it shows the same two identities (its local half is our remote
     /// identity and its remote half is ours), `Ok(false)` when it shows other identities, and
-    /// an error when it is not a version-0 payload of [`QR_PAYLOAD_LEN`] bytes.
+    /// an error when it is not a version-1 payload of [`QR_PAYLOAD_LEN`] bytes (a version-0
+    /// payload, which covered the Ed25519 key only, is [`Error::UnsupportedVersion`]).
     pub fn compare_qr(&self, scanned: &[u8]) -> Result<bool> {
         let mut reader = Reader::new(scanned);
         let version = reader.u8()?;
@@ -156,8 +199,15 @@ impl fmt::Debug for SafetyNumber {
     }
 }
 
+fn key_bytes(bytes: &[u8]) -> Result<[u8; KEY_BYTES_LEN]> {
+    bytes.try_into().map_err(|_| Error::InvalidKeyLength {
+        expected: KEY_BYTES_LEN,
+        got: bytes.len(),
+    })
+}
+
 /// h_5200 for one party (see the module documentation).
-fn iterated_digest(key: &[u8], id: &[u8]) -> [u8; 64] {
+fn iterated_digest(key: &[u8; KEY_BYTES_LEN], id: &[u8]) -> [u8; 64] {
     let mut hasher = Sha512::new();
     hasher.update(u16::from(VERSION).to_be_bytes());
     hasher.update(key);
@@ -206,8 +256,8 @@ mod tests {
     #[test]
     fn matches_naive_reference() {
         // The definition written out with explicit buffers: h_0 is not hashed by itself.
-        let (key, id) = ([7u8, 8, 9], b"some-user");
-        let mut h: Vec<u8> = [&[0u8, 0][..], &key, id].concat();
+        let (key, id) = ([7u8; KEY_BYTES_LEN], b"some-user");
+        let mut h: Vec<u8> = [&[0u8, 1][..], &key, id].concat();
         for _ in 0..ITERATIONS {
             h = Sha512::digest([&h[..], &key].concat()).to_vec();
         }
@@ -216,7 +266,7 @@ mod tests {
 
     #[test]
     fn display_groups() {
-        let number = SafetyNumber::new(&[1; 32], b"a", &[2; 32], b"b");
+        let number = SafetyNumber::from_keys(&[1; KEY_BYTES_LEN], b"a", &[2; KEY_BYTES_LEN], b"b");
         let shown = number.display();
         assert_eq!(shown.len(), 71);
         assert_eq!(shown.split(' ').count(), 12);

@@ -30,6 +30,7 @@ use crypto_core::primitives::{
 use crypto_core::x3dh::associated_data;
 use crypto_core::{
     Account, PickleKey, PrekeyBundle, PublicIdentity, Session, SessionMessage, SignedPrekey,
+    verify_relay_challenge,
 };
 use rand_core::{TryCryptoRng, TryRng};
 use std::sync::OnceLock;
@@ -54,6 +55,8 @@ const MSG1: &[u8] = b"Hello Bob! This is Alice.";
 const REPLY: &[u8] = b"Hi Alice, Bob here.";
 const MSG2: &[u8] = b"Great, the ratchet turned.";
 const GROUP_PLAINTEXT: &[u8] = b"Hello, room!";
+const RELAY_ORIGIN: &str = "https://relay.example";
+const RELAY_CHALLENGE: [u8; 32] = [0xc0; 32];
 
 // Info and context strings, repeated here on purpose: a change in the library must show up as
 // a failing vector, not be followed silently.
@@ -66,6 +69,7 @@ const GROUP_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 group message";
 const PICKLE_KDF_INFO: &[u8] = b"SecureChat v1 pickle";
 const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
 const SIGNED_PREKEY_CONTEXT: &[u8] = b"SecureChat v1 signed prekey";
+const RELAY_CHALLENGE_CONTEXT: &[u8] = b"SecureChat v1 relay challenge";
 
 // ---------------------------------------------------------------------------------------------
 // The deterministic test RNG
@@ -290,6 +294,18 @@ fn generate() -> Vectors {
     assert_eq!(bob_identity[1..], identity_body(&bob_seed, &bob_ik)[..]);
     put("alice_public_identity", &alice_identity);
     put("bob_public_identity", &bob_identity);
+
+    // Relay challenge answer: Sig(context || u32 len(origin) || origin || challenge).
+    let answer = alice_account
+        .sign_relay_challenge(RELAY_ORIGIN, &RELAY_CHALLENGE)
+        .unwrap();
+    let mut signed = RELAY_CHALLENGE_CONTEXT.to_vec();
+    signed.extend_from_slice(&u32::try_from(RELAY_ORIGIN.len()).unwrap().to_be_bytes());
+    signed.extend_from_slice(RELAY_ORIGIN.as_bytes());
+    signed.extend_from_slice(&RELAY_CHALLENGE);
+    assert_eq!(answer, Ed25519KeyPair::from_seed(&alice_seed).sign(&signed));
+    put("relay_challenge", &RELAY_CHALLENGE);
+    put("alice_relay_challenge_answer", &answer);
 
     // Signed prekey: version || id || key || created_at || Sig(context || id || key || created_at).
     let spk = bob_account.signed_prekey().unwrap().encode();
@@ -636,6 +652,14 @@ fn vectors_decode_and_decrypt() {
         identity
     );
     let bob_identity = PublicIdentity::decode(&vector("bob_public_identity")).unwrap();
+    let answer: [u8; 64] = vector("alice_relay_challenge_answer").try_into().unwrap();
+    let challenge: [u8; 32] = vector("relay_challenge").try_into().unwrap();
+    let alice_identity = PublicIdentity::decode(&identity).unwrap();
+    verify_relay_challenge(&alice_identity, RELAY_ORIGIN, &challenge, &answer).unwrap();
+    assert_eq!(
+        verify_relay_challenge(&bob_identity, RELAY_ORIGIN, &challenge, &answer),
+        Err(crypto_core::Error::BadSignature)
+    );
     let spk = vector("bob_signed_prekey");
     let decoded = SignedPrekey::decode(&spk).unwrap();
     decoded.verify(&bob_identity).unwrap();

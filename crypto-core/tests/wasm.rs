@@ -256,11 +256,27 @@ fn safety_numbers_agree() -> Result<(), Error> {
     use crypto_core::safety_number::SafetyNumber;
     let alice = Account::new()?;
     let bob = Account::new()?;
-    let a_key = alice.identity().signing_key().as_bytes().to_vec();
-    let b_key = bob.identity().signing_key().as_bytes().to_vec();
-    let at_alice = SafetyNumber::new(&a_key, b"alice", &b_key, b"bob");
-    let at_bob = SafetyNumber::new(&b_key, b"bob", &a_key, b"alice");
+    let at_alice = SafetyNumber::new(alice.identity(), b"alice", bob.identity(), b"bob");
+    let at_bob = SafetyNumber::new(bob.identity(), b"bob", alice.identity(), b"alice");
     assert_eq!(at_alice.digits(), at_bob.digits());
     assert!(at_bob.compare_qr(&at_alice.qr_payload())?);
+    Ok(())
+}
+
+#[wasm_bindgen_test]
+fn relay_challenge_answers_verify() -> Result<(), Error> {
+    let device = Account::new()?;
+    let challenge = [7u8; 32];
+    let answer = device.sign_relay_challenge("https://relay.example", &challenge)?;
+    crypto_core::verify_relay_challenge(
+        device.identity(),
+        "https://relay.example",
+        &challenge,
+        &answer,
+    )?;
+    assert_eq!(
+        device.sign_relay_challenge("https://relay.example/", &challenge),
+        Err(Error::InvalidRelayOrigin)
+    );
     Ok(())
 }
