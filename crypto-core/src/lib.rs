@@ -83,6 +83,6 @@ pub use account::Account;
 pub use error::{Error, Result};
 pub use identity::PublicIdentity;
 pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
-pub use pickle::PickleKey;
+pub use pickle::{PickleId, PickleKey, SealedPickle};
 pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 pub use session::Session;
