@@ -405,6 +405,8 @@ impl fmt::Debug for Account {
             .field("identity", self.identity())
             .field("signed_prekeys", &self.signed_prekeys.len())
             .field("one_time_prekeys", &self.one_time_prekeys.len())
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
     }
 }

@@ -26,7 +26,8 @@
 //!    id and the latest counter somewhere the attacker cannot roll back (the wasm-client keeps
 //!    them in a separately sealed manifest), then pass both to `from_pickle`, which refuses
 //!    another object's pickle ([`Error::PickleIdMismatch`]) and an older one
-//!    ([`Error::PickleRolledBack`]);
+//!    ([`Error::PickleRolledBack`]). Write the pickle before raising the recorded counter, so
+//!    that a crash in between leaves a pickle newer than the record, not the reverse;
 //! 2. pickle and persist an object after every operation that changes it (`encrypt`,
 //!    `decrypt`, creating a session …) and **before** its output leaves the device: a crash
 //!    between an `encrypt` and its pickle would otherwise restore the state that encrypted it;
