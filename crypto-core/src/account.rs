@@ -5,7 +5,7 @@ use crate::codec::Writer;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityKeys, PublicIdentity};
 use crate::message::PrekeyMessage;
-use crate::pickle::{self, PickleKey, PickleKind};
+use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
 use crate::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey, SignedPrekeySecret};
 use crate::primitives::{OsRng, SIGNATURE_LEN, X25519PublicKey, X25519Secret};
 use crate::ratchet::DoubleRatchet;
@@ -36,6 +36,7 @@ pub struct Account {
     next_one_time_prekey_id: u32,
     next_signed_prekey_id: u32,
     used_base_keys: VecDeque<X25519PublicKey>,
+    pickle: PickleState,
 }
 
 impl Account {
@@ -46,13 +47,15 @@ impl Account {
 
     /// [`Account::new`] with the caller's randomness (reproducible test vectors).
     pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let identity = IdentityKeys::generate(rng)?;
         Ok(Self {
-            identity: IdentityKeys::generate(rng)?,
+            identity,
             signed_prekeys: Vec::new(),
             one_time_prekeys: BTreeMap::new(),
             next_one_time_prekey_id: 1,
             next_signed_prekey_id: 1,
             used_base_keys: VecDeque::new(),
+            pickle: PickleState::generate(rng)?,
         })
     }
 
@@ -213,6 +216,7 @@ impl Account {
         let base_key = ephemeral.public_key();
         let ratchet =
             DoubleRatchet::initiator(&x3dh.shared_secret, *spk.key(), ephemeral, &x3dh.dh3)?;
+        let pickle = PickleState::generate(rng)?;
         Ok(Session::new(
             ratchet,
             self.identity().clone(),
@@ -223,7 +227,7 @@ impl Account {
                 signed_prekey_id: spk.id(),
                 one_time_prekey_id: otpk.map(|k| k.id),
             },
-            true,
+            pickle,
         ))
     }
 
@@ -237,6 +241,16 @@ impl Account {
     pub fn create_inbound_session(
         &mut self,
         message: &PrekeyMessage,
+    ) -> Result<(Session, Zeroizing<Vec<u8>>)> {
+        self.create_inbound_session_with_rng(message, &mut OsRng)
+    }
+
+    /// [`Account::create_inbound_session`] with the caller's randomness (only the new
+    /// session's [`PickleId`] is drawn).
+    pub fn create_inbound_session_with_rng<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        message: &PrekeyMessage,
+        rng: &mut R,
     ) -> Result<(Session, Zeroizing<Vec<u8>>)> {
         if self.used_base_keys.contains(&message.base_key) {
             return Err(Error::DuplicateMessage);
@@ -271,6 +285,7 @@ impl Account {
             message.base_key,
             &x3dh.dh3,
         )?;
+        let pickle = PickleState::generate(rng)?;
         let mut session = Session::new(
             ratchet,
             self.identity().clone(),
@@ -281,7 +296,7 @@ impl Account {
                 signed_prekey_id: message.signed_prekey_id,
                 one_time_prekey_id: message.one_time_prekey_id,
             },
-            false,
+            pickle,
         );
         let plaintext = session.decrypt(&crate::message::SessionMessage::Prekey(Box::new(
             message.clone(),
@@ -297,17 +312,32 @@ impl Account {
         Ok((session, plaintext))
     }
 
-    /// Serializes and seals the account under `key`.
-    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+    /// This account's pickle identity, drawn when it was created: store it with the latest
+    /// pickle counter and pass both to [`Account::from_pickle`].
+    #[must_use]
+    pub fn pickle_id(&self) -> PickleId {
+        self.pickle.id()
+    }
+
+    /// The counter of the latest pickle of this account (0 if it was never pickled).
+    #[must_use]
+    pub fn pickle_counter(&self) -> u64 {
+        self.pickle.counter()
+    }
+
+    /// Serializes and seals the account under `key` with the next pickle counter. Persist the
+    /// result and its counter before the effects of the last change leave the device (see
+    /// [`crate::pickle`], "Security notes").
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
     /// [`Account::pickle`] with the caller's randomness for the sealing nonce.
     pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
-        &self,
+        &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<SealedPickle> {
         let mut out = Zeroizing::new(Vec::with_capacity(1024));
         self.identity.write_secret(&mut out);
         out.put_count(self.signed_prekeys.len());
@@ -325,42 +355,59 @@ impl Account {
         for k in &self.used_base_keys {
             out.put(k.as_bytes());
         }
-        pickle::seal(PickleKind::Account, &out, key, rng)
+        pickle::seal(PickleKind::Account, &mut self.pickle, &out, key, rng)
     }
 
-    /// Opens a sealed account; a wrong key, kind or version is a typed error.
-    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        pickle::open_with(PickleKind::Account, sealed, key, |r| {
-            let identity = IdentityKeys::read_secret(r)?;
-            let n = r.count(MAX_SIGNED_PREKEYS)?;
-            let mut signed_prekeys = Vec::with_capacity(n);
-            for _ in 0..n {
-                let spk = SignedPrekeySecret::read(r)?;
-                spk.public.verify(identity.public())?;
-                signed_prekeys.push(spk);
-            }
-            let n = r.count(MAX_ONE_TIME_PREKEYS)?;
-            let mut one_time_prekeys = BTreeMap::new();
-            for _ in 0..n {
-                let id = r.u32()?;
-                one_time_prekeys.insert(id, X25519Secret::from_bytes(&*r.secret32()?));
-            }
-            let next_one_time_prekey_id = r.u32()?;
-            let next_signed_prekey_id = r.u32()?;
-            let n = r.count(MAX_REMEMBERED_BASE_KEYS)?;
-            let mut used_base_keys = VecDeque::with_capacity(n);
-            for _ in 0..n {
-                used_base_keys.push_back(X25519PublicKey::from_bytes(r.array()?));
-            }
-            Ok(Self {
-                identity,
-                signed_prekeys,
-                one_time_prekeys,
-                next_one_time_prekey_id,
-                next_signed_prekey_id,
-                used_base_keys,
-            })
-        })
+    /// Opens a sealed account made by the account `expected_id` with a counter of at least
+    /// `latest_counter` (the latest one the store recorded; 0 if none): another object's
+    /// pickle is [`Error::PickleIdMismatch`], an older one [`Error::PickleRolledBack`]; a
+    /// wrong key, kind or version is a typed error too. The account resumes counting from
+    /// the pickle's counter.
+    pub fn from_pickle(
+        sealed: &[u8],
+        key: &PickleKey,
+        expected_id: &PickleId,
+        latest_counter: u64,
+    ) -> Result<Self> {
+        pickle::open_with(
+            PickleKind::Account,
+            sealed,
+            key,
+            expected_id,
+            latest_counter,
+            |r, pickle| {
+                let identity = IdentityKeys::read_secret(r)?;
+                let n = r.count(MAX_SIGNED_PREKEYS)?;
+                let mut signed_prekeys = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let spk = SignedPrekeySecret::read(r)?;
+                    spk.public.verify(identity.public())?;
+                    signed_prekeys.push(spk);
+                }
+                let n = r.count(MAX_ONE_TIME_PREKEYS)?;
+                let mut one_time_prekeys = BTreeMap::new();
+                for _ in 0..n {
+                    let id = r.u32()?;
+                    one_time_prekeys.insert(id, X25519Secret::from_bytes(&*r.secret32()?));
+                }
+                let next_one_time_prekey_id = r.u32()?;
+                let next_signed_prekey_id = r.u32()?;
+                let n = r.count(MAX_REMEMBERED_BASE_KEYS)?;
+                let mut used_base_keys = VecDeque::with_capacity(n);
+                for _ in 0..n {
+                    used_base_keys.push_back(X25519PublicKey::from_bytes(r.array()?));
+                }
+                Ok(Self {
+                    identity,
+                    signed_prekeys,
+                    one_time_prekeys,
+                    next_one_time_prekey_id,
+                    next_signed_prekey_id,
+                    used_base_keys,
+                    pickle,
+                })
+            },
+        )
     }
 }
 
@@ -370,6 +417,8 @@ impl fmt::Debug for Account {
             .field("identity", self.identity())
             .field("signed_prekeys", &self.signed_prekeys.len())
             .field("one_time_prekeys", &self.one_time_prekeys.len())
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
     }
 }

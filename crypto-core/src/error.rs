@@ -93,7 +93,7 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
-    /// A chain counter reached its maximum.
+    /// A chain counter (or an object's pickle counter) reached its maximum.
     #[error("chain counter exhausted")]
     ChainExhausted,
     /// The session cannot send yet (responder before the first message arrived).
@@ -117,6 +117,22 @@ pub enum Error {
         expected: u8,
         /// Kind found.
         got: u8,
+    },
+    /// A pickle belongs to another object than the one the caller expects (a swapped pickle).
+    #[error("pickle belongs to object {got}, expected {expected}")]
+    PickleIdMismatch {
+        /// The id the caller expects.
+        expected: crate::pickle::PickleId,
+        /// The id in the pickle.
+        got: crate::pickle::PickleId,
+    },
+    /// A pickle is older than the latest one the caller recorded for the object (a rollback).
+    #[error("pickle counter {counter} is older than the latest recorded counter {latest}")]
+    PickleRolledBack {
+        /// The pickle's counter.
+        counter: u64,
+        /// The latest counter the caller recorded.
+        latest: u64,
     },
     /// A pickle could not be opened: wrong storage key, or the data was modified.
     #[error("pickle could not be decrypted: wrong key or corrupted data")]

@@ -16,11 +16,12 @@
 //!   tried twice, as a sealed pickle under [`FUZZ_PICKLE_KEY`] (reaches the envelope checks
 //!   only, since a fuzzer cannot forge the tag) and as the plaintext state, which the check
 //!   seals itself before opening (reaches the state parser). An opened object is pickled again
-//!   and reopened. Pickles carry a random nonce, so the check seals both times with the same
-//!   fixed nonce: XChaCha20 then uses the same keystream, and the two sealed pickles are equal
-//!   exactly when the two serialized states are (the key is a public constant and nothing
-//!   sealed here is secret, so reusing the nonce costs nothing). Observable public state
-//!   (identities, session id, members) and the next encrypted output are compared as well.
+//!   and reopened. A sealed input is opened as the object its header names (a fuzzer cannot
+//!   know the id otherwise); plaintext state is sealed as [`FUZZ_PICKLE_ID`] at counter 1.
+//!   Each re-pickle must carry the same id and the next counter, the opened pickle must then
+//!   be refused as rolled back, and the two re-pickled states must be equal byte for byte.
+//!   Observable public state (identities, session id, members) and the next encrypted output
+//!   are compared as well.
 //!   A pickle's plaintext need not be canonical (a map ignores duplicate ids): pickles are
 //!   authenticated and written by us, so only the second round trip must be stable.
 //! - [`session_decrypt`] feeds the input as a message to a live session and checks that the
@@ -43,7 +44,7 @@ use crate::attachment::{
     encrypt_attachment_with_rng, plaintext_len_for,
 };
 use crate::group::{GroupMessage, GroupSession, SenderKeyDistribution};
-use crate::pickle::{self, PickleKey, PickleKind};
+use crate::pickle::{self, PickleId, PickleKey, PickleKind, SealedPickle};
 use crate::primitives::sha256;
 use crate::safety_number::{self, KEY_BYTES_LEN, QR_PAYLOAD_LEN, SafetyNumber};
 use crate::{
@@ -79,6 +80,8 @@ pub const CHECKS: &[(&str, Check)] = &[
 
 /// The storage key every pickle check seals and opens with.
 pub const FUZZ_PICKLE_KEY: [u8; 32] = [0x42; 32];
+/// The pickle id under which the pickle checks seal plaintext state.
+pub const FUZZ_PICKLE_ID: [u8; 16] = [0x24; 16];
 
 /// [`PublicIdentity::decode`] round trip.
 pub fn public_identity(data: &[u8]) -> Result<(), String> {
@@ -211,9 +214,10 @@ pub fn session_pickle(data: &[u8]) -> Result<(), String> {
     // What the restored session sends next must not depend on having been pickled.
     let key = PickleKey::new(FUZZ_PICKLE_KEY);
     let sealed = seal_fixed(PickleKind::Session, data, &key)?;
+    let id = PickleId::from_bytes(FUZZ_PICKLE_ID);
     let (Ok(mut first), Ok(mut second)) = (
-        Session::from_pickle(&sealed, &key),
-        Session::from_pickle(&sealed, &key),
+        Session::from_pickle(&sealed, &key, &id, 0),
+        Session::from_pickle(&sealed, &key, &id, 0),
     ) else {
         return Ok(());
     };
@@ -1003,8 +1007,8 @@ pub fn open_fuzz_pickle(sealed: &[u8]) -> Result<Vec<u8>, String> {
         Some(5) => PickleKind::Group,
         other => return Err(format!("not a pickle kind: {other:?}")),
     };
-    pickle::open(kind, sealed, &key)
-        .map(|plain| plain.to_vec())
+    pickle::open_unchecked(kind, sealed, &key)
+        .map(|(_, plain)| plain.to_vec())
         .map_err(|e| e.to_string())
 }
 
@@ -1059,22 +1063,42 @@ fn pickle_round_trip<T, V: PartialEq + fmt::Debug>(
     what: &str,
     kind: PickleKind,
     data: &[u8],
-    open: impl Fn(&[u8], &PickleKey) -> crate::Result<T>,
-    pickle: impl Fn(&T, &PickleKey, &mut FuzzRng) -> crate::Result<Vec<u8>>,
+    open: impl Fn(&[u8], &PickleKey, &PickleId, u64) -> crate::Result<T>,
+    pickle: impl Fn(&mut T, &PickleKey, &mut FuzzRng) -> crate::Result<SealedPickle>,
     view: impl Fn(&T) -> V,
 ) -> Result<(), String> {
     let key = PickleKey::new(FUZZ_PICKLE_KEY);
     let as_plaintext = seal_fixed(kind, data, &key)?;
     for input in [data, as_plaintext.as_slice()] {
-        let Ok(first) = open(input, &key) else {
+        // A fuzzer cannot guess a pickle id: open the input as the object its header names.
+        let (id, counter) =
+            pickle::read_header(kind, input).unwrap_or((PickleId::from_bytes(FUZZ_PICKLE_ID), 0));
+        let Ok(mut first) = open(input, &key, &id, counter) else {
             continue;
         };
-        let repickle = |value: &T| {
-            pickle(value, &key, &mut FuzzRng::new(b"pickle nonce"))
-                .map_err(|e| format!("{what}: an opened pickle cannot be pickled again: {e}"))
+        let repickle = |value: &mut T, previous: u64| {
+            let sealed = match pickle(value, &key, &mut FuzzRng::new(b"pickle nonce")) {
+                Err(crate::Error::ChainExhausted) if previous == u64::MAX => return Ok(None),
+                other => other.map_err(|e| {
+                    format!("{what}: an opened pickle cannot be pickled again: {e}")
+                })?,
+            };
+            if sealed.pickle_id() != id || Some(sealed.counter()) != previous.checked_add(1) {
+                return Err(format!(
+                    "{what}: re-pickled as {:?} at counter {}, opened as {id:?} at {previous}",
+                    sealed.pickle_id(),
+                    sealed.counter()
+                ));
+            }
+            Ok(Some(sealed))
         };
-        let sealed = repickle(&first)?;
-        let second = open(&sealed, &key)
+        let Some(sealed) = repickle(&mut first, counter)? else {
+            continue;
+        };
+        if open(input, &key, &id, sealed.counter()).is_ok() {
+            return Err(format!("{what}: an older pickle opens after a newer one"));
+        }
+        let mut second = open(sealed.as_bytes(), &key, &id, sealed.counter())
             .map_err(|e| format!("{what}: its own pickle does not open: {e}"))?;
         let (a, b) = (view(&first), view(&second));
         if a != b {
@@ -1082,7 +1106,10 @@ fn pickle_round_trip<T, V: PartialEq + fmt::Debug>(
                 "{what}: state after re-pickling {b:?} differs from {a:?}"
             ));
         }
-        if repickle(&second)? != sealed {
+        let Some(again) = repickle(&mut second, sealed.counter())? else {
+            continue;
+        };
+        if opened_state(kind, &sealed)? != opened_state(kind, &again)? {
             return Err(format!(
                 "{what}: pickling the reopened object gives another state"
             ));
@@ -1091,10 +1118,25 @@ fn pickle_round_trip<T, V: PartialEq + fmt::Debug>(
     Ok(())
 }
 
-/// Seals `plaintext` as a pickle of `kind` with a fixed nonce.
+/// The plaintext state of a pickle sealed under [`FUZZ_PICKLE_KEY`].
+fn opened_state(kind: PickleKind, sealed: &SealedPickle) -> Result<Vec<u8>, String> {
+    pickle::open_unchecked(kind, sealed.as_bytes(), &PickleKey::new(FUZZ_PICKLE_KEY))
+        .map(|(_, plain)| plain.to_vec())
+        .map_err(|e| format!("a fresh pickle does not open: {e}"))
+}
+
+/// Seals `plaintext` as a pickle of `kind`, object [`FUZZ_PICKLE_ID`], counter 1, with a fixed
+/// nonce.
 fn seal_fixed(kind: PickleKind, plaintext: &[u8], key: &PickleKey) -> Result<Vec<u8>, String> {
-    pickle::seal(kind, plaintext, key, &mut FuzzRng::new(b"pickle nonce"))
-        .map_err(|e| format!("sealing failed: {e}"))
+    pickle::seal_raw(
+        kind,
+        &PickleId::from_bytes(FUZZ_PICKLE_ID),
+        1,
+        plaintext,
+        key,
+        &mut FuzzRng::new(b"pickle nonce"),
+    )
+    .map_err(|e| format!("sealing failed: {e}"))
 }
 
 const HELD_BACK_TEXT: &[u8] = b"m1, held back";
@@ -1238,16 +1280,16 @@ mod tests {
         let mut account = Account::new_with_rng(&mut FuzzRng::new(b"test")).unwrap();
         account.generate_signed_prekey(1).unwrap();
         account.generate_one_time_prekeys(3).unwrap();
-        let sealed = account.pickle(&key).unwrap();
+        let sealed = account.pickle(&key).unwrap().into_bytes();
         account_pickle(&sealed).unwrap();
         let plain = open_fuzz_pickle(&sealed).unwrap();
-        assert!(
-            Account::from_pickle(
-                &seal_fixed(PickleKind::Account, &plain, &key).unwrap(),
-                &key
-            )
-            .is_ok()
-        );
+        let sealed_here = seal_fixed(PickleKind::Account, &plain, &key).unwrap();
+        let id = PickleId::from_bytes(FUZZ_PICKLE_ID);
+        assert!(Account::from_pickle(&sealed_here, &key, &id, 1).is_ok());
+        assert!(matches!(
+            Account::from_pickle(&sealed_here, &key, &id, 2),
+            Err(crate::Error::PickleRolledBack { .. })
+        ));
         account_pickle(&plain).unwrap();
         // A pickle of another kind is refused, not confused.
         session_pickle(&sealed).unwrap();

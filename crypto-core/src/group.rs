@@ -27,7 +27,7 @@ use crate::context::SignatureContext;
 use crate::error::{Error, Result};
 use crate::identity::check_version;
 use crate::message::{MAX_PLAINTEXT_LEN, MESSAGE_VERSION};
-use crate::pickle::{self, PickleKey, PickleKind};
+use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
 use crate::primitives::{
     Ed25519KeyPair, Ed25519PublicKey, OsRng, SIGNATURE_LEN, TAG_LEN, chacha20poly1305_open,
     chacha20poly1305_seal, fill_random, random_key,
@@ -207,21 +207,16 @@ impl fmt::Debug for SenderKeyDistribution {
     }
 }
 
-/// Our sending chain in a group.
-pub struct OutboundGroupSession {
+/// Our sending chain in a group (without pickle identity: also embedded in a [`GroupSession`]).
+struct SenderChain {
     chain_id: u32,
     chain: ChainKey,
     signing: Ed25519KeyPair,
 }
 
-impl OutboundGroupSession {
+impl SenderChain {
     /// A fresh sender chain (random chain id, chain key and signing key).
-    pub fn new() -> Result<Self> {
-        Self::new_with_rng(&mut OsRng)
-    }
-
-    /// [`OutboundGroupSession::new`] with the caller's randomness.
-    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
         let mut id = [0u8; 4];
         fill_random(rng, &mut id)?;
         Ok(Self {
@@ -233,20 +228,20 @@ impl OutboundGroupSession {
 
     /// The chain id.
     #[must_use]
-    pub fn chain_id(&self) -> u32 {
+    fn chain_id(&self) -> u32 {
         self.chain_id
     }
 
     /// The next message's iteration.
     #[must_use]
-    pub fn iteration(&self) -> u32 {
+    fn iteration(&self) -> u32 {
         self.chain.index
     }
 
     /// The distribution at the current iteration: its receivers can read messages from now on,
     /// not earlier ones.
     #[must_use]
-    pub fn distribution(&self) -> SenderKeyDistribution {
+    fn distribution(&self) -> SenderKeyDistribution {
         SenderKeyDistribution {
             chain_id: self.chain_id,
             iteration: self.chain.index,
@@ -256,7 +251,7 @@ impl OutboundGroupSession {
     }
 
     /// Encrypts once for every member and signs.
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
+    fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(Error::TooLarge {
                 len: plaintext.len(),
@@ -285,27 +280,6 @@ impl OutboundGroupSession {
         })
     }
 
-    /// Seals the session under `key`.
-    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
-        self.pickle_with_rng(key, &mut OsRng)
-    }
-
-    /// Seals the session under `key` with the caller's randomness for the sealing nonce.
-    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> Result<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(80));
-        self.write(&mut out);
-        pickle::seal(PickleKind::OutboundGroup, &out, key, rng)
-    }
-
-    /// Opens a sealed outbound group session.
-    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        pickle::open_with(PickleKind::OutboundGroup, sealed, key, Self::read)
-    }
-
     fn write(&self, out: &mut impl Writer) {
         out.put_u32(self.chain_id);
         out.put(self.chain.key.as_slice());
@@ -326,17 +300,128 @@ impl OutboundGroupSession {
     }
 }
 
-impl fmt::Debug for OutboundGroupSession {
+impl fmt::Debug for SenderChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutboundGroupSession")
+        f.debug_struct("SenderChain")
             .field("chain_id", &self.chain_id)
             .field("iteration", &self.chain.index)
             .finish_non_exhaustive()
     }
 }
 
-/// Another member's sender chain, as received in its distribution.
-pub struct InboundGroupSession {
+/// Our sending chain in a group, as a picklable object of its own.
+pub struct OutboundGroupSession {
+    chain: SenderChain,
+    pickle: PickleState,
+}
+
+impl OutboundGroupSession {
+    /// A fresh sender chain (random chain id, chain key and signing key).
+    pub fn new() -> Result<Self> {
+        Self::new_with_rng(&mut OsRng)
+    }
+
+    /// [`OutboundGroupSession::new`] with the caller's randomness (chain, then pickle id).
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let chain = SenderChain::generate(rng)?;
+        Ok(Self {
+            chain,
+            pickle: PickleState::generate(rng)?,
+        })
+    }
+
+    /// The chain id.
+    #[must_use]
+    pub fn chain_id(&self) -> u32 {
+        self.chain.chain_id()
+    }
+
+    /// The next message's iteration.
+    #[must_use]
+    pub fn iteration(&self) -> u32 {
+        self.chain.iteration()
+    }
+
+    /// The distribution at the current iteration: its receivers can read messages from now on,
+    /// not earlier ones.
+    #[must_use]
+    pub fn distribution(&self) -> SenderKeyDistribution {
+        self.chain.distribution()
+    }
+
+    /// Encrypts once for every member and signs.
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
+        self.chain.encrypt(plaintext)
+    }
+
+    /// This session's pickle identity: store it with the latest pickle counter and pass both
+    /// to [`OutboundGroupSession::from_pickle`].
+    #[must_use]
+    pub fn pickle_id(&self) -> PickleId {
+        self.pickle.id()
+    }
+
+    /// The counter of the latest pickle (0 if never pickled).
+    #[must_use]
+    pub fn pickle_counter(&self) -> u64 {
+        self.pickle.counter()
+    }
+
+    /// Seals the session under `key` with the next pickle counter; persist it before a message
+    /// it encrypted leaves the device (see [`crate::pickle`], "Security notes").
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+        self.pickle_with_rng(key, &mut OsRng)
+    }
+
+    /// [`OutboundGroupSession::pickle`] with the caller's randomness for the sealing nonce.
+    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Result<SealedPickle> {
+        let mut out = Zeroizing::new(Vec::with_capacity(80));
+        self.chain.write(&mut out);
+        pickle::seal(PickleKind::OutboundGroup, &mut self.pickle, &out, key, rng)
+    }
+
+    /// Opens a sealed outbound group session of the object `expected_id` with a counter of at
+    /// least `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    pub fn from_pickle(
+        sealed: &[u8],
+        key: &PickleKey,
+        expected_id: &PickleId,
+        latest_counter: u64,
+    ) -> Result<Self> {
+        pickle::open_with(
+            PickleKind::OutboundGroup,
+            sealed,
+            key,
+            expected_id,
+            latest_counter,
+            |r, pickle| {
+                Ok(Self {
+                    chain: SenderChain::read(r)?,
+                    pickle,
+                })
+            },
+        )
+    }
+}
+
+impl fmt::Debug for OutboundGroupSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundGroupSession")
+            .field("chain_id", &self.chain.chain_id)
+            .field("iteration", &self.chain.chain.index)
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Another member's sender chain, as received in its distribution (without pickle identity:
+/// also embedded in a [`GroupSession`]).
+struct ReceiverChain {
     chain_id: u32,
     first_iteration: u32,
     signing_key: Ed25519PublicKey,
@@ -344,10 +429,9 @@ pub struct InboundGroupSession {
     skipped: VecDeque<(u32, Zeroizing<[u8; 32]>)>,
 }
 
-impl InboundGroupSession {
+impl ReceiverChain {
     /// Builds the receiving side from a distribution.
-    #[must_use]
-    pub fn new(distribution: &SenderKeyDistribution) -> Self {
+    fn new(distribution: &SenderKeyDistribution) -> Self {
         Self {
             chain_id: distribution.chain_id,
             first_iteration: distribution.iteration,
@@ -362,13 +446,13 @@ impl InboundGroupSession {
 
     /// The chain id.
     #[must_use]
-    pub fn chain_id(&self) -> u32 {
+    fn chain_id(&self) -> u32 {
         self.chain_id
     }
 
     /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
     /// unless the message authenticates.
-    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
+    fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
         if message.chain_id != self.chain_id {
             return Err(Error::UnknownSenderChain(message.chain_id));
         }
@@ -405,27 +489,6 @@ impl InboundGroupSession {
         Ok(plaintext)
     }
 
-    /// Seals the session under `key`.
-    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
-        self.pickle_with_rng(key, &mut OsRng)
-    }
-
-    /// Seals the session under `key` with the caller's randomness for the sealing nonce.
-    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> Result<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(128));
-        self.write(&mut out);
-        pickle::seal(PickleKind::InboundGroup, &out, key, rng)
-    }
-
-    /// Opens a sealed inbound group session.
-    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        pickle::open_with(PickleKind::InboundGroup, sealed, key, Self::read)
-    }
-
     fn write(&self, out: &mut impl Writer) {
         out.put_u32(self.chain_id);
         out.put_u32(self.first_iteration);
@@ -460,12 +523,113 @@ impl InboundGroupSession {
     }
 }
 
-impl fmt::Debug for InboundGroupSession {
+impl fmt::Debug for ReceiverChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InboundGroupSession")
+        f.debug_struct("ReceiverChain")
             .field("chain_id", &self.chain_id)
             .field("iteration", &self.chain.index)
             .field("skipped_keys", &self.skipped.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Another member's sender chain, as a picklable object of its own.
+pub struct InboundGroupSession {
+    chain: ReceiverChain,
+    pickle: PickleState,
+}
+
+impl InboundGroupSession {
+    /// Builds the receiving side from a distribution.
+    pub fn new(distribution: &SenderKeyDistribution) -> Result<Self> {
+        Self::new_with_rng(distribution, &mut OsRng)
+    }
+
+    /// [`InboundGroupSession::new`] with the caller's randomness (the pickle id).
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(
+        distribution: &SenderKeyDistribution,
+        rng: &mut R,
+    ) -> Result<Self> {
+        Ok(Self {
+            chain: ReceiverChain::new(distribution),
+            pickle: PickleState::generate(rng)?,
+        })
+    }
+
+    /// The chain id.
+    #[must_use]
+    pub fn chain_id(&self) -> u32 {
+        self.chain.chain_id()
+    }
+
+    /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
+    /// unless the message authenticates.
+    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
+        self.chain.decrypt(message)
+    }
+
+    /// This session's pickle identity: store it with the latest pickle counter and pass both
+    /// to [`InboundGroupSession::from_pickle`].
+    #[must_use]
+    pub fn pickle_id(&self) -> PickleId {
+        self.pickle.id()
+    }
+
+    /// The counter of the latest pickle (0 if never pickled).
+    #[must_use]
+    pub fn pickle_counter(&self) -> u64 {
+        self.pickle.counter()
+    }
+
+    /// Seals the session under `key` with the next pickle counter (see [`crate::pickle`],
+    /// "Security notes": a rolled-back inbound session would accept replays again).
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+        self.pickle_with_rng(key, &mut OsRng)
+    }
+
+    /// [`InboundGroupSession::pickle`] with the caller's randomness for the sealing nonce.
+    pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Result<SealedPickle> {
+        let mut out = Zeroizing::new(Vec::with_capacity(128));
+        self.chain.write(&mut out);
+        pickle::seal(PickleKind::InboundGroup, &mut self.pickle, &out, key, rng)
+    }
+
+    /// Opens a sealed inbound group session of the object `expected_id` with a counter of at
+    /// least `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    pub fn from_pickle(
+        sealed: &[u8],
+        key: &PickleKey,
+        expected_id: &PickleId,
+        latest_counter: u64,
+    ) -> Result<Self> {
+        pickle::open_with(
+            PickleKind::InboundGroup,
+            sealed,
+            key,
+            expected_id,
+            latest_counter,
+            |r, pickle| {
+                Ok(Self {
+                    chain: ReceiverChain::read(r)?,
+                    pickle,
+                })
+            },
+        )
+    }
+}
+
+impl fmt::Debug for InboundGroupSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundGroupSession")
+            .field("chain_id", &self.chain.chain_id)
+            .field("iteration", &self.chain.chain.index)
+            .field("skipped_keys", &self.chain.skipped.len())
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
     }
 }
@@ -491,8 +655,9 @@ fn open(message: &GroupMessage, key: &MessageKey) -> Result<Zeroizing<Vec<u8>>> 
 ///
 /// Member ids are opaque to crypto-core (for example `"<user id>/<device id>"`).
 pub struct GroupSession {
-    outbound: OutboundGroupSession,
-    members: BTreeMap<String, Vec<InboundGroupSession>>,
+    outbound: SenderChain,
+    members: BTreeMap<String, Vec<ReceiverChain>>,
+    pickle: PickleState,
 }
 
 impl GroupSession {
@@ -501,11 +666,13 @@ impl GroupSession {
         Self::new_with_rng(&mut OsRng)
     }
 
-    /// [`GroupSession::new`] with the caller's randomness.
+    /// [`GroupSession::new`] with the caller's randomness (our chain, then the pickle id).
     pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let outbound = SenderChain::generate(rng)?;
         Ok(Self {
-            outbound: OutboundGroupSession::new_with_rng(rng)?,
+            outbound,
             members: BTreeMap::new(),
+            pickle: PickleState::generate(rng)?,
         })
     }
 
@@ -535,7 +702,7 @@ impl GroupSession {
             // Already known; a re-sent distribution must not rewind the chain (replays).
             return Ok(());
         }
-        chains.push(InboundGroupSession::new(distribution));
+        chains.push(ReceiverChain::new(distribution));
         while chains.len() > MAX_CHAINS_PER_MEMBER {
             chains.remove(0);
         }
@@ -563,7 +730,7 @@ impl GroupSession {
         &mut self,
         rng: &mut R,
     ) -> Result<SenderKeyDistribution> {
-        self.outbound = OutboundGroupSession::new_with_rng(rng)?;
+        self.outbound = SenderChain::generate(rng)?;
         Ok(self.outbound.distribution())
     }
 
@@ -590,17 +757,31 @@ impl GroupSession {
         chain.decrypt(message)
     }
 
-    /// Seals the room state under `key`.
-    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+    /// This room state's pickle identity: store it with the latest pickle counter and pass
+    /// both to [`GroupSession::from_pickle`].
+    #[must_use]
+    pub fn pickle_id(&self) -> PickleId {
+        self.pickle.id()
+    }
+
+    /// The counter of the latest pickle (0 if never pickled).
+    #[must_use]
+    pub fn pickle_counter(&self) -> u64 {
+        self.pickle.counter()
+    }
+
+    /// Seals the room state under `key` with the next pickle counter; persist it before a
+    /// message it encrypted leaves the device (see [`crate::pickle`], "Security notes").
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
     /// [`GroupSession::pickle`] with the caller's randomness for the sealing nonce.
     pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
-        &self,
+        &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<SealedPickle> {
         let mut out = Zeroizing::new(Vec::with_capacity(256));
         self.outbound.write(&mut out);
         out.put_count(self.members.len());
@@ -611,13 +792,19 @@ impl GroupSession {
                 chain.write(&mut out);
             }
         }
-        pickle::seal(PickleKind::Group, &out, key, rng)
+        pickle::seal(PickleKind::Group, &mut self.pickle, &out, key, rng)
     }
 
-    /// Opens a sealed room state.
-    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        pickle::open_with(PickleKind::Group, sealed, key, |r| {
-            let outbound = OutboundGroupSession::read(r)?;
+    /// Opens a sealed room state of the object `expected_id` with a counter of at least
+    /// `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    pub fn from_pickle(
+        sealed: &[u8],
+        key: &PickleKey,
+        expected_id: &PickleId,
+        latest_counter: u64,
+    ) -> Result<Self> {
+        let read = |r: &mut Reader<'_>, pickle| {
+            let outbound = SenderChain::read(r)?;
             let n = r.count(MAX_GROUP_MEMBERS)?;
             let mut members = BTreeMap::new();
             for _ in 0..n {
@@ -627,12 +814,24 @@ impl GroupSession {
                 let c = r.count(MAX_CHAINS_PER_MEMBER)?;
                 let mut chains = Vec::with_capacity(c);
                 for _ in 0..c {
-                    chains.push(InboundGroupSession::read(r)?);
+                    chains.push(ReceiverChain::read(r)?);
                 }
                 members.insert(member, chains);
             }
-            Ok(Self { outbound, members })
-        })
+            Ok(Self {
+                outbound,
+                members,
+                pickle,
+            })
+        };
+        pickle::open_with(
+            PickleKind::Group,
+            sealed,
+            key,
+            expected_id,
+            latest_counter,
+            read,
+        )
     }
 }
 
@@ -641,6 +840,8 @@ impl fmt::Debug for GroupSession {
         f.debug_struct("GroupSession")
             .field("outbound", &self.outbound)
             .field("members", &self.members.len())
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
     }
 }

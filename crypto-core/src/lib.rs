@@ -112,7 +112,7 @@ pub use account::Account;
 pub use error::{Error, Result};
 pub use identity::PublicIdentity;
 pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
-pub use pickle::PickleKey;
+pub use pickle::{PickleId, PickleKey, SealedPickle};
 pub use prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 pub use primitives::{Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey};
 pub use relay_challenge::verify_relay_challenge;

@@ -8,7 +8,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::PublicIdentity;
 use crate::message::{PrekeyMessage, SessionMessage};
-use crate::pickle::{self, PickleKey, PickleKind};
+use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
 use crate::primitives::{OsRng, X25519PublicKey};
 use crate::ratchet::{DoubleRatchet, read_option, write_option};
 use core::fmt;
@@ -38,6 +38,7 @@ pub struct Session {
     prekey_ids: PrekeyIds,
     /// The initiator sends prekey messages until it has decrypted a reply.
     send_prekey_messages: bool,
+    pickle: PickleState,
 }
 
 impl Session {
@@ -48,7 +49,7 @@ impl Session {
         base_key: X25519PublicKey,
         we_initiated: bool,
         prekey_ids: PrekeyIds,
-        send_prekey_messages: bool,
+        pickle: PickleState,
     ) -> Self {
         let (initiator, responder) = if we_initiated {
             (&local_identity, &remote_identity)
@@ -64,7 +65,9 @@ impl Session {
             base_key,
             we_initiated,
             prekey_ids,
-            send_prekey_messages,
+            // The initiator sends prekey messages until it has decrypted a reply.
+            send_prekey_messages: we_initiated,
+            pickle,
         }
     }
 
@@ -161,25 +164,59 @@ impl Session {
         self.ratchet.skipped_len()
     }
 
-    /// Serializes and seals the session under `key`.
-    pub fn pickle(&self, key: &PickleKey) -> Result<Vec<u8>> {
+    /// This session's pickle identity, drawn when it was created (not shared with the peer,
+    /// unlike [`Session::session_id`]): store it with the latest pickle counter and pass both
+    /// to [`Session::from_pickle`].
+    #[must_use]
+    pub fn pickle_id(&self) -> PickleId {
+        self.pickle.id()
+    }
+
+    /// The counter of the latest pickle of this session (0 if it was never pickled).
+    #[must_use]
+    pub fn pickle_counter(&self) -> u64 {
+        self.pickle.counter()
+    }
+
+    /// Serializes and seals the session under `key` with the next pickle counter.
+    ///
+    /// Pickle after every `encrypt` and `decrypt`, and persist the result and its counter
+    /// before the ciphertext leaves the device: restoring any earlier state would encrypt
+    /// again with message keys already used (see [`crate::pickle`], "Security notes").
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
     /// [`Session::pickle`] with the caller's randomness for the sealing nonce.
     pub fn pickle_with_rng<R: TryCryptoRng + ?Sized>(
-        &self,
+        &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<SealedPickle> {
         let mut out = Zeroizing::new(Vec::with_capacity(512));
         self.write(&mut out);
-        pickle::seal(PickleKind::Session, &out, key, rng)
+        pickle::seal(PickleKind::Session, &mut self.pickle, &out, key, rng)
     }
 
-    /// Opens a sealed session; a wrong key, kind or version is a typed error.
-    pub fn from_pickle(sealed: &[u8], key: &PickleKey) -> Result<Self> {
-        pickle::open_with(PickleKind::Session, sealed, key, Self::read)
+    /// Opens a sealed session made by the session `expected_id` with a counter of at least
+    /// `latest_counter` (the latest one the store recorded): another object's pickle is
+    /// [`Error::PickleIdMismatch`], an older one [`Error::PickleRolledBack`]; a wrong key,
+    /// kind or version is a typed error too. The session resumes counting from the pickle's
+    /// counter.
+    pub fn from_pickle(
+        sealed: &[u8],
+        key: &PickleKey,
+        expected_id: &PickleId,
+        latest_counter: u64,
+    ) -> Result<Self> {
+        pickle::open_with(
+            PickleKind::Session,
+            sealed,
+            key,
+            expected_id,
+            latest_counter,
+            Self::read,
+        )
     }
 
     fn write(&self, out: &mut impl Writer) {
@@ -197,7 +234,7 @@ impl Session {
         self.ratchet.write(out);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>, pickle: PickleState) -> Result<Self> {
         let local_identity = PublicIdentity::read_body(r)?;
         let remote_identity = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);
@@ -208,15 +245,17 @@ impl Session {
         };
         let send_prekey_messages = r.bool()?;
         let ratchet = DoubleRatchet::read(r)?;
-        Ok(Self::new(
+        let mut session = Self::new(
             ratchet,
             local_identity,
             remote_identity,
             base_key,
             we_initiated,
             prekey_ids,
-            send_prekey_messages,
-        ))
+            pickle,
+        );
+        session.send_prekey_messages = send_prekey_messages;
+        Ok(session)
     }
 }
 
@@ -226,6 +265,8 @@ impl fmt::Debug for Session {
             .field("remote_identity", &self.remote_identity)
             .field("we_initiated", &self.we_initiated)
             .field("ratchet", &self.ratchet)
+            .field("pickle_id", &self.pickle.id())
+            .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
     }
 }

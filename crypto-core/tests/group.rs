@@ -137,19 +137,39 @@ fn group_pickles() {
     let m1 = r[0].encrypt(b"1").unwrap();
     let m2 = r[0].encrypt(b"2").unwrap();
     r[1].decrypt("alice", &m2).unwrap();
-    let mut bob = GroupSession::from_pickle(&r[1].pickle(&key).unwrap(), &key).unwrap();
+    let sealed = r[1].pickle(&key).unwrap();
+    let mut bob =
+        GroupSession::from_pickle(sealed.as_bytes(), &key, &r[1].pickle_id(), sealed.counter())
+            .unwrap();
     assert_eq!(&bob.decrypt("alice", &m1).unwrap()[..], b"1");
     assert_eq!(
         bob.decrypt("alice", &m2).unwrap_err(),
         Error::DuplicateMessage
     );
-    let mut alice = GroupSession::from_pickle(&r[0].pickle(&key).unwrap(), &key).unwrap();
+    let sealed = r[0].pickle(&key).unwrap();
+    let mut alice =
+        GroupSession::from_pickle(sealed.as_bytes(), &key, &r[0].pickle_id(), sealed.counter())
+            .unwrap();
     let m3 = alice.encrypt(b"3").unwrap();
     assert_eq!(&bob.decrypt("alice", &m3).unwrap()[..], b"3");
+    let sealed = r[0].pickle(&key).unwrap();
     assert_eq!(
-        GroupSession::from_pickle(&r[0].pickle(&key).unwrap(), &PickleKey::new([4; 32]))
-            .unwrap_err(),
+        GroupSession::from_pickle(
+            sealed.as_bytes(),
+            &PickleKey::new([4; 32]),
+            &r[0].pickle_id(),
+            sealed.counter()
+        )
+        .unwrap_err(),
         Error::PickleDecryption
+    );
+    // Room states of two members are not interchangeable.
+    assert_eq!(
+        GroupSession::from_pickle(sealed.as_bytes(), &key, &r[1].pickle_id(), 0).unwrap_err(),
+        Error::PickleIdMismatch {
+            expected: r[1].pickle_id(),
+            got: r[0].pickle_id()
+        }
     );
 }
 

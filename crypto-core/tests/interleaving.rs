@@ -303,7 +303,14 @@ impl Pair {
         let key = pickle_key();
         let session = self.session(side);
         let sealed = session.pickle(&key).unwrap();
-        let restored = Session::from_pickle(&sealed, &key).unwrap();
+        let restored = Session::from_pickle(
+            sealed.as_bytes(),
+            &key,
+            &session.pickle_id(),
+            sealed.counter(),
+        )
+        .unwrap();
+        assert_eq!(restored.pickle_counter(), session.pickle_counter());
         assert_eq!(restored.session_id(), session.session_id());
         assert_eq!(
             restored.skipped_message_keys(),
@@ -577,8 +584,11 @@ impl Room {
             }
             GroupOp::Pickle(member) => {
                 let key = pickle_key();
+                let id = self.members[member].pickle_id();
                 let sealed = self.members[member].pickle(&key).unwrap();
-                self.members[member] = GroupSession::from_pickle(&sealed, &key).unwrap();
+                self.members[member] =
+                    GroupSession::from_pickle(sealed.as_bytes(), &key, &id, sealed.counter())
+                        .unwrap();
             }
         }
     }

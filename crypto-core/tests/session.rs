@@ -290,20 +290,23 @@ fn pickles_round_trip_and_refuse_wrong_keys() {
     let key = PickleKey::new([7; 32]);
     let skipped = alice.encrypt(b"late").unwrap();
     bob.decrypt(&alice.encrypt(b"now").unwrap()).unwrap();
+    let bob_id = bob.pickle_id();
     let sealed = bob.pickle(&key).unwrap();
     assert_eq!(
-        Session::from_pickle(&sealed, &PickleKey::new([8; 32])).unwrap_err(),
+        Session::from_pickle(sealed.as_bytes(), &PickleKey::new([8; 32]), &bob_id, 0).unwrap_err(),
         Error::PickleDecryption
     );
-    let mut bob = Session::from_pickle(&sealed, &key).unwrap();
+    let mut bob = Session::from_pickle(sealed.as_bytes(), &key, &bob_id, 1).unwrap();
     assert_eq!(&bob.decrypt(&skipped).unwrap()[..], b"late");
-    let mut alice = Session::from_pickle(&alice.pickle(&key).unwrap(), &key).unwrap();
+    let alice_id = alice.pickle_id();
+    let a = alice.pickle(&key).unwrap();
+    let mut alice = Session::from_pickle(a.as_bytes(), &key, &alice_id, a.counter()).unwrap();
     assert_eq!(
         &alice.decrypt(&bob.encrypt(b"r").unwrap()).unwrap()[..],
         b"r"
     );
     assert_eq!(
-        Account::from_pickle(&sealed, &key).unwrap_err(),
+        Account::from_pickle(sealed.as_bytes(), &key, &bob_id, 0).unwrap_err(),
         Error::PickleKind {
             expected: 1,
             got: 2
@@ -316,7 +319,9 @@ fn account_pickle_keeps_prekeys() {
     let mut bob = bob_account();
     let key = PickleKey::new([1; 32]);
     let bundle = bob.prekey_bundle(true).unwrap();
-    let mut restored = Account::from_pickle(&bob.pickle(&key).unwrap(), &key).unwrap();
+    let id = bob.pickle_id();
+    let sealed = bob.pickle(&key).unwrap();
+    let mut restored = Account::from_pickle(sealed.as_bytes(), &key, &id, 1).unwrap();
     assert_eq!(restored.identity(), bob.identity());
     assert_eq!(restored.one_time_prekeys(), bob.one_time_prekeys());
     let mut alice = Account::new()

@@ -16,11 +16,12 @@ use crypto_core::group::{
     GroupMessage, GroupSession, InboundGroupSession, OutboundGroupSession, SenderKeyDistribution,
 };
 use crypto_core::identity::PUBLIC_IDENTITY_LEN;
+use crypto_core::pickle::PICKLE_VERSION;
 use crypto_core::prekeys::{ONE_TIME_PREKEY_LEN, SIGNED_PREKEY_LEN};
 use crypto_core::ratchet::MAX_SKIP_PER_CHAIN;
 use crypto_core::{
-    Account, Error, OneTimePrekey, PickleKey, PrekeyBundle, PublicIdentity, Session,
-    SessionMessage, SignedPrekey,
+    Account, Error, OneTimePrekey, PickleId, PickleKey, PrekeyBundle, PublicIdentity, SealedPickle,
+    Session, SessionMessage, SignedPrekey,
 };
 
 const VERSION: u8 = 1;
@@ -208,8 +209,11 @@ fn bundle_bit_flips_with_one_time_prekey() {
                     // Bit 255 of an X25519 u-coordinate is ignored (RFC 7748 §5): this is Bob's
                     // own key under another encoding, so the session works; nothing is forged.
                     // Accepting would consume the prekey: check on a copy of Bob.
+                    let id = bob.pickle_id();
+                    let sealed = bob.pickle(&key()).unwrap();
                     let mut bob_copy =
-                        Account::from_pickle(&bob.pickle(&key()).unwrap(), &key()).unwrap();
+                        Account::from_pickle(sealed.as_bytes(), &key(), &id, sealed.counter())
+                            .unwrap();
                     let mut session = alice.create_outbound_session(&tampered).unwrap();
                     let first = session.encrypt(b"same key").unwrap();
                     assert_eq!(
@@ -402,7 +406,7 @@ fn distribution_bit_flips() {
         .map(|i| outbound.encrypt(format!("m{i}").as_bytes()).unwrap())
         .collect();
     for (i, m) in messages.iter().enumerate() {
-        let mut inbound = InboundGroupSession::new(&distribution);
+        let mut inbound = InboundGroupSession::new(&distribution).unwrap();
         assert_eq!(&inbound.decrypt(m).unwrap()[..], format!("m{i}").as_bytes());
     }
 
@@ -435,7 +439,7 @@ fn distribution_bit_flips() {
         };
         for m in &messages {
             // A fresh session per message, so every message meets the tampered chain as is.
-            let result = InboundGroupSession::new(&tampered).decrypt(m);
+            let result = InboundGroupSession::new(&tampered).unwrap().decrypt(m);
             let expected = match byte {
                 2..6 => Error::UnknownSenderChain(m.chain_id()),
                 // The chain key is positional: labelled with another iteration it derives the
@@ -540,7 +544,7 @@ fn truncated_and_extended_encodings_are_refused() {
         Error::TrailingBytes(1)
     );
     let mut inbound =
-        InboundGroupSession::new(&SenderKeyDistribution::decode(&distribution).unwrap());
+        InboundGroupSession::new(&SenderKeyDistribution::decode(&distribution).unwrap()).unwrap();
     let group = outbound.encrypt(b"hi all").unwrap().encode();
     assert_prefixes_and_extension_refused("group message", &group, |b| {
         inbound.decrypt(&GroupMessage::decode(b)?).map(|_| ())
@@ -646,25 +650,50 @@ const KIND_INBOUND_GROUP: u8 = 4;
 const KIND_GROUP: u8 = 5;
 
 /// Every flipped bit, truncation and extension of a sealed pickle is refused with the precise
-/// error; a wrong version and kind are named.
+/// error; a wrong version, kind, id and an older counter are named, a newer counter fails
+/// authentication. `open` opens as the genuine object at the genuine counter.
 fn assert_pickle_tamper_proof(
     what: &str,
-    sealed: &[u8],
+    sealed: &SealedPickle,
     kind: u8,
     open: impl Fn(&[u8], &PickleKey) -> Result<(), Error>,
 ) {
+    let (id, counter) = (sealed.pickle_id(), sealed.counter());
+    let sealed = sealed.as_bytes();
+    assert_eq!(&sealed[2..18], id.as_bytes(), "{what}: id in clear");
+    assert_eq!(
+        sealed[18..26],
+        counter.to_be_bytes(),
+        "{what}: counter in clear"
+    );
     open(sealed, &key()).unwrap_or_else(|e| panic!("{what}: genuine pickle refused: {e}"));
     for bit in 0..sealed.len() * 8 {
         let t = flipped(sealed, bit);
         let expected = match bit / 8 {
             0 => Error::PickleVersion {
-                expected: 1,
+                expected: PICKLE_VERSION,
                 got: t[0],
             },
             1 => Error::PickleKind {
                 expected: kind,
                 got: t[1],
             },
+            2..18 => Error::PickleIdMismatch {
+                expected: id,
+                got: PickleId::from_bytes(t[2..18].try_into().unwrap()),
+            },
+            18..26 => {
+                let got = u64::from_be_bytes(t[18..26].try_into().unwrap());
+                if got < counter {
+                    Error::PickleRolledBack {
+                        counter: got,
+                        latest: counter,
+                    }
+                } else {
+                    // Claims to be newer: only the tag over the header can tell.
+                    Error::PickleDecryption
+                }
+            }
             _ => Error::PickleDecryption,
         };
         assert_eq!(open(&t, &key()), Err(expected), "{what}: bit {bit}");
@@ -675,10 +704,18 @@ fn assert_pickle_tamper_proof(
                 needed: 1,
                 remaining: 0,
             },
-            // Nonce (24) and tag (16).
-            _ if len < 2 + 40 => Error::Truncated {
-                needed: 40,
+            2..18 => Error::Truncated {
+                needed: 16,
                 remaining: len - 2,
+            },
+            18..26 => Error::Truncated {
+                needed: 8,
+                remaining: len - 18,
+            },
+            // Nonce (24) and tag (16).
+            _ if len < 26 + 40 => Error::Truncated {
+                needed: 40,
+                remaining: len - 26,
             },
             _ => Error::PickleDecryption,
         };
@@ -694,11 +731,12 @@ fn assert_pickle_tamper_proof(
         "{what}: appended byte"
     );
     assert_eq!(
-        open(&with_byte(sealed, 0, 2), &key()),
+        open(&with_byte(sealed, 0, 1), &key()),
         Err(Error::PickleVersion {
-            expected: 1,
-            got: 2
-        })
+            expected: PICKLE_VERSION,
+            got: 1
+        }),
+        "{what}: a version 1 pickle (no id, no counter)"
     );
     assert_eq!(
         open(sealed, &PickleKey::new([0x43; 32])),
@@ -718,9 +756,15 @@ fn pickle_bit_flips() {
         .unwrap();
     let first = to_bob.encrypt(b"hi").unwrap().encode();
     assert_eq!(bob_accepts(&mut bob, &first).unwrap(), b"hi");
+    // Pickled a few times, so that a flipped counter bit can also go down.
+    for _ in 0..6 {
+        bob.pickle(&key()).unwrap();
+    }
     let account = bob.pickle(&key()).unwrap();
+    assert_eq!(account.counter(), 7);
+    let (id, latest) = (account.pickle_id(), account.counter());
     assert_pickle_tamper_proof("account", &account, KIND_ACCOUNT, |b, k| {
-        Account::from_pickle(b, k).map(|_| ())
+        Account::from_pickle(b, k, &id, latest).map(|_| ())
     });
 
     // A session holding skipped keys and a closed chain.
@@ -730,9 +774,11 @@ fn pickle_bit_flips() {
     alice.decrypt(&late).unwrap();
     alice.encrypt(b"turn").unwrap();
     assert_eq!(alice.skipped_message_keys(), 1);
+    alice.pickle(&key()).unwrap();
     let session = alice.pickle(&key()).unwrap();
+    let (id, latest) = (session.pickle_id(), session.counter());
     assert_pickle_tamper_proof("session", &session, KIND_SESSION, |b, k| {
-        Session::from_pickle(b, k).map(|_| ())
+        Session::from_pickle(b, k, &id, latest).map(|_| ())
     });
 
     let mut room = GroupSession::new().unwrap();
@@ -742,39 +788,43 @@ fn pickle_bit_flips() {
     room.decrypt("carol", &other.encrypt(b"2").unwrap())
         .unwrap();
     let group = room.pickle(&key()).unwrap();
+    let (id, latest) = (group.pickle_id(), group.counter());
     assert_pickle_tamper_proof("group session", &group, KIND_GROUP, |b, k| {
-        GroupSession::from_pickle(b, k).map(|_| ())
+        GroupSession::from_pickle(b, k, &id, latest).map(|_| ())
     });
 
     let outbound = other.pickle(&key()).unwrap();
+    let (id, latest) = (outbound.pickle_id(), outbound.counter());
     assert_pickle_tamper_proof(
         "outbound group session",
         &outbound,
         KIND_OUTBOUND_GROUP,
-        |b, k| OutboundGroupSession::from_pickle(b, k).map(|_| ()),
+        |b, k| OutboundGroupSession::from_pickle(b, k, &id, latest).map(|_| ()),
     );
 
-    let mut inbound = InboundGroupSession::new(&other.distribution());
+    let mut inbound = InboundGroupSession::new(&other.distribution()).unwrap();
     let _skipped = other.encrypt(b"3").unwrap();
     inbound.decrypt(&other.encrypt(b"4").unwrap()).unwrap();
     let sealed = inbound.pickle(&key()).unwrap();
+    let (id, latest) = (sealed.pickle_id(), sealed.counter());
     assert_pickle_tamper_proof(
         "inbound group session",
         &sealed,
         KIND_INBOUND_GROUP,
-        |b, k| InboundGroupSession::from_pickle(b, k).map(|_| ()),
+        |b, k| InboundGroupSession::from_pickle(b, k, &id, latest).map(|_| ()),
     );
 
-    // A pickle of one kind is not accepted as another.
+    // A pickle of one kind is not accepted as another, even under its own id.
     assert_eq!(
-        Account::from_pickle(&session, &key()).unwrap_err(),
+        Account::from_pickle(session.as_bytes(), &key(), &session.pickle_id(), 0).unwrap_err(),
         Error::PickleKind {
             expected: KIND_ACCOUNT,
             got: KIND_SESSION
         }
     );
     assert_eq!(
-        InboundGroupSession::from_pickle(&outbound, &key()).unwrap_err(),
+        InboundGroupSession::from_pickle(outbound.as_bytes(), &key(), &outbound.pickle_id(), 0)
+            .unwrap_err(),
         Error::PickleKind {
             expected: KIND_INBOUND_GROUP,
             got: KIND_OUTBOUND_GROUP

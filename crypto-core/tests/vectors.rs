@@ -29,8 +29,8 @@ use crypto_core::primitives::{
 };
 use crypto_core::x3dh::associated_data;
 use crypto_core::{
-    Account, PickleKey, PrekeyBundle, PublicIdentity, Session, SessionMessage, SignedPrekey,
-    verify_relay_challenge,
+    Account, PickleId, PickleKey, PrekeyBundle, PublicIdentity, Session, SessionMessage,
+    SignedPrekey, verify_relay_challenge,
 };
 use rand_core::{TryCryptoRng, TryRng};
 use std::sync::OnceLock;
@@ -256,15 +256,19 @@ fn generate() -> Vectors {
     let mut a = TestRng::new(ALICE_RNG);
     let alice_seed: [u8; 32] = a.take();
     let alice_ik: [u8; 32] = a.take();
+    let _alice_account_pickle_id: [u8; 16] = a.take();
     let alice_ek: [u8; 32] = a.take();
+    let _alice_session_pickle_id: [u8; 16] = a.take();
     // Alice's first ratchet key is her X3DH ephemeral key (protocol §9.2): no draw of its own.
     let alice_ratchet1 = alice_ek;
     let alice_ratchet2: [u8; 32] = a.take();
     let mut b = TestRng::new(BOB_RNG);
     let bob_seed: [u8; 32] = b.take();
     let bob_ik: [u8; 32] = b.take();
+    let _bob_account_pickle_id: [u8; 16] = b.take();
     let bob_spk: [u8; 32] = b.take();
     let bob_opk: [u8; 32] = b.take();
+    let bob_session_pickle_id: [u8; 16] = b.take();
     let bob_ratchet1: [u8; 32] = b.take();
     put("alice_ed25519_seed", &alice_seed);
     put("alice_x25519_identity_secret", &alice_ik);
@@ -393,8 +397,11 @@ fn generate() -> Vectors {
     let SessionMessage::Prekey(prekey) = SessionMessage::decode(&msg1).unwrap() else {
         panic!("message 1 must be a prekey message");
     };
-    let (mut bob, plaintext) = bob_account.create_inbound_session(&prekey).unwrap();
+    let (mut bob, plaintext) = bob_account
+        .create_inbound_session_with_rng(&prekey, &mut bob_rng)
+        .unwrap();
     assert_eq!(&plaintext[..], MSG1);
+    assert_eq!(bob.pickle_id().to_bytes(), bob_session_pickle_id);
     let reply = bob.encrypt_with_rng(REPLY, &mut bob_rng).unwrap();
     assert!(matches!(reply, SessionMessage::Ratchet(_)));
     let reply = reply.encode();
@@ -469,21 +476,30 @@ fn generate() -> Vectors {
             .unwrap()[..],
         MSG2
     );
+    // Its first pickle: counter 1.
     let key = PickleKey::new(PICKLE_KEY);
     let sealed = bob
         .pickle_with_rng(&key, &mut TestRng::new(PICKLE_RNG))
         .unwrap();
+    assert_eq!(sealed.counter(), 1);
+    let sealed = sealed.into_bytes();
     let nonce: [u8; 24] = TestRng::new(PICKLE_RNG).take();
     let mut subkey = [0u8; 32];
     hkdf_sha256_expand(&PICKLE_KEY, PICKLE_KDF_INFO, &mut subkey).unwrap();
-    assert_eq!(sealed[..2], [0x01, 0x02]);
-    assert_eq!(sealed[2..26], nonce);
-    let (body, tag) = sealed[26..].split_at(sealed.len() - 26 - 16);
+    // Header = version 0x02 || kind 0x02 (Session) || pickle id (16) || counter (u64 BE),
+    // all of it the associated data; then the nonce, the ciphertext and the tag.
+    let mut header = vec![0x02, 0x02];
+    header.extend_from_slice(&bob_session_pickle_id);
+    header.extend_from_slice(&1u64.to_be_bytes());
+    assert_eq!(header.len(), 26);
+    assert_eq!(sealed[..26], header[..]);
+    assert_eq!(sealed[26..50], nonce);
+    let (body, tag) = sealed[50..].split_at(sealed.len() - 50 - 16);
     let mut plaintext = body.to_vec();
     xchacha20poly1305_open(
         &subkey,
         &nonce,
-        &[0x01, 0x02],
+        &header,
         &mut plaintext,
         tag.try_into().unwrap(),
     )
@@ -512,6 +528,7 @@ fn generate() -> Vectors {
     expected.extend_from_slice(&alice_ratchet1_pub);
     assert_eq!(hex::encode(&plaintext), hex::encode(&expected));
     put("pickle_key", &PICKLE_KEY);
+    put("bob_session_pickle_id", &bob_session_pickle_id);
     put("pickle_nonce", &nonce);
     put("session_pickle_plaintext", &plaintext);
     put("session_pickle", &sealed);
@@ -683,7 +700,9 @@ fn vectors_decode_and_decrypt() {
         bob_account.create_inbound_session(&tampered).unwrap_err(),
         crypto_core::Error::DecryptionFailed
     );
-    let (mut bob, plaintext) = bob_account.create_inbound_session(&prekey).unwrap();
+    let (mut bob, plaintext) = bob_account
+        .create_inbound_session_with_rng(&prekey, &mut bob_rng)
+        .unwrap();
     assert_eq!(&plaintext[..], &vector("msg1_plaintext")[..]);
 
     // Alice, generated from hers, opens Bob's reply (which Bob's state reproduces exactly);
@@ -716,23 +735,47 @@ fn vectors_decode_and_decrypt() {
         &vector("msg2_plaintext")[..]
     );
 
-    // The sealed pickle opens under the fixed key and re-seals to the same bytes.
+    // Bob's session seals to the stored pickle, which opens as his session (and no other)
+    // under the fixed key; re-sealed, it carries the next counter and the same state.
     let key = PickleKey::new(vector("pickle_key").try_into().unwrap());
     let sealed = vector("session_pickle");
-    let restored = Session::from_pickle(&sealed, &key).unwrap();
-    assert_eq!(restored.session_id(), bob.session_id());
+    let id = PickleId::from_bytes(vector("bob_session_pickle_id").try_into().unwrap());
+    assert_eq!(bob.pickle_id(), id);
     assert_eq!(
-        restored
-            .pickle_with_rng(&key, &mut TestRng::new(PICKLE_RNG))
-            .unwrap(),
+        bob.pickle_with_rng(&key, &mut TestRng::new(PICKLE_RNG))
+            .unwrap()
+            .into_bytes(),
         sealed
     );
-    assert!(Session::from_pickle(&sealed, &PickleKey::new([0xAA; 32])).is_err());
+    let mut restored = Session::from_pickle(&sealed, &key, &id, 1).unwrap();
+    assert_eq!(restored.session_id(), bob.session_id());
+    assert_eq!(restored.pickle_counter(), 1);
+    let again = restored
+        .pickle_with_rng(&key, &mut TestRng::new(PICKLE_RNG))
+        .unwrap();
+    assert_eq!(again.counter(), 2);
+    let again = again.into_bytes();
+    assert_eq!(again[..18], sealed[..18]);
+    assert_eq!(again[18..26], 2u64.to_be_bytes());
+    // Same key and nonce: same keystream, so the same state gives the same ciphertext.
+    assert_eq!(again[26..again.len() - 16], sealed[26..sealed.len() - 16]);
+    assert_eq!(
+        Session::from_pickle(&sealed, &key, &id, 2).unwrap_err(),
+        crypto_core::Error::PickleRolledBack {
+            counter: 1,
+            latest: 2
+        }
+    );
+    assert!(Session::from_pickle(&sealed, &PickleKey::new([0xAA; 32]), &id, 1).is_err());
+    assert!(matches!(
+        Session::from_pickle(&sealed, &key, &alice.pickle_id(), 0),
+        Err(crypto_core::Error::PickleIdMismatch { .. })
+    ));
 
     // A member holding the distribution verifies and decrypts the group message.
     let distribution = SenderKeyDistribution::decode(&vector("group_sender_key_distribution"))
         .expect("distribution decodes");
-    let mut inbound = InboundGroupSession::new(&distribution);
+    let mut inbound = InboundGroupSession::new(&distribution).unwrap();
     let mut bytes = vector("group_message");
     let message = GroupMessage::decode(&bytes).unwrap();
     *bytes.last_mut().unwrap() ^= 1; // a signature byte

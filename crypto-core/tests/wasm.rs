@@ -200,11 +200,21 @@ fn account_and_session_pickles_round_trip() -> Result<(), Error> {
     bob_account.generate_signed_prekey(1_700_000_000)?;
     bob_account.generate_one_time_prekeys(2)?;
     let bundle = bob_account.prekey_bundle(true)?;
-    let mut bob_account = Account::from_pickle(&bob_account.pickle(&key)?, &key)?;
+    let id = bob_account.pickle_id();
+    let sealed = bob_account.pickle(&key)?;
+    let mut bob_account = Account::from_pickle(sealed.as_bytes(), &key, &id, sealed.counter())?;
     assert_eq!(bob_account.prekey_bundle(true)?, bundle);
+    let newer = bob_account.pickle(&key)?;
     assert_eq!(
-        Account::from_pickle(&bob_account.pickle(&key)?, &PickleKey::new([8; 32])).err(),
+        Account::from_pickle(newer.as_bytes(), &PickleKey::new([8; 32]), &id, 0).err(),
         Some(Error::PickleDecryption)
+    );
+    assert_eq!(
+        Account::from_pickle(sealed.as_bytes(), &key, &id, newer.counter()).err(),
+        Some(Error::PickleRolledBack {
+            counter: sealed.counter(),
+            latest: newer.counter()
+        })
     );
 
     // The restored account answers a session started from the bundle published before.
@@ -213,12 +223,21 @@ fn account_and_session_pickles_round_trip() -> Result<(), Error> {
     let SessionMessage::Prekey(first) = wire(&alice.encrypt(b"hi")?)? else {
         unreachable!("the first message carries the X3DH parameters")
     };
-    let (bob, _) = bob_account.create_inbound_session(&first)?;
+    let (mut bob, _) = bob_account.create_inbound_session(&first)?;
 
     // Both sessions go through storage while a message is in flight.
     let in_flight = wire(&alice.encrypt(b"in flight")?)?;
-    let mut alice = Session::from_pickle(&alice.pickle(&key)?, &key)?;
-    let mut bob = Session::from_pickle(&bob.pickle(&key)?, &key)?;
+    let (alice_id, bob_id) = (alice.pickle_id(), bob.pickle_id());
+    let (a, b) = (alice.pickle(&key)?, bob.pickle(&key)?);
+    let mut alice = Session::from_pickle(a.as_bytes(), &key, &alice_id, a.counter())?;
+    let mut bob = Session::from_pickle(b.as_bytes(), &key, &bob_id, b.counter())?;
+    assert_eq!(
+        Session::from_pickle(a.as_bytes(), &key, &bob_id, a.counter()).err(),
+        Some(Error::PickleIdMismatch {
+            expected: bob_id,
+            got: alice_id
+        })
+    );
     assert_eq!(alice.session_id(), bob.session_id());
     assert_eq!(&bob.decrypt(&in_flight)?[..], b"in flight");
     let reply = wire(&bob.encrypt(b"reply")?)?;
