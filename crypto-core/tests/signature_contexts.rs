@@ -145,7 +145,15 @@ fn a_challenge_answer_is_bound_to_identity_origin_and_challenge() {
     }
     // Answers survive a pickle round trip of the account (same identity key).
     let key = crypto_core::PickleKey::new([9; 32]);
-    let restored = Account::from_pickle(&device.pickle(&key).unwrap(), &key).unwrap();
+    let mut device = device;
+    let sealed = device.pickle(&key).unwrap();
+    let restored = Account::from_pickle(
+        sealed.as_bytes(),
+        &key,
+        &sealed.pickle_id(),
+        sealed.counter(),
+    )
+    .unwrap();
     assert_eq!(
         restored.sign_relay_challenge(ORIGIN, &challenge).unwrap(),
         signature
