@@ -10,7 +10,8 @@
 
 use crypto_core::group::{GroupSession, InboundGroupSession, OutboundGroupSession};
 use crypto_core::message::RATCHET_HEADER_LEN;
-use crypto_core::primitives::TAG_LEN;
+/// Poly1305 tag length (docs/protocol.md §3).
+const TAG_LEN: usize = 16;
 use crypto_core::{Account, Error, PickleId, PickleKey, Session, SessionMessage};
 
 fn key() -> PickleKey {
