@@ -58,16 +58,20 @@ fn seeds() -> Result<Vec<(&'static str, Seeds)>, Box<dyn Error>> {
     let mut fresh: Session = alice.create_outbound_session_with_rng(&bundle, rng)?;
 
     // A room of three: alice's view, with bob's and carol's chains.
-    let mut room = GroupSession::new_with_rng(rng)?;
-    let bob_room = GroupSession::new_with_rng(rng)?;
-    let carol_room = GroupSession::new_with_rng(rng)?;
-    room.add_member("bob", &bob_room.distribution())?;
-    room.add_member("carol", &carol_room.distribution())?;
+    // Each distribution reaches alice over her pairwise session with its sender.
+    let mut carol = Account::new_with_rng(rng)?;
+    carol.generate_signed_prekey_with_rng(1_700_000_000, rng)?;
+    let to_carol = alice.create_outbound_session_with_rng(&carol.prekey_bundle(false)?, rng)?;
+    let mut room = GroupSession::new_with_rng("room", "alice", alice.identity(), rng)?;
+    let bob_room = GroupSession::new_with_rng("room", "bob", bob.identity(), rng)?;
+    let carol_room = GroupSession::new_with_rng("room", "carol", carol.identity(), rng)?;
+    room.add_member("bob", &to_bob, &bob_room.distribution())?;
+    room.add_member("carol", &to_carol, &carol_room.distribution())?;
     let group_message = room.encrypt(b"hello room")?.encode();
     let group_empty = room.encrypt(b"")?.encode();
     let distribution = room.distribution().encode().to_vec();
     let rotated = room.rotate_with_rng(rng)?.encode().to_vec();
-    let mut empty_room = GroupSession::new_with_rng(rng)?;
+    let mut empty_room = GroupSession::new_with_rng("", "", alice.identity(), rng)?;
 
     let account_pickle = bob.pickle_with_rng(&key, rng)?.into_bytes();
     let fresh_account_pickle = Account::new_with_rng(rng)?

@@ -36,9 +36,12 @@ signature_contexts! {
     IdentityKey => b"SecureChat v1 identity key",
     /// A signed prekey: `context || id || key || created_at` (protocol §6).
     SignedPrekey => b"SecureChat v1 signed prekey",
-    /// A group message, signed by the sender key: `context || header || ciphertext || tag`
-    /// (protocol §12.2).
+    /// A group message, signed by the sender key:
+    /// `context || origin || header || ciphertext || tag` (protocol §12.2).
     GroupMessage => b"SecureChat v1 group message",
+    /// A sender-key distribution, signed by the group signing key:
+    /// `context || every byte of the distribution before the signature` (protocol §12.1).
+    SenderKeyDistribution => b"SecureChat v1 sender key distribution",
     /// A relay's proof-of-possession challenge:
     /// `context || u32 origin length || origin || challenge (32)` (protocol §5.1).
     RelayChallenge => b"SecureChat v1 relay challenge",
@@ -83,8 +86,8 @@ mod tests {
         let all = all_bytes();
         assert_eq!(
             all.len(),
-            4,
-            "identity key, signed prekey, group message, relay"
+            5,
+            "identity key, signed prekey, group message, sender key distribution, relay"
         );
         assert!(is_prefix_free(&all), "{all:?}");
     }

@@ -102,6 +102,25 @@ pub enum Error {
     /// A group message comes from a sender chain this session does not know.
     #[error("unknown sender chain {0:#010x}")]
     UnknownSenderChain(u32),
+    /// A sender-key distribution is for another room than the one it was given to.
+    #[error("the sender-key distribution is for another room")]
+    DistributionRoomMismatch,
+    /// A sender-key distribution names another device than the member it was given for.
+    #[error("the sender-key distribution names another sender device")]
+    DistributionDeviceMismatch,
+    /// A sender-key distribution names another identity key than the peer of the pairwise
+    /// session it arrived over, or than the member's earlier chains.
+    #[error("the sender-key distribution names another identity than its sender")]
+    DistributionIdentityMismatch,
+    /// A group signing key is already registered to another member (or another chain).
+    #[error("the group signing key is already registered to another member")]
+    SigningKeyClaimed,
+    /// A sender chain that was dropped (rotated out, or its member removed) was offered again.
+    #[error("the sender chain was retired and cannot be added again")]
+    SenderChainRetired,
+    /// A member offered a second sender chain with the id of one already registered for it.
+    #[error("sender chain {0:#010x} is already registered with another signing key")]
+    SenderChainConflict(u32),
     /// A pickle has a version this build cannot read.
     #[error("pickle version {got} is not supported (expected {expected})")]
     PickleVersion {

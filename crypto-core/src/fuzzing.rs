@@ -164,14 +164,24 @@ pub fn group_message(data: &[u8]) -> Result<(), String> {
 }
 
 /// [`SenderKeyDistribution::decode`] round trip, comparing public fields and encodings (the
-/// type holds a chain key and deliberately has no `PartialEq`).
+/// type holds a chain key and deliberately has no `PartialEq`). The decoder verifies the
+/// distribution's signature, so only the seed corpus reaches the round trip itself.
 pub fn sender_key_distribution(data: &[u8]) -> Result<(), String> {
     round_trip(
         "SenderKeyDistribution",
         data,
         SenderKeyDistribution::decode,
         |d| d.encode(),
-        |d| (d.chain_id(), d.iteration(), *d.signing_key().as_bytes()),
+        |d| {
+            (
+                d.room_id().to_owned(),
+                *d.sender_identity().as_bytes(),
+                d.device_id().to_owned(),
+                d.chain_id(),
+                d.iteration(),
+                *d.signing_key().as_bytes(),
+            )
+        },
     )
 }
 
@@ -242,7 +252,11 @@ pub fn group_session_pickle(data: &[u8]) -> Result<(), String> {
         |g| {
             let d = g.distribution();
             (
-                g.members().map(str::to_owned).collect::<Vec<_>>(),
+                g.room_id().to_owned(),
+                g.members()
+                    .map(|m| (m.to_owned(), g.member_identity(m).map(|k| *k.as_bytes())))
+                    .collect::<Vec<_>>(),
+                d.device_id().to_owned(),
                 d.chain_id(),
                 d.iteration(),
                 *d.signing_key().as_bytes(),

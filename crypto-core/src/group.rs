@@ -1,31 +1,43 @@
 //! Group messaging with sender keys (the Signal "Sender Keys" / Megolm idea).
 //!
 //! Every member device owns an [`OutboundGroupSession`]: a symmetric hash ratchet (the same
-//! `KDF_CK` as the Double Ratchet) plus an Ed25519 signing key. Its
+//! `KDF_CK` as the Double Ratchet) plus an Ed25519 group signing key. Its
 //! [`SenderKeyDistribution`] is sent to every other member over the pairwise sessions; they
 //! build an [`InboundGroupSession`] from it. A message is encrypted once, signed, and fanned out
 //! by the relay. Receivers verify the signature first (strict Ed25519), then decrypt with the
 //! same out-of-order and replay rules as pairwise sessions
 //! ([`crate::ratchet::MAX_SKIP_PER_CHAIN`], [`crate::ratchet::MAX_SKIPPED_KEYS`]).
 //!
+//! A distribution names its **origin**: the room id, the sender's Ed25519 identity key and the
+//! sender's device id, and is signed by the group signing key over every field, so nobody but
+//! its sender can relabel it. A receiver accepts it only for that room and device, and only
+//! from the pairwise [`Session`] whose peer has that identity key; a group signing key already
+//! registered to another member, or one that was retired, is refused. Every group message
+//! signature covers the origin too, so a relay that relabels a message's sender or room makes
+//! it fail verification.
+//!
 //! [`GroupSession`] keeps one room's state: our sender chain and the members' chains. Removing
 //! a member drops its chains and rotates ours ([`GroupSession::remove_member`]); every other
 //! member does the same, so the removed device can read nothing sent afterwards.
 //!
 //! ```text
+//! origin                = u32 len || room id || sender identity key (32) || u32 len || device id
 //! GroupMessage          = version (0x01) || type (0x03) || chain id (u32) || iteration (u32)
 //!                         || ciphertext || tag (16) || signature (64)
-//! SenderKeyDistribution = version (0x01) || type (0x04) || chain id (u32) || iteration (u32)
-//!                         || chain key (32) || signing key (32)
+//! SenderKeyDistribution = version (0x01) || type (0x04) || origin || chain id (u32)
+//!                         || iteration (u32) || chain key (32) || signing key (32)
+//!                         || signature (64)
 //! ```
 //! Per-message AEAD: ChaCha20-Poly1305 with key and nonce = HKDF-Expand(message key,
-//! `"SecureChat v1 group message keys"`, 44); associated data = the 10-byte header. The
-//! signature covers `"SecureChat v1 group message" || header || ciphertext || tag`.
+//! `"SecureChat v1 group message keys"`, 44); associated data = the 10-byte header. The message
+//! signature covers `"SecureChat v1 group message" || origin || header || ciphertext || tag`;
+//! the distribution signature covers `"SecureChat v1 sender key distribution" ||` every byte of
+//! the distribution before the signature. Both are made with the group signing key.
 
 use crate::codec::{Reader, Writer};
 use crate::context::SignatureContext;
 use crate::error::{Error, Result};
-use crate::identity::check_version;
+use crate::identity::{PublicIdentity, check_version};
 use crate::message::{MAX_PLAINTEXT_LEN, MESSAGE_VERSION};
 use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
 use crate::primitives::{
@@ -33,6 +45,7 @@ use crate::primitives::{
     chacha20poly1305_seal, fill_random, random_key,
 };
 use crate::ratchet::{ChainKey, MAX_SKIPPED_KEYS, MessageKey};
+use crate::session::Session;
 use core::fmt;
 use rand_core::TryCryptoRng;
 use std::collections::{BTreeMap, VecDeque};
@@ -44,17 +57,100 @@ pub const TYPE_GROUP_MESSAGE: u8 = 3;
 pub const TYPE_SENDER_KEY_DISTRIBUTION: u8 = 4;
 /// Length of a group message header.
 pub const GROUP_HEADER_LEN: usize = 2 + 4 + 4;
-/// Encoded length of a [`SenderKeyDistribution`].
-pub const DISTRIBUTION_LEN: usize = 2 + 4 + 4 + 32 + 32;
+/// Longest room id (bytes of UTF-8).
+pub const MAX_ROOM_ID_LEN: usize = 256;
+/// Longest device id (bytes of UTF-8); a [`GroupSession`] names its members by device id.
+pub const MAX_DEVICE_ID_LEN: usize = 256;
+/// Encoded length of a [`SenderKeyDistribution`] with an empty room id and device id; add the
+/// lengths of the two ids.
+pub const DISTRIBUTION_MIN_LEN: usize = 2 + 4 + 32 + 4 + 4 + 4 + 32 + 32 + SIGNATURE_LEN;
+/// Longest encoded [`SenderKeyDistribution`].
+pub const DISTRIBUTION_MAX_LEN: usize = DISTRIBUTION_MIN_LEN + MAX_ROOM_ID_LEN + MAX_DEVICE_ID_LEN;
 /// Most member devices a [`GroupSession`] tracks.
 pub const MAX_GROUP_MEMBERS: usize = 10_000;
 /// Sender chains kept per member: the current one and the one before a rotation, for
 /// messages still in flight.
 pub const MAX_CHAINS_PER_MEMBER: usize = 2;
-/// Longest member id (bytes) a [`GroupSession`] accepts.
-pub const MAX_MEMBER_ID_LEN: usize = 256;
+/// Group signing keys of dropped chains (evicted, or of removed members) a [`GroupSession`]
+/// remembers, so their distributions cannot be added again; the oldest is forgotten first.
+pub const MAX_RETIRED_CHAINS: usize = 2 * MAX_GROUP_MEMBERS;
 
 const GROUP_KDF_INFO: &[u8] = b"SecureChat v1 group message keys";
+
+/// Who sends on a chain, and in which room: bound into distributions and message signatures.
+#[derive(Clone, PartialEq, Eq)]
+struct Origin {
+    room_id: String,
+    identity: Ed25519PublicKey,
+    device_id: String,
+}
+
+impl Origin {
+    fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+        check_len(room_id, MAX_ROOM_ID_LEN)?;
+        check_len(device_id, MAX_DEVICE_ID_LEN)?;
+        Ok(Self {
+            room_id: room_id.to_owned(),
+            identity: *identity.signing_key(),
+            device_id: device_id.to_owned(),
+        })
+    }
+
+    fn write(&self, out: &mut impl Writer) {
+        out.put_var_bytes(self.room_id.as_bytes());
+        out.put(self.identity.as_bytes());
+        out.put_var_bytes(self.device_id.as_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let room_id = read_str(r, MAX_ROOM_ID_LEN)?;
+        let identity = Ed25519PublicKey::from_bytes(&r.array()?)?;
+        let device_id = read_str(r, MAX_DEVICE_ID_LEN)?;
+        Ok(Self {
+            room_id,
+            identity,
+            device_id,
+        })
+    }
+
+    /// The receiver's checks: right room, the device the caller expects, and the identity of
+    /// the pairwise session the distribution arrived over.
+    fn check(&self, room_id: &str, sender_device_id: &str, from: &Session) -> Result<()> {
+        if self.room_id != room_id {
+            return Err(Error::DistributionRoomMismatch);
+        }
+        if self.device_id != sender_device_id {
+            return Err(Error::DistributionDeviceMismatch);
+        }
+        if self.identity != *from.remote_identity().signing_key() {
+            return Err(Error::DistributionIdentityMismatch);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("room_id", &self.room_id)
+            .field("identity", &self.identity)
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
+fn check_len(id: &str, max: usize) -> Result<()> {
+    if id.len() > max {
+        return Err(Error::TooLarge { len: id.len(), max });
+    }
+    Ok(())
+}
+
+fn read_str(r: &mut Reader<'_>, max: usize) -> Result<String> {
+    core::str::from_utf8(r.var_bytes(max)?)
+        .map(str::to_owned)
+        .map_err(|_| Error::InvalidField)
+}
 
 /// An encrypted, signed group message.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -135,20 +231,44 @@ impl GroupMessage {
     }
 }
 
-/// `"SecureChat v1 group message" || header || ciphertext || tag` (docs/protocol.md §12.2).
-fn signed_bytes(signed_part: &[u8]) -> Vec<u8> {
-    SignatureContext::GroupMessage.message(&[signed_part])
+/// What a group message signature covers: the context, the sender's origin (not on the wire:
+/// the receiver knows it from the distribution), then the message up to the signature.
+fn message_signed_bytes(origin: &Origin, signed_part: &[u8]) -> Vec<u8> {
+    let mut origin_bytes =
+        Vec::with_capacity(4 + origin.room_id.len() + 32 + 4 + origin.device_id.len());
+    origin.write(&mut origin_bytes);
+    SignatureContext::GroupMessage.message(&[&origin_bytes, signed_part])
 }
 
 /// The secret a member shares (over pairwise sessions) so others can read its group messages.
+///
+/// Signed by its group signing key over every field; [`SenderKeyDistribution::decode`]
+/// verifies the signature, so every value of this type is as its sender made it.
 pub struct SenderKeyDistribution {
+    origin: Origin,
     chain_id: u32,
     iteration: u32,
     chain_key: Zeroizing<[u8; 32]>,
     signing_key: Ed25519PublicKey,
+    signature: [u8; SIGNATURE_LEN],
 }
 
 impl SenderKeyDistribution {
+    /// The room it belongs to.
+    #[must_use]
+    pub fn room_id(&self) -> &str {
+        &self.origin.room_id
+    }
+    /// The sender's Ed25519 identity key.
+    #[must_use]
+    pub fn sender_identity(&self) -> &Ed25519PublicKey {
+        &self.origin.identity
+    }
+    /// The sender's device id.
+    #[must_use]
+    pub fn device_id(&self) -> &str {
+        &self.origin.device_id
+    }
     /// The sender chain it describes.
     #[must_use]
     pub fn chain_id(&self) -> u32 {
@@ -165,20 +285,48 @@ impl SenderKeyDistribution {
         &self.signing_key
     }
 
-    /// Encodes the distribution (secret: send it only inside a pairwise session).
-    #[must_use]
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(DISTRIBUTION_LEN));
+    /// Everything before the signature (secret: holds the chain key).
+    fn body(
+        origin: &Origin,
+        chain_id: u32,
+        iteration: u32,
+        chain_key: &[u8; 32],
+        signing_key: &Ed25519PublicKey,
+    ) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            DISTRIBUTION_MIN_LEN + origin.room_id.len() + origin.device_id.len(),
+        ));
         out.put_u8(MESSAGE_VERSION);
         out.put_u8(TYPE_SENDER_KEY_DISTRIBUTION);
-        out.put_u32(self.chain_id);
-        out.put_u32(self.iteration);
-        out.put(self.chain_key.as_slice());
-        out.put(self.signing_key.as_bytes());
+        origin.write(&mut out);
+        out.put_u32(chain_id);
+        out.put_u32(iteration);
+        out.put(chain_key);
+        out.put(signing_key.as_bytes());
         out
     }
 
-    /// Decodes a distribution.
+    /// `"SecureChat v1 sender key distribution" || body` (secret: the body holds the chain key;
+    /// the buffer is allocated at its final size, so no unwiped copy is left behind).
+    fn signed_bytes(body: &[u8]) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(SignatureContext::SenderKeyDistribution.message(&[body]))
+    }
+
+    /// Encodes the distribution (secret: send it only inside a pairwise session).
+    #[must_use]
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Self::body(
+            &self.origin,
+            self.chain_id,
+            self.iteration,
+            &self.chain_key,
+            &self.signing_key,
+        );
+        out.put(&self.signature);
+        out
+    }
+
+    /// Decodes a distribution and verifies its signature (strict; [`Error::BadSignature`]).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
@@ -186,20 +334,34 @@ impl SenderKeyDistribution {
         if kind != TYPE_SENDER_KEY_DISTRIBUTION {
             return Err(Error::UnknownMessageType(kind));
         }
-        let dist = Self {
-            chain_id: r.u32()?,
-            iteration: r.u32()?,
-            chain_key: r.secret32()?,
-            signing_key: Ed25519PublicKey::from_bytes(&r.array()?)?,
-        };
+        let origin = Origin::read(&mut r)?;
+        let chain_id = r.u32()?;
+        let iteration = r.u32()?;
+        let chain_key = r.secret32()?;
+        let signing_key = Ed25519PublicKey::from_bytes(&r.array()?)?;
+        let signature = r.array()?;
         r.finish()?;
-        Ok(dist)
+        let body_len = bytes.len().saturating_sub(SIGNATURE_LEN);
+        let body = bytes.get(..body_len).ok_or(Error::Truncated {
+            needed: SIGNATURE_LEN,
+            remaining: bytes.len(),
+        })?;
+        signing_key.verify(&Self::signed_bytes(body), &signature)?;
+        Ok(Self {
+            origin,
+            chain_id,
+            iteration,
+            chain_key,
+            signing_key,
+            signature,
+        })
     }
 }
 
 impl fmt::Debug for SenderKeyDistribution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SenderKeyDistribution")
+            .field("origin", &self.origin)
             .field("chain_id", &self.chain_id)
             .field("iteration", &self.iteration)
             .field("signing_key", &self.signing_key)
@@ -209,21 +371,34 @@ impl fmt::Debug for SenderKeyDistribution {
 
 /// Our sending chain in a group (without pickle identity: also embedded in a [`GroupSession`]).
 struct SenderChain {
+    origin: Origin,
     chain_id: u32,
     chain: ChainKey,
     signing: Ed25519KeyPair,
 }
 
 impl SenderChain {
-    /// A fresh sender chain (random chain id, chain key and signing key).
-    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    fn with_origin<R: TryCryptoRng + ?Sized>(origin: Origin, rng: &mut R) -> Result<Self> {
         let mut id = [0u8; 4];
         fill_random(rng, &mut id)?;
         Ok(Self {
+            origin,
             chain_id: u32::from_be_bytes(id),
             chain: ChainKey::new(random_key(rng)?),
             signing: Ed25519KeyPair::generate(rng)?,
         })
+    }
+
+    /// The room id.
+    #[must_use]
+    fn room_id(&self) -> &str {
+        &self.origin.room_id
+    }
+
+    /// Our device id.
+    #[must_use]
+    fn device_id(&self) -> &str {
+        &self.origin.device_id
     }
 
     /// The chain id.
@@ -238,15 +413,28 @@ impl SenderChain {
         self.chain.index
     }
 
-    /// The distribution at the current iteration: its receivers can read messages from now on,
-    /// not earlier ones.
+    /// The signed distribution at the current iteration: its receivers can read messages from
+    /// now on, not earlier ones.
     #[must_use]
     fn distribution(&self) -> SenderKeyDistribution {
+        let signing_key = self.signing.public_key();
+        let body = SenderKeyDistribution::body(
+            &self.origin,
+            self.chain_id,
+            self.chain.index,
+            &self.chain.key,
+            &signing_key,
+        );
+        let signature = self
+            .signing
+            .sign(&SenderKeyDistribution::signed_bytes(&body));
         SenderKeyDistribution {
+            origin: self.origin.clone(),
             chain_id: self.chain_id,
             iteration: self.chain.index,
             chain_key: self.chain.key.clone(),
-            signing_key: self.signing.public_key(),
+            signing_key,
+            signature,
         }
     }
 
@@ -270,7 +458,7 @@ impl SenderChain {
         let (header, body) = raw.split_at_mut(GROUP_HEADER_LEN);
         let tag = chacha20poly1305_seal(&key, &nonce, header, body)?;
         raw.extend_from_slice(&tag);
-        let signature = self.signing.sign(&signed_bytes(&raw));
+        let signature = self.signing.sign(&message_signed_bytes(&self.origin, &raw));
         raw.extend_from_slice(&signature);
         self.chain = next;
         Ok(GroupMessage {
@@ -281,6 +469,7 @@ impl SenderChain {
     }
 
     fn write(&self, out: &mut impl Writer) {
+        self.origin.write(out);
         out.put_u32(self.chain_id);
         out.put(self.chain.key.as_slice());
         out.put_u32(self.chain.index);
@@ -288,11 +477,13 @@ impl SenderChain {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let origin = Origin::read(r)?;
         let chain_id = r.u32()?;
         let key = r.secret32()?;
         let index = r.u32()?;
         let signing = Ed25519KeyPair::from_seed(&*r.secret32()?);
         Ok(Self {
+            origin,
             chain_id,
             chain: ChainKey { key, index },
             signing,
@@ -303,6 +494,7 @@ impl SenderChain {
 impl fmt::Debug for SenderChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SenderChain")
+            .field("origin", &self.origin)
             .field("chain_id", &self.chain_id)
             .field("iteration", &self.chain.index)
             .finish_non_exhaustive()
@@ -316,18 +508,37 @@ pub struct OutboundGroupSession {
 }
 
 impl OutboundGroupSession {
-    /// A fresh sender chain (random chain id, chain key and signing key).
-    pub fn new() -> Result<Self> {
-        Self::new_with_rng(&mut OsRng)
+    /// A fresh sender chain (random chain id, chain key and signing key) of device `device_id`
+    /// with identity `identity` in room `room_id` (ids of at most [`MAX_ROOM_ID_LEN`] and
+    /// [`MAX_DEVICE_ID_LEN`] bytes, else [`Error::TooLarge`]).
+    pub fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+        Self::new_with_rng(room_id, device_id, identity, &mut OsRng)
     }
 
     /// [`OutboundGroupSession::new`] with the caller's randomness (chain, then pickle id).
-    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
-        let chain = SenderChain::generate(rng)?;
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(
+        room_id: &str,
+        device_id: &str,
+        identity: &PublicIdentity,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let chain = SenderChain::with_origin(Origin::new(room_id, device_id, identity)?, rng)?;
         Ok(Self {
             chain,
             pickle: PickleState::generate(rng)?,
         })
+    }
+
+    /// The room id.
+    #[must_use]
+    pub fn room_id(&self) -> &str {
+        self.chain.room_id()
+    }
+
+    /// Our device id.
+    #[must_use]
+    pub fn device_id(&self) -> &str {
+        self.chain.device_id()
     }
 
     /// The chain id.
@@ -342,8 +553,8 @@ impl OutboundGroupSession {
         self.chain.iteration()
     }
 
-    /// The distribution at the current iteration: its receivers can read messages from now on,
-    /// not earlier ones.
+    /// The signed distribution at the current iteration: its receivers can read messages from
+    /// now on, not earlier ones.
     #[must_use]
     pub fn distribution(&self) -> SenderKeyDistribution {
         self.chain.distribution()
@@ -379,7 +590,7 @@ impl OutboundGroupSession {
         key: &PickleKey,
         rng: &mut R,
     ) -> Result<SealedPickle> {
-        let mut out = Zeroizing::new(Vec::with_capacity(80));
+        let mut out = Zeroizing::new(Vec::with_capacity(128));
         self.chain.write(&mut out);
         pickle::seal(PickleKind::OutboundGroup, &mut self.pickle, &out, key, rng)
     }
@@ -411,8 +622,7 @@ impl OutboundGroupSession {
 impl fmt::Debug for OutboundGroupSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutboundGroupSession")
-            .field("chain_id", &self.chain.chain_id)
-            .field("iteration", &self.chain.chain.index)
+            .field("chain", &self.chain)
             .field("pickle_id", &self.pickle.id())
             .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
@@ -422,6 +632,7 @@ impl fmt::Debug for OutboundGroupSession {
 /// Another member's sender chain, as received in its distribution (without pickle identity:
 /// also embedded in a [`GroupSession`]).
 struct ReceiverChain {
+    origin: Origin,
     chain_id: u32,
     first_iteration: u32,
     signing_key: Ed25519PublicKey,
@@ -430,9 +641,9 @@ struct ReceiverChain {
 }
 
 impl ReceiverChain {
-    /// Builds the receiving side from a distribution.
-    fn new(distribution: &SenderKeyDistribution) -> Self {
+    fn from_checked(distribution: &SenderKeyDistribution) -> Self {
         Self {
+            origin: distribution.origin.clone(),
             chain_id: distribution.chain_id,
             first_iteration: distribution.iteration,
             signing_key: distribution.signing_key,
@@ -444,10 +655,34 @@ impl ReceiverChain {
         }
     }
 
+    /// The room id.
+    #[must_use]
+    fn room_id(&self) -> &str {
+        &self.origin.room_id
+    }
+
+    /// The sender's device id.
+    #[must_use]
+    fn sender_device_id(&self) -> &str {
+        &self.origin.device_id
+    }
+
+    /// The sender's Ed25519 identity key.
+    #[must_use]
+    fn sender_identity(&self) -> &Ed25519PublicKey {
+        &self.origin.identity
+    }
+
     /// The chain id.
     #[must_use]
     fn chain_id(&self) -> u32 {
         self.chain_id
+    }
+
+    /// The sender's group signing key.
+    #[must_use]
+    fn signing_key(&self) -> &Ed25519PublicKey {
+        &self.signing_key
     }
 
     /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
@@ -456,8 +691,10 @@ impl ReceiverChain {
         if message.chain_id != self.chain_id {
             return Err(Error::UnknownSenderChain(message.chain_id));
         }
-        self.signing_key
-            .verify(&signed_bytes(message.signed_part()), &message.signature()?)?;
+        self.signing_key.verify(
+            &message_signed_bytes(&self.origin, message.signed_part()),
+            &message.signature()?,
+        )?;
         let iteration = message.iteration;
         if iteration < self.first_iteration {
             return Err(Error::MessageKeyEvicted);
@@ -490,6 +727,7 @@ impl ReceiverChain {
     }
 
     fn write(&self, out: &mut impl Writer) {
+        self.origin.write(out);
         out.put_u32(self.chain_id);
         out.put_u32(self.first_iteration);
         out.put(self.signing_key.as_bytes());
@@ -503,6 +741,7 @@ impl ReceiverChain {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let origin = Origin::read(r)?;
         let chain_id = r.u32()?;
         let first_iteration = r.u32()?;
         let signing_key = Ed25519PublicKey::from_bytes(&r.array()?)?;
@@ -514,6 +753,7 @@ impl ReceiverChain {
             skipped.push_back((r.u32()?, r.secret32()?));
         }
         Ok(Self {
+            origin,
             chain_id,
             first_iteration,
             signing_key,
@@ -526,6 +766,7 @@ impl ReceiverChain {
 impl fmt::Debug for ReceiverChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReceiverChain")
+            .field("origin", &self.origin)
             .field("chain_id", &self.chain_id)
             .field("iteration", &self.chain.index)
             .field("skipped_keys", &self.skipped.len())
@@ -540,26 +781,64 @@ pub struct InboundGroupSession {
 }
 
 impl InboundGroupSession {
-    /// Builds the receiving side from a distribution.
-    pub fn new(distribution: &SenderKeyDistribution) -> Result<Self> {
-        Self::new_with_rng(distribution, &mut OsRng)
+    /// Builds the receiving side from a distribution that arrived over the pairwise session
+    /// `from`. Refused unless the distribution is for `room_id`
+    /// ([`Error::DistributionRoomMismatch`]), names `sender_device_id`
+    /// ([`Error::DistributionDeviceMismatch`]) and names the identity key of `from`'s peer
+    /// ([`Error::DistributionIdentityMismatch`]). `sender_device_id` must be what the
+    /// application knows of `from`'s peer, never read from the distribution itself.
+    pub fn new(
+        room_id: &str,
+        sender_device_id: &str,
+        from: &Session,
+        distribution: &SenderKeyDistribution,
+    ) -> Result<Self> {
+        Self::new_with_rng(room_id, sender_device_id, from, distribution, &mut OsRng)
     }
 
     /// [`InboundGroupSession::new`] with the caller's randomness (the pickle id).
     pub fn new_with_rng<R: TryCryptoRng + ?Sized>(
+        room_id: &str,
+        sender_device_id: &str,
+        from: &Session,
         distribution: &SenderKeyDistribution,
         rng: &mut R,
     ) -> Result<Self> {
+        distribution.origin.check(room_id, sender_device_id, from)?;
         Ok(Self {
-            chain: ReceiverChain::new(distribution),
+            chain: ReceiverChain::from_checked(distribution),
             pickle: PickleState::generate(rng)?,
         })
+    }
+
+    /// The room id.
+    #[must_use]
+    pub fn room_id(&self) -> &str {
+        self.chain.room_id()
+    }
+
+    /// The sender's device id.
+    #[must_use]
+    pub fn sender_device_id(&self) -> &str {
+        self.chain.sender_device_id()
+    }
+
+    /// The sender's Ed25519 identity key.
+    #[must_use]
+    pub fn sender_identity(&self) -> &Ed25519PublicKey {
+        self.chain.sender_identity()
     }
 
     /// The chain id.
     #[must_use]
     pub fn chain_id(&self) -> u32 {
         self.chain.chain_id()
+    }
+
+    /// The sender's group signing key.
+    #[must_use]
+    pub fn signing_key(&self) -> &Ed25519PublicKey {
+        self.chain.signing_key()
     }
 
     /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
@@ -593,7 +872,7 @@ impl InboundGroupSession {
         key: &PickleKey,
         rng: &mut R,
     ) -> Result<SealedPickle> {
-        let mut out = Zeroizing::new(Vec::with_capacity(128));
+        let mut out = Zeroizing::new(Vec::with_capacity(192));
         self.chain.write(&mut out);
         pickle::seal(PickleKind::InboundGroup, &mut self.pickle, &out, key, rng)
     }
@@ -625,9 +904,7 @@ impl InboundGroupSession {
 impl fmt::Debug for InboundGroupSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboundGroupSession")
-            .field("chain_id", &self.chain.chain_id)
-            .field("iteration", &self.chain.chain.index)
-            .field("skipped_keys", &self.chain.skipped.len())
+            .field("chain", &self.chain)
             .field("pickle_id", &self.pickle.id())
             .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()
@@ -653,27 +930,43 @@ fn open(message: &GroupMessage, key: &MessageKey) -> Result<Zeroizing<Vec<u8>>> 
 
 /// One room's sender-key state on one device: our chain and every other member device's.
 ///
-/// Member ids are opaque to crypto-core (for example `"<user id>/<device id>"`).
+/// Members are named by device id: the id the application knows for the pairwise session a
+/// distribution arrived over, which the distribution must name too.
 pub struct GroupSession {
     outbound: SenderChain,
     members: BTreeMap<String, Vec<ReceiverChain>>,
+    /// Signing keys of dropped chains, oldest first, at most [`MAX_RETIRED_CHAINS`].
+    retired: VecDeque<Ed25519PublicKey>,
     pickle: PickleState,
 }
 
 impl GroupSession {
-    /// Starts our side of a room with a fresh sender chain.
-    pub fn new() -> Result<Self> {
-        Self::new_with_rng(&mut OsRng)
+    /// Starts our side of room `room_id` as device `device_id` with identity `identity`, with a
+    /// fresh sender chain.
+    pub fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+        Self::new_with_rng(room_id, device_id, identity, &mut OsRng)
     }
 
-    /// [`GroupSession::new`] with the caller's randomness (our chain, then the pickle id).
-    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
-        let outbound = SenderChain::generate(rng)?;
+    /// [`GroupSession::new`] with the caller's randomness.
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(
+        room_id: &str,
+        device_id: &str,
+        identity: &PublicIdentity,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let outbound = SenderChain::with_origin(Origin::new(room_id, device_id, identity)?, rng)?;
         Ok(Self {
             outbound,
             members: BTreeMap::new(),
+            retired: VecDeque::new(),
             pickle: PickleState::generate(rng)?,
         })
+    }
+
+    /// The room id.
+    #[must_use]
+    pub fn room_id(&self) -> &str {
+        self.outbound.room_id()
     }
 
     /// Our distribution, to send to every member over the pairwise sessions.
@@ -682,14 +975,32 @@ impl GroupSession {
         self.outbound.distribution()
     }
 
-    /// Records a member's distribution (a new member, or a member's rotated chain). The
-    /// previous chain is kept for messages still in flight, up to [`MAX_CHAINS_PER_MEMBER`].
-    pub fn add_member(&mut self, member: &str, distribution: &SenderKeyDistribution) -> Result<()> {
-        if member.len() > MAX_MEMBER_ID_LEN {
-            return Err(Error::TooLarge {
-                len: member.len(),
-                max: MAX_MEMBER_ID_LEN,
-            });
+    /// Records the distribution of member device `member` (a new member, or a member's rotated
+    /// chain) that arrived over the pairwise session `from`. The previous chain is kept for
+    /// messages still in flight, up to [`MAX_CHAINS_PER_MEMBER`]; older ones are retired.
+    ///
+    /// `member` must be the device id the application knows for `from`'s peer, never read from
+    /// the distribution. Checks, in order: the origin as in [`InboundGroupSession::new`]; a
+    /// retired signing key ([`Error::SenderChainRetired`]); a signing key registered to another
+    /// member ([`Error::SigningKeyClaimed`]); a member already known with another identity key
+    /// ([`Error::DistributionIdentityMismatch`]); another chain of this member with the same
+    /// chain id ([`Error::SenderChainConflict`]); the member limit ([`Error::TooLarge`]). A
+    /// distribution already recorded is ignored, so a replayed one cannot rewind a chain.
+    pub fn add_member(
+        &mut self,
+        member: &str,
+        from: &Session,
+        distribution: &SenderKeyDistribution,
+    ) -> Result<()> {
+        distribution.origin.check(self.room_id(), member, from)?;
+        let key = distribution.signing_key;
+        if self.retired.contains(&key) {
+            return Err(Error::SenderChainRetired);
+        }
+        for (other, chains) in &self.members {
+            if other != member && chains.iter().any(|c| c.signing_key == key) {
+                return Err(Error::SigningKeyClaimed);
+            }
         }
         if !self.members.contains_key(member) && self.members.len() >= MAX_GROUP_MEMBERS {
             return Err(Error::TooLarge {
@@ -698,19 +1009,44 @@ impl GroupSession {
             });
         }
         let chains = self.members.entry(member.to_owned()).or_default();
-        if chains.iter().any(|c| c.chain_id == distribution.chain_id) {
-            // Already known; a re-sent distribution must not rewind the chain (replays).
-            return Ok(());
+        if chains
+            .iter()
+            .any(|c| c.origin.identity != distribution.origin.identity)
+        {
+            return Err(Error::DistributionIdentityMismatch);
         }
-        chains.push(ReceiverChain::new(distribution));
+        if let Some(known) = chains.iter().find(|c| c.chain_id == distribution.chain_id) {
+            if known.signing_key == key {
+                // Already known; a re-sent distribution must not rewind the chain (replays).
+                return Ok(());
+            }
+            return Err(Error::SenderChainConflict(distribution.chain_id));
+        }
+        if chains.iter().any(|c| c.signing_key == key) {
+            // The signature binds the chain id, so only the sender could have made this.
+            return Err(Error::SigningKeyClaimed);
+        }
+        chains.push(ReceiverChain::from_checked(distribution));
+        let mut dropped = Vec::new();
         while chains.len() > MAX_CHAINS_PER_MEMBER {
-            chains.remove(0);
+            dropped.push(chains.remove(0).signing_key);
+        }
+        for key in dropped {
+            self.retire(key);
         }
         Ok(())
     }
 
+    fn retire(&mut self, key: Ed25519PublicKey) {
+        self.retired.push_back(key);
+        while self.retired.len() > MAX_RETIRED_CHAINS {
+            self.retired.pop_front();
+        }
+    }
+
     /// Removes a member and rotates our chain; returns the new distribution to send to every
-    /// remaining member. Each remaining member must rotate too.
+    /// remaining member. Each remaining member must rotate too. The removed member's chains
+    /// are retired: their distributions are refused if sent again.
     pub fn remove_member(&mut self, member: &str) -> Result<SenderKeyDistribution> {
         self.remove_member_with_rng(member, &mut OsRng)
     }
@@ -721,7 +1057,11 @@ impl GroupSession {
         member: &str,
         rng: &mut R,
     ) -> Result<SenderKeyDistribution> {
-        self.members.remove(member);
+        if let Some(chains) = self.members.remove(member) {
+            for chain in chains {
+                self.retire(chain.signing_key);
+            }
+        }
         self.rotate_with_rng(rng)
     }
 
@@ -730,13 +1070,22 @@ impl GroupSession {
         &mut self,
         rng: &mut R,
     ) -> Result<SenderKeyDistribution> {
-        self.outbound = SenderChain::generate(rng)?;
+        self.outbound = SenderChain::with_origin(self.outbound.origin.clone(), rng)?;
         Ok(self.outbound.distribution())
     }
 
-    /// The member ids we hold chains for.
+    /// The member device ids we hold chains for.
     pub fn members(&self) -> impl Iterator<Item = &str> {
         self.members.keys().map(String::as_str)
+    }
+
+    /// The identity key of a member device, if we hold a chain of it.
+    #[must_use]
+    pub fn member_identity(&self, member: &str) -> Option<&Ed25519PublicKey> {
+        self.members
+            .get(member)
+            .and_then(|chains| chains.first())
+            .map(|c| &c.origin.identity)
     }
 
     /// Encrypts once for the whole room.
@@ -744,7 +1093,7 @@ impl GroupSession {
         self.outbound.encrypt(plaintext)
     }
 
-    /// Decrypts a message from `member`.
+    /// Decrypts a message from member device `member`.
     pub fn decrypt(&mut self, member: &str, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
         let chains = self
             .members
@@ -792,6 +1141,10 @@ impl GroupSession {
                 chain.write(&mut out);
             }
         }
+        out.put_count(self.retired.len());
+        for key in &self.retired {
+            out.put(key.as_bytes());
+        }
         pickle::seal(PickleKind::Group, &mut self.pickle, &out, key, rng)
     }
 
@@ -803,24 +1156,35 @@ impl GroupSession {
         expected_id: &PickleId,
         latest_counter: u64,
     ) -> Result<Self> {
-        let read = |r: &mut Reader<'_>, pickle| {
+        let open = |r: &mut Reader<'_>, pickle: PickleState| {
             let outbound = SenderChain::read(r)?;
             let n = r.count(MAX_GROUP_MEMBERS)?;
             let mut members = BTreeMap::new();
             for _ in 0..n {
-                let member = core::str::from_utf8(r.var_bytes(MAX_MEMBER_ID_LEN)?)
-                    .map_err(|_| Error::InvalidField)?
-                    .to_owned();
+                let member = read_str(r, MAX_DEVICE_ID_LEN)?;
                 let c = r.count(MAX_CHAINS_PER_MEMBER)?;
                 let mut chains = Vec::with_capacity(c);
                 for _ in 0..c {
-                    chains.push(ReceiverChain::read(r)?);
+                    let chain = ReceiverChain::read(r)?;
+                    // Every chain belongs to this room and to the member it is filed under.
+                    if chain.origin.room_id != outbound.origin.room_id
+                        || chain.origin.device_id != member
+                    {
+                        return Err(Error::InvalidField);
+                    }
+                    chains.push(chain);
                 }
                 members.insert(member, chains);
+            }
+            let n = r.count(MAX_RETIRED_CHAINS)?;
+            let mut retired = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                retired.push_back(Ed25519PublicKey::from_bytes(&r.array()?)?);
             }
             Ok(Self {
                 outbound,
                 members,
+                retired,
                 pickle,
             })
         };
@@ -830,7 +1194,7 @@ impl GroupSession {
             key,
             expected_id,
             latest_counter,
-            read,
+            open,
         )
     }
 }
@@ -840,6 +1204,7 @@ impl fmt::Debug for GroupSession {
         f.debug_struct("GroupSession")
             .field("outbound", &self.outbound)
             .field("members", &self.members.len())
+            .field("retired_chains", &self.retired.len())
             .field("pickle_id", &self.pickle.id())
             .field("pickle_counter", &self.pickle.counter())
             .finish_non_exhaustive()

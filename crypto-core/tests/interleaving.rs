@@ -489,9 +489,18 @@ struct Room {
 
 impl Room {
     fn new() -> Self {
+        let accounts: Vec<Account> = MEMBERS
+            .iter()
+            .map(|_| {
+                let mut a = Account::new().unwrap();
+                a.generate_signed_prekey(1_700_000_000).unwrap();
+                a
+            })
+            .collect();
         let mut members: Vec<GroupSession> = MEMBERS
             .iter()
-            .map(|_| GroupSession::new().unwrap())
+            .zip(&accounts)
+            .map(|(name, a)| GroupSession::new("room", name, a.identity()).unwrap())
             .collect();
         // Distributions travel (inside pairwise sessions) as bytes.
         let distributions: Vec<Vec<u8>> = members
@@ -502,7 +511,11 @@ impl Room {
             for (j, bytes) in distributions.iter().enumerate() {
                 if i != j {
                     let d = SenderKeyDistribution::decode(bytes).unwrap();
-                    session.add_member(MEMBERS[j], &d).unwrap();
+                    // i's pairwise session with j, which the distribution arrives over.
+                    let from = accounts[i]
+                        .create_outbound_session(&accounts[j].prekey_bundle(false).unwrap())
+                        .unwrap();
+                    session.add_member(MEMBERS[j], &from, &d).unwrap();
                 }
             }
         }

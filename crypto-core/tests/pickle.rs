@@ -163,7 +163,7 @@ fn swapped_pickles_are_refused() {
             got: 2
         }
     );
-    let mut room = GroupSession::new().unwrap();
+    let mut room = GroupSession::new("room", "bob/1", bob_account.identity()).unwrap();
     let room_sealed = room.pickle(&key()).unwrap();
     assert_eq!(
         OutboundGroupSession::from_pickle(room_sealed.as_bytes(), &key(), &room.pickle_id(), 0)
@@ -216,9 +216,11 @@ fn clear_id_and_counter_are_authenticated() {
 #[test]
 fn the_counter_survives_restore_and_keeps_increasing() {
     let (mut session, mut account) = outbound();
-    let mut room = GroupSession::new().unwrap();
-    let mut outbound = OutboundGroupSession::new().unwrap();
-    let mut inbound = InboundGroupSession::new(&outbound.distribution()).unwrap();
+    // Bob's sender chain, received over Alice's session with Bob.
+    let mut room = GroupSession::new("room", "bob/1", account.identity()).unwrap();
+    let mut outbound = OutboundGroupSession::new("room", "bob/1", account.identity()).unwrap();
+    let mut inbound =
+        InboundGroupSession::new("room", "bob/1", &session, &outbound.distribution()).unwrap();
     let ids = [
         session.pickle_id(),
         account.pickle_id(),

@@ -173,6 +173,7 @@ fn signature_contexts_are_prefix_free_and_documented() {
             "SecureChat v1 identity key",
             "SecureChat v1 signed prekey",
             "SecureChat v1 group message",
+            "SecureChat v1 sender key distribution",
             "SecureChat v1 relay challenge",
         ]
     );

@@ -57,6 +57,8 @@ const MSG2: &[u8] = b"Great, the ratchet turned.";
 const GROUP_PLAINTEXT: &[u8] = b"Hello, room!";
 const RELAY_ORIGIN: &str = "https://relay.example";
 const RELAY_CHALLENGE: [u8; 32] = [0xc0; 32];
+const GROUP_ROOM_ID: &str = "room-1";
+const GROUP_DEVICE_ID: &str = "alice/1";
 
 // Info and context strings, repeated here on purpose: a change in the library must show up as
 // a failing vector, not be followed silently.
@@ -66,6 +68,7 @@ const ROOT_KDF_INFO: &[u8] = b"SecureChat v1 ratchet root";
 const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v1 message keys";
 const GROUP_KDF_INFO: &[u8] = b"SecureChat v1 group message keys";
 const GROUP_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 group message";
+const DISTRIBUTION_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 sender key distribution";
 const PICKLE_KDF_INFO: &[u8] = b"SecureChat v1 pickle";
 const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
 const SIGNED_PREKEY_CONTEXT: &[u8] = b"SecureChat v1 signed prekey";
@@ -442,14 +445,35 @@ fn generate() -> Vectors {
     put("group_chain_id", &chain_id);
     put("group_chain_key", &chain_key);
     put("group_signing_seed", &group_seed);
-    let mut group = GroupSession::new_with_rng(&mut TestRng::new(GROUP_RNG)).unwrap();
+    // Alice's sender chain in room GROUP_ROOM_ID as device GROUP_DEVICE_ID.
+    let mut group = GroupSession::new_with_rng(
+        GROUP_ROOM_ID,
+        GROUP_DEVICE_ID,
+        alice_account.identity(),
+        &mut TestRng::new(GROUP_RNG),
+    )
+    .unwrap();
     let distribution = group.distribution().encode();
     let group_signing = Ed25519KeyPair::from_seed(&group_seed);
+    // origin = u32 len || room id || sender identity key || u32 len || device id
+    let mut origin = (GROUP_ROOM_ID.len() as u32).to_be_bytes().to_vec();
+    origin.extend_from_slice(GROUP_ROOM_ID.as_bytes());
+    origin.extend_from_slice(
+        Ed25519KeyPair::from_seed(&alice_seed)
+            .public_key()
+            .as_bytes(),
+    );
+    origin.extend_from_slice(&(GROUP_DEVICE_ID.len() as u32).to_be_bytes());
+    origin.extend_from_slice(GROUP_DEVICE_ID.as_bytes());
     let mut expected = vec![0x01, 0x04];
+    expected.extend_from_slice(&origin);
     expected.extend_from_slice(&chain_id);
     expected.extend_from_slice(&0u32.to_be_bytes());
     expected.extend_from_slice(&chain_key);
     expected.extend_from_slice(group_signing.public_key().as_bytes());
+    let mut signed = DISTRIBUTION_SIGNATURE_CONTEXT.to_vec();
+    signed.extend_from_slice(&expected);
+    expected.extend_from_slice(&group_signing.sign(&signed));
     assert_eq!(distribution[..], expected[..]);
     put("group_sender_key_distribution", &distribution);
 
@@ -464,6 +488,7 @@ fn generate() -> Vectors {
     expected.extend_from_slice(&body);
     expected.extend_from_slice(&tag);
     let mut signed = GROUP_SIGNATURE_CONTEXT.to_vec();
+    signed.extend_from_slice(&origin);
     signed.extend_from_slice(&expected);
     expected.extend_from_slice(&group_signing.sign(&signed));
     assert_eq!(group_message, expected);
@@ -775,7 +800,16 @@ fn vectors_decode_and_decrypt() {
     // A member holding the distribution verifies and decrypts the group message.
     let distribution = SenderKeyDistribution::decode(&vector("group_sender_key_distribution"))
         .expect("distribution decodes");
-    let mut inbound = InboundGroupSession::new(&distribution).unwrap();
+    assert_eq!(distribution.room_id(), GROUP_ROOM_ID);
+    assert_eq!(distribution.device_id(), GROUP_DEVICE_ID);
+    // It arrives over Bob's session with Alice; a session with anyone else is refused.
+    assert_eq!(
+        InboundGroupSession::new(GROUP_ROOM_ID, GROUP_DEVICE_ID, &alice, &distribution)
+            .unwrap_err(),
+        crypto_core::Error::DistributionIdentityMismatch
+    );
+    let mut inbound =
+        InboundGroupSession::new(GROUP_ROOM_ID, GROUP_DEVICE_ID, &bob, &distribution).unwrap();
     let mut bytes = vector("group_message");
     let message = GroupMessage::decode(&bytes).unwrap();
     *bytes.last_mut().unwrap() ^= 1; // a signature byte

@@ -161,15 +161,25 @@ fn x3dh_and_double_ratchet_with_a_turn_and_a_late_message() -> Result<(), Error>
 
 #[wasm_bindgen_test]
 fn group_of_two_encrypts_decrypts_and_refuses_duplicates() -> Result<(), Error> {
-    let mut alice = GroupSession::new()?;
-    let mut bob = GroupSession::new()?;
+    let mut alice_account = Account::new()?;
+    alice_account.generate_signed_prekey(1_700_000_000)?;
+    let mut bob_account = Account::new()?;
+    bob_account.generate_signed_prekey(1_700_000_000)?;
+    let mut alice = GroupSession::new("room", "alice", alice_account.identity())?;
+    let mut bob = GroupSession::new("room", "bob", bob_account.identity())?;
     // Distributions travel inside pairwise sessions, as bytes.
+    let alice_from_bob =
+        alice_account.create_outbound_session(&bob_account.prekey_bundle(false)?)?;
+    let bob_from_alice =
+        bob_account.create_outbound_session(&alice_account.prekey_bundle(false)?)?;
     alice.add_member(
         "bob",
+        &alice_from_bob,
         &SenderKeyDistribution::decode(&bob.distribution().encode())?,
     )?;
     bob.add_member(
         "alice",
+        &bob_from_alice,
         &SenderKeyDistribution::decode(&alice.distribution().encode())?,
     )?;
 
