@@ -66,7 +66,7 @@ impl Account {
     }
 
     /// Answers a relay's proof-of-possession challenge (docs/protocol.md §5.1): the identity
-    /// key's signature over `"SecureChat v1 relay challenge" || u32(len(origin)) || origin ||
+    /// key's signature over `"SecureChat v2 relay challenge" || u32(len(origin)) || origin ||
     /// challenge`, which the relay checks with [`crate::verify_relay_challenge`].
     ///
     /// `relay_origin` is the canonical origin the client connected to (`https://host[:port]`);

@@ -3,7 +3,7 @@
 //! Every signed structure starts with its context string, and no context is a prefix of
 //! another, so the bytes signed for one purpose can never be read as a valid input of another
 //! (the finding behind this module: a "sign these bytes" API let a relay obtain
-//! `"SecureChat v1 identity key" || X_evil` signed, binding its own X25519 key to a victim's
+//! `"SecureChat v2 identity key" || X_evil` signed, binding its own X25519 key to a victim's
 //! identity). Signing code builds its input only through [`SignatureContext::message`]; the
 //! prefix-free property is checked by the tests below and by `tests/signature_contexts.rs`.
 
@@ -33,18 +33,18 @@ macro_rules! signature_contexts {
 
 signature_contexts! {
     /// The identity binding: `context || X25519 identity key` (protocol §5).
-    IdentityKey => b"SecureChat v1 identity key",
+    IdentityKey => b"SecureChat v2 identity key",
     /// A signed prekey: `context || id || key || created_at` (protocol §6).
-    SignedPrekey => b"SecureChat v1 signed prekey",
+    SignedPrekey => b"SecureChat v2 signed prekey",
     /// A group message, signed by the sender key:
     /// `context || origin || header || ciphertext || tag` (protocol §12.2).
-    GroupMessage => b"SecureChat v1 group message",
+    GroupMessage => b"SecureChat v2 group message",
     /// A sender-key distribution, signed by the group signing key:
     /// `context || every byte of the distribution before the signature` (protocol §12.1).
-    SenderKeyDistribution => b"SecureChat v1 sender key distribution",
+    SenderKeyDistribution => b"SecureChat v2 sender key distribution",
     /// A relay's proof-of-possession challenge:
     /// `context || u32 origin length || origin || challenge (32)` (protocol §5.1).
-    RelayChallenge => b"SecureChat v1 relay challenge",
+    RelayChallenge => b"SecureChat v2 relay challenge",
 }
 
 impl SignatureContext {
@@ -104,6 +104,6 @@ mod tests {
     #[test]
     fn message_starts_with_the_context() {
         let msg = SignatureContext::RelayChallenge.message(&[b"x", b"yz"]);
-        assert_eq!(msg, b"SecureChat v1 relay challengexyz");
+        assert_eq!(msg, b"SecureChat v2 relay challengexyz");
     }
 }

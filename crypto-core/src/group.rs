@@ -29,9 +29,9 @@
 //!                         || signature (64)
 //! ```
 //! Per-message AEAD: ChaCha20-Poly1305 with key and nonce = HKDF-Expand(message key,
-//! `"SecureChat v1 group message keys"`, 44); associated data = the 10-byte header. The message
-//! signature covers `"SecureChat v1 group message" || origin || header || ciphertext || tag`;
-//! the distribution signature covers `"SecureChat v1 sender key distribution" ||` every byte of
+//! `"SecureChat v2 group message keys"`, 44); associated data = the 10-byte header. The message
+//! signature covers `"SecureChat v2 group message" || origin || header || ciphertext || tag`;
+//! the distribution signature covers `"SecureChat v2 sender key distribution" ||` every byte of
 //! the distribution before the signature. Both are made with the group signing key.
 
 use crate::codec::{Reader, Writer};
@@ -75,7 +75,7 @@ pub const MAX_CHAINS_PER_MEMBER: usize = 2;
 /// remembers, so their distributions cannot be added again; the oldest is forgotten first.
 pub const MAX_RETIRED_CHAINS: usize = 2 * MAX_GROUP_MEMBERS;
 
-const GROUP_KDF_INFO: &[u8] = b"SecureChat v1 group message keys";
+const GROUP_KDF_INFO: &[u8] = b"SecureChat v2 group message keys";
 
 /// Who sends on a chain, and in which room: bound into distributions and message signatures.
 #[derive(Clone, PartialEq, Eq)]
@@ -306,7 +306,7 @@ impl SenderKeyDistribution {
         out
     }
 
-    /// `"SecureChat v1 sender key distribution" || body` (secret: the body holds the chain key;
+    /// `"SecureChat v2 sender key distribution" || body` (secret: the body holds the chain key;
     /// the buffer is allocated at its final size, so no unwiped copy is left behind).
     fn signed_bytes(body: &[u8]) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(SignatureContext::SenderKeyDistribution.message(&[body]))

@@ -12,7 +12,7 @@ use core::fmt;
 use rand_core::TryCryptoRng;
 
 /// Version byte of an encoded [`PublicIdentity`].
-pub const IDENTITY_VERSION: u8 = 1;
+pub const IDENTITY_VERSION: u8 = 2;
 /// Length of an encoded [`PublicIdentity`]: version, Ed25519 key, X25519 key, signature.
 pub const PUBLIC_IDENTITY_LEN: usize = 1 + 32 + 32 + SIGNATURE_LEN;
 
@@ -177,7 +177,7 @@ impl fmt::Debug for IdentityKeys {
     }
 }
 
-/// `"SecureChat v1 identity key" || X25519 identity key` (docs/protocol.md §5).
+/// `"SecureChat v2 identity key" || X25519 identity key` (docs/protocol.md §5).
 fn identity_signed_bytes(agreement_key: &X25519PublicKey) -> Vec<u8> {
     SignatureContext::IdentityKey.message(&[agreement_key.as_bytes()])
 }

@@ -20,7 +20,7 @@ use crate::prekeys::FLAG_ONE_TIME_PREKEY;
 use crate::primitives::{TAG_LEN, X25519PublicKey};
 
 /// Version byte of session messages.
-pub const MESSAGE_VERSION: u8 = 1;
+pub const MESSAGE_VERSION: u8 = 2;
 /// Type byte of a [`RatchetMessage`].
 pub const TYPE_RATCHET: u8 = 1;
 /// Type byte of a [`PrekeyMessage`].
@@ -215,7 +215,7 @@ impl PrekeyMessage {
         let flags = r.u8()?;
         let reserved = flags & !FLAG_ONE_TIME_PREKEY;
         if reserved != 0 {
-            // Includes FLAG_PQ_KEM_PREKEY: reserved for PQXDH, refused by v1.
+            // Includes FLAG_PQ_KEM_PREKEY: reserved for PQXDH, refused by v2.
             return Err(Error::ReservedFlags(reserved));
         }
         let sender = PublicIdentity::read_body(r)?;

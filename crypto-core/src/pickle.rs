@@ -6,7 +6,7 @@
 //! ```text
 //! header = version (1) || kind (1) || pickle id (16) || counter (u64, big-endian)
 //! sealed = header || nonce (24) || XChaCha20-Poly1305(subkey, nonce, ad = header, state) || tag (16)
-//! subkey = HKDF-Expand(storage key, "SecureChat v1 pickle", 32)
+//! subkey = HKDF-Expand(storage key, "SecureChat v2 pickle", 32)
 //! ```
 //!
 //! The whole header is associated data: a pickle cannot be passed off as another object's
@@ -51,7 +51,7 @@ pub const PICKLE_VERSION: u8 = 2;
 pub const PICKLE_ID_LEN: usize = 16;
 /// Length of the clear header that is also the associated data: version, kind, id, counter.
 pub const PICKLE_HEADER_LEN: usize = 2 + PICKLE_ID_LEN + 8;
-const PICKLE_KDF_INFO: &[u8] = b"SecureChat v1 pickle";
+const PICKLE_KDF_INFO: &[u8] = b"SecureChat v2 pickle";
 const NONCE_LEN: usize = 24;
 const PREFIX_LEN: usize = PICKLE_HEADER_LEN + NONCE_LEN;
 

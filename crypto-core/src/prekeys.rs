@@ -12,10 +12,10 @@ use crate::primitives::{Ed25519KeyPair, SIGNATURE_LEN, X25519PublicKey, X25519Se
 use core::fmt;
 
 /// Version byte of encoded bundles and prekeys.
-pub const PREKEY_VERSION: u8 = 1;
+pub const PREKEY_VERSION: u8 = 2;
 /// Bundle flag: a one-time prekey follows the signed prekey.
 pub const FLAG_ONE_TIME_PREKEY: u8 = 0b0000_0001;
-/// Bundle flag reserved for an ML-KEM-768 prekey (post-quantum, not in v1).
+/// Bundle flag reserved for an ML-KEM-768 prekey (post-quantum, not in v2).
 pub const FLAG_PQ_KEM_PREKEY: u8 = 0b0000_0010;
 
 /// The public half of a signed prekey: id, key, creation time (seconds, given by the caller)
@@ -137,7 +137,7 @@ impl fmt::Debug for SignedPrekey {
     }
 }
 
-/// `"SecureChat v1 signed prekey" || id || key || created_at` (docs/protocol.md §6).
+/// `"SecureChat v2 signed prekey" || id || key || created_at` (docs/protocol.md §6).
 fn signed_prekey_bytes(id: u32, key: &X25519PublicKey, created_at: u64) -> Vec<u8> {
     SignatureContext::SignedPrekey.message(&[
         &id.to_be_bytes(),

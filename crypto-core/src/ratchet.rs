@@ -3,10 +3,10 @@
 //! - DH ratchet on X25519 (§3.5 `DHRatchet`); the sending half is done lazily at the next
 //!   encryption, so decryption needs no randomness. The result is the same as the spec's.
 //! - Root KDF (§5.2 `KDF_RK`): HKDF-SHA256 with the root key as salt, the DH output as input
-//!   key material and `"SecureChat v1 ratchet root"` as info, 64 bytes → new root key, chain key.
+//!   key material and `"SecureChat v2 ratchet root"` as info, 64 bytes → new root key, chain key.
 //! - Chain KDF (§5.2 `KDF_CK`): message key = HMAC-SHA256(chain key, 0x01), next chain key =
 //!   HMAC-SHA256(chain key, 0x02).
-//! - Per-message AEAD (§5.2 `ENCRYPT`): HKDF-Expand(message key, `"SecureChat v1 message
+//! - Per-message AEAD (§5.2 `ENCRYPT`): HKDF-Expand(message key, `"SecureChat v2 message
 //!   keys"`, 44) → ChaCha20-Poly1305 key (32) and nonce (12). Associated data = the session's
 //!   32-byte X3DH AD digest || the 42-byte message header.
 //! - Skipped message keys (§3.2, §3.5 `SkipMessageKeys`): at most [`MAX_SKIP_PER_CHAIN`] per
@@ -38,8 +38,8 @@ pub const MAX_SKIPPED_KEYS: usize = 2000;
 /// reported as [`Error::DuplicateMessage`] rather than a failed decryption.
 pub const MAX_PREVIOUS_CHAINS: usize = 16;
 
-const ROOT_KDF_INFO: &[u8] = b"SecureChat v1 ratchet root";
-pub(crate) const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v1 message keys";
+const ROOT_KDF_INFO: &[u8] = b"SecureChat v2 ratchet root";
+pub(crate) const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v2 message keys";
 const MESSAGE_KEY_SEED: &[u8] = &[0x01];
 const CHAIN_KEY_SEED: &[u8] = &[0x02];
 const AD_LEN: usize = 32 + RATCHET_HEADER_LEN;

@@ -5,7 +5,7 @@
 //! relay checks the answer with [`verify_relay_challenge`]. The signed bytes are
 //!
 //! ```text
-//! "SecureChat v1 relay challenge" || u32(len(origin)) || origin || challenge (32)
+//! "SecureChat v2 relay challenge" || u32(len(origin)) || origin || challenge (32)
 //! ```
 //!
 //! The context string is distinct from, and no prefix of, every other signature context
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn signed_bytes_are_length_prefixed() {
         let bytes = signed_bytes("https://a.example", &[7; 32]).unwrap_or_default();
-        let mut expected = b"SecureChat v1 relay challenge".to_vec();
+        let mut expected = b"SecureChat v2 relay challenge".to_vec();
         expected.extend_from_slice(&[0, 0, 0, 17]);
         expected.extend_from_slice(b"https://a.example");
         expected.extend_from_slice(&[7; 32]);

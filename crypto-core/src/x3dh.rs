@@ -4,8 +4,8 @@
 //! ```text
 //! DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)   DH4 = DH(EK_A, OPK_B)
 //! SK  = HKDF-SHA256(salt = 32 × 0x00, ikm = 32 × 0xFF || DH1 || DH2 || DH3 [|| DH4],
-//!                   info = "SecureChat v1 X3DH", 32 bytes)
-//! AD  = SHA-256("SecureChat v1 X3DH AD" || Encode(IK_A) || Encode(IK_B))
+//!                   info = "SecureChat v2 X3DH", 32 bytes)
+//! AD  = SHA-256("SecureChat v2 X3DH AD" || Encode(IK_A) || Encode(IK_B))
 //! ```
 //! DH4 exists only when a one-time prekey was used. DH3 is also returned: it is the output of
 //! the first DH-ratchet step, because the initiator's ephemeral key EK_A is its first ratchet
@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// HKDF info string of the X3DH shared secret.
-pub const X3DH_INFO: &[u8] = b"SecureChat v1 X3DH";
+pub const X3DH_INFO: &[u8] = b"SecureChat v2 X3DH";
 /// Domain prefix of the associated-data digest.
-pub const X3DH_AD_CONTEXT: &[u8] = b"SecureChat v1 X3DH AD";
+pub const X3DH_AD_CONTEXT: &[u8] = b"SecureChat v2 X3DH AD";
 
 /// What X3DH hands to the Double Ratchet: the shared secret SK and DH3 = DH(EK_A, SPK_B), the
 /// first DH-ratchet output (the initiator's first ratchet key is EK_A, the responder's is SPK_B).

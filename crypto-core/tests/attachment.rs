@@ -38,11 +38,11 @@ fn doc_expand(key: &[u8; 32], info: &[u8]) -> [u8; 32] {
 }
 
 fn doc_chunk_key(key: &[u8; 32]) -> [u8; 32] {
-    doc_expand(key, b"SecureChat v1 attachment chunk key")
+    doc_expand(key, b"SecureChat v2 attachment chunk key")
 }
 
 fn doc_commitment(key: &[u8; 32]) -> [u8; 32] {
-    doc_expand(key, b"SecureChat v1 attachment key commitment")
+    doc_expand(key, b"SecureChat v2 attachment key commitment")
 }
 
 /// A blob built by hand following section 14: `header` as given (its commitment need not match
@@ -283,15 +283,15 @@ fn decryptor_appends_to_existing_output() {
 }
 
 // The vectors of docs/protocol.md section 14 (key and nonce prefix: the bytes 0x00, 0x01, ...).
-const VECTOR_CHUNK_KEY: &str = "6fd416a98ff35885c8df3c9c96670d4e19e3411e174dbf296abb796f35fc2ad1";
-const VECTOR_COMMITMENT: &str = "3434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c11";
-const VECTOR_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031323434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c1106ce3aba42e2ff4ad39b6e4d7987ce583bc6c55d0905b3d7564f212b73322fdf34d17c0d055197368474f8aa8f79e8cec88c58d86eb7b22731fb3d";
-const VECTOR_DIGEST: &str = "f3e327178661bbcbaec07ffc575e83c4244b2838ca8fb237eb92db1a6b5a7d1c";
-const VECTOR_EMPTY_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031323434e84a5715aaa1642fb1967b1858f20fe424d0dc0e8cd5275318b8bfa75c11489069bce69c8e5d703a51bf2c408582";
+const VECTOR_CHUNK_KEY: &str = "ee5f39a0bec82b78ee158d1a19f4804485e5194996ad06c4a6d0dbfee4568bb0";
+const VECTOR_COMMITMENT: &str = "8694b562bbd7d4e8f4f8c010f084a6a61abb7ff023599c347d563343f898daa6";
+const VECTOR_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031328694b562bbd7d4e8f4f8c010f084a6a61abb7ff023599c347d563343f898daa6f03ae42edccc2d07fcb36305d6dc53290ab1932a230402e9c2dc002648b5c1cbff4f614ae5a6df5d8e7a2cced3695d63cd65463e5309e6ec816b36";
+const VECTOR_DIGEST: &str = "6c5c48b1b9eb7cd78b313480310df885c9fb9ff9f9b42be123a2948f4f8e3329";
+const VECTOR_EMPTY_BLOB: &str = "0210202122232425262728292a2b2c2d2e2f3031328694b562bbd7d4e8f4f8c010f084a6a61abb7ff023599c347d563343f898daa622f02d01e80dffc5759971ffffdc773c";
 const VECTOR_EMPTY_DIGEST: &str =
-    "20dc9f1b962ca3e3b694a921e42e85c79b0d2b6355660be1c12e98de094c3dd9";
+    "85deae176b34f427dfd591c0cc04119c52742d00815cc939010b3fdf961d58ae";
 const VECTOR_TWO_CHUNKS_DIGEST: &str =
-    "724ec21281205b9c1e82ee5358ac8cc31d9fa12c48fa2ec21263b2ba4252f2a3";
+    "2c5ce8849db28878b68d735485d245f9112046753f608d9c2ca4a70f10ef7bef";
 
 #[test]
 fn fixed_vector() {
@@ -1004,8 +1004,8 @@ const TWO_KEY_CHUNK_V1: &str = "f098ca6a22a61b0bcb9c66ea1421d56d19024b197b0cadf9
                                 04000000000000000000000000000000";
 /// The same construction against this format: AD = the version-2 header committing to the key
 /// `11…11`, solved for the two chunk keys derived from `11…11` and `22…22`.
-const TWO_KEY_CHUNK_V2: &str = "7eb37d2fd2ff6f0cbb105a4bb486e5da57f5085b63fb6f5905066d9eb780976a\
-                                07000000000000000000000000000000";
+const TWO_KEY_CHUNK_V2: &str = "ed475c676e16b2b2b92f66e2b55de6f6f288bde72cd0fea48d53d68bb2e5f16f\
+                                24000000000000000000000000000000";
 
 /// Finding 5 of issue #10, the attack itself: a blob that two keys open to two different
 /// plaintexts. Under the old format the two-key chunk below is such a blob (the old decryptor

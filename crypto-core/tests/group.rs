@@ -270,7 +270,7 @@ fn craft_distribution(
     signing_key: &[u8; 32],
     signer: &Ed25519KeyPair,
 ) -> Vec<u8> {
-    let mut body = vec![0x01, 0x04];
+    let mut body = vec![0x02, 0x04];
     body.extend_from_slice(&(room.len() as u32).to_be_bytes());
     body.extend_from_slice(room.as_bytes());
     body.extend_from_slice(identity);
@@ -280,7 +280,7 @@ fn craft_distribution(
     body.extend_from_slice(&iteration.to_be_bytes());
     body.extend_from_slice(chain_key);
     body.extend_from_slice(signing_key);
-    let mut signed = b"SecureChat v1 sender key distribution".to_vec();
+    let mut signed = b"SecureChat v2 sender key distribution".to_vec();
     signed.extend_from_slice(&body);
     body.extend_from_slice(&signer.sign(&signed));
     body

@@ -21,7 +21,7 @@ const ALICE_ID: &[u8] = b"0b6c7a52-5d3f-4f3e-9c1a-2f4e8d9b7a10";
 const BOB_ID: &[u8] = b"7f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 
 // Repeated on purpose (docs/protocol.md §5): the test builds identities from their parts.
-const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
+const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 identity key";
 
 fn bytes32(hex_str: &str) -> [u8; 32] {
     hex::decode(hex_str).unwrap().try_into().unwrap()

@@ -2,7 +2,7 @@
 //!
 //! Before the fix, `Account::sign(bytes)` signed anything with the identity key. A hostile
 //! relay asked for a "registration challenge" whose bytes were
-//! `"SecureChat v1 identity key" || X_evil` and received a valid identity binding of its own
+//! `"SecureChat v2 identity key" || X_evil` and received a valid identity binding of its own
 //! X25519 key to the victim's Ed25519 key. The only identity-key signing left to callers is
 //! the relay challenge answer, whose own context starts every signed input.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
@@ -14,8 +14,8 @@ use crypto_core::{
 };
 
 const ORIGIN: &str = "https://relay.example";
-const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
-const RELAY_CHALLENGE_CONTEXT: &[u8] = b"SecureChat v1 relay challenge";
+const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 identity key";
+const RELAY_CHALLENGE_CONTEXT: &[u8] = b"SecureChat v2 relay challenge";
 
 fn account() -> Account {
     Account::new().unwrap()
@@ -44,7 +44,7 @@ fn a_challenge_answer_is_never_an_identity_binding() {
                 PublicIdentity::new(signing_key, evil, signature),
                 Err(Error::BadSignature)
             );
-            let mut encoded = vec![1];
+            let mut encoded = vec![crypto_core::identity::IDENTITY_VERSION];
             encoded.extend_from_slice(signing_key.as_bytes());
             encoded.extend_from_slice(evil.as_bytes());
             encoded.extend_from_slice(&signature);
@@ -56,9 +56,9 @@ fn a_challenge_answer_is_never_an_identity_binding() {
     }
     // The origin cannot carry another context or arbitrary bytes: it must be an origin.
     for origin in [
-        "SecureChat v1 identity key",
+        "SecureChat v2 identity key",
         "",
-        "https://relay.example/SecureChat v1 identity key",
+        "https://relay.example/SecureChat v2 identity key",
     ] {
         assert_eq!(
             victim.sign_relay_challenge(origin, &[0; 32]),
@@ -170,11 +170,11 @@ fn signature_contexts_are_prefix_free_and_documented() {
     assert_eq!(
         names,
         [
-            "SecureChat v1 identity key",
-            "SecureChat v1 signed prekey",
-            "SecureChat v1 group message",
-            "SecureChat v1 sender key distribution",
-            "SecureChat v1 relay challenge",
+            "SecureChat v2 identity key",
+            "SecureChat v2 signed prekey",
+            "SecureChat v2 group message",
+            "SecureChat v2 sender key distribution",
+            "SecureChat v2 relay challenge",
         ]
     );
     for (i, a) in contexts.iter().enumerate() {

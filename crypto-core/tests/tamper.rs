@@ -23,7 +23,7 @@ use crypto_core::{
     Session, SessionMessage, SignedPrekey,
 };
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 fn flipped(bytes: &[u8], bit: usize) -> Vec<u8> {
     let mut t = bytes.to_vec();
@@ -580,7 +580,7 @@ fn wrong_versions_are_named() {
     } = establish();
     let ratchet = bob_session.encrypt(b"yo").unwrap().encode();
 
-    for got in [0, 2, 0x80, 0xff] {
+    for got in [0, 1, 3, 0x80, 0xff] {
         let e = unsupported(got);
         let identity = with_byte(&bob.identity().encode(), 0, got);
         assert_eq!(PublicIdentity::decode(&identity).unwrap_err(), e);

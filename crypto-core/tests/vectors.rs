@@ -62,17 +62,17 @@ const GROUP_DEVICE_ID: &str = "alice/1";
 
 // Info and context strings, repeated here on purpose: a change in the library must show up as
 // a failing vector, not be followed silently.
-const X3DH_INFO: &[u8] = b"SecureChat v1 X3DH";
-const X3DH_AD_CONTEXT: &[u8] = b"SecureChat v1 X3DH AD";
-const ROOT_KDF_INFO: &[u8] = b"SecureChat v1 ratchet root";
-const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v1 message keys";
-const GROUP_KDF_INFO: &[u8] = b"SecureChat v1 group message keys";
-const GROUP_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 group message";
-const DISTRIBUTION_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 sender key distribution";
-const PICKLE_KDF_INFO: &[u8] = b"SecureChat v1 pickle";
-const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v1 identity key";
-const SIGNED_PREKEY_CONTEXT: &[u8] = b"SecureChat v1 signed prekey";
-const RELAY_CHALLENGE_CONTEXT: &[u8] = b"SecureChat v1 relay challenge";
+const X3DH_INFO: &[u8] = b"SecureChat v2 X3DH";
+const X3DH_AD_CONTEXT: &[u8] = b"SecureChat v2 X3DH AD";
+const ROOT_KDF_INFO: &[u8] = b"SecureChat v2 ratchet root";
+const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v2 message keys";
+const GROUP_KDF_INFO: &[u8] = b"SecureChat v2 group message keys";
+const GROUP_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 group message";
+const DISTRIBUTION_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 sender key distribution";
+const PICKLE_KDF_INFO: &[u8] = b"SecureChat v2 pickle";
+const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 identity key";
+const SIGNED_PREKEY_CONTEXT: &[u8] = b"SecureChat v2 signed prekey";
+const RELAY_CHALLENGE_CONTEXT: &[u8] = b"SecureChat v2 relay challenge";
 
 // ---------------------------------------------------------------------------------------------
 // The deterministic test RNG
@@ -190,7 +190,7 @@ fn spec_ratchet_message(
     index: u32,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let mut header = vec![0x01, 0x01];
+    let mut header = vec![0x02, 0x01];
     header.extend_from_slice(ratchet_key);
     header.extend_from_slice(&previous_chain_length.to_be_bytes());
     header.extend_from_slice(&index.to_be_bytes());
@@ -293,7 +293,7 @@ fn generate() -> Vectors {
     // Identity.
     let alice_identity = alice_account.identity().encode();
     let bob_identity = bob_account.identity().encode();
-    assert_eq!(alice_identity[0], 1);
+    assert_eq!(alice_identity[0], 2);
     assert_eq!(
         alice_identity[1..],
         identity_body(&alice_seed, &alice_ik)[..]
@@ -320,14 +320,14 @@ fn generate() -> Vectors {
     spk_signed.extend_from_slice(&1u32.to_be_bytes());
     spk_signed.extend_from_slice(&x25519_public(&bob_spk));
     spk_signed.extend_from_slice(&SIGNED_PREKEY_CREATED_AT.to_be_bytes());
-    let mut expected = vec![0x01];
+    let mut expected = vec![0x02];
     expected.extend_from_slice(&spk_signed[SIGNED_PREKEY_CONTEXT.len()..]);
     expected.extend_from_slice(&Ed25519KeyPair::from_seed(&bob_seed).sign(&spk_signed));
     assert_eq!(spk, expected);
     put("bob_signed_prekey", &spk);
 
     let otpk = bob_account.one_time_prekeys()[0].encode();
-    let mut expected = vec![0x01, 0, 0, 0, 1];
+    let mut expected = vec![0x02, 0, 0, 0, 1];
     expected.extend_from_slice(&x25519_public(&bob_opk));
     assert_eq!(otpk, expected);
     put("bob_one_time_prekey", &otpk);
@@ -335,7 +335,7 @@ fn generate() -> Vectors {
     // Bundle: version || flags (0x01) || identity body || signed prekey body || id || key.
     let bundle = bob_account.prekey_bundle(true).unwrap();
     let bundle_bytes = bundle.encode();
-    let mut expected = vec![0x01, 0x01];
+    let mut expected = vec![0x02, 0x01];
     expected.extend_from_slice(&bob_identity[1..]);
     expected.extend_from_slice(&spk[1..]);
     expected.extend_from_slice(&otpk[1..]);
@@ -381,7 +381,7 @@ fn generate() -> Vectors {
     let (mk, _) = kdf_ck(&chain_a1);
     let (aead_key, nonce) = aead_key_nonce(&mk, MESSAGE_KDF_INFO);
     let ratchet1 = spec_ratchet_message(&ad, &mk, &x25519_public(&alice_ratchet1), 0, 0, MSG1);
-    let mut expected = vec![0x01, 0x02, 0x01];
+    let mut expected = vec![0x02, 0x02, 0x01];
     expected.extend_from_slice(&alice_identity[1..]);
     expected.extend_from_slice(&x25519_public(&alice_ek));
     expected.extend_from_slice(&1u32.to_be_bytes());
@@ -465,7 +465,7 @@ fn generate() -> Vectors {
     );
     origin.extend_from_slice(&(GROUP_DEVICE_ID.len() as u32).to_be_bytes());
     origin.extend_from_slice(GROUP_DEVICE_ID.as_bytes());
-    let mut expected = vec![0x01, 0x04];
+    let mut expected = vec![0x02, 0x04];
     expected.extend_from_slice(&origin);
     expected.extend_from_slice(&chain_id);
     expected.extend_from_slice(&0u32.to_be_bytes());
@@ -480,7 +480,7 @@ fn generate() -> Vectors {
     let group_message = group.encrypt(GROUP_PLAINTEXT).unwrap().encode();
     let (mk, _) = kdf_ck(&chain_key);
     let (key, nonce) = aead_key_nonce(&mk, GROUP_KDF_INFO);
-    let mut expected = vec![0x01, 0x03];
+    let mut expected = vec![0x02, 0x03];
     expected.extend_from_slice(&chain_id);
     expected.extend_from_slice(&0u32.to_be_bytes());
     let mut body = GROUP_PLAINTEXT.to_vec();

@@ -20,8 +20,8 @@
 //! # Format (version 2)
 //!
 //! ```text
-//! chunk_key  = HKDF-Expand(key, "SecureChat v1 attachment chunk key", 32)
-//! commitment = HKDF-Expand(key, "SecureChat v1 attachment key commitment", 32)
+//! chunk_key  = HKDF-Expand(key, "SecureChat v2 attachment chunk key", 32)
+//! commitment = HKDF-Expand(key, "SecureChat v2 attachment key commitment", 32)
 //! header  = version (1 byte, 0x02)
 //!        || log2(chunk size) (1 byte, 0x10: 64 KiB chunks; any other value is refused)
 //!        || nonce prefix (19 random bytes)
@@ -117,9 +117,9 @@ const HEADER_LEN_U64: u64 = HEADER_LEN as u64;
 const TAG_LEN_U64: u64 = TAG_LEN as u64;
 
 /// HKDF-Expand info of the key every chunk is sealed under.
-const CHUNK_KEY_INFO: &[u8] = b"SecureChat v1 attachment chunk key";
+const CHUNK_KEY_INFO: &[u8] = b"SecureChat v2 attachment chunk key";
 /// HKDF-Expand info of the key commitment written in the header.
-const COMMITMENT_INFO: &[u8] = b"SecureChat v1 attachment key commitment";
+const COMMITMENT_INFO: &[u8] = b"SecureChat v2 attachment key commitment";
 /// Where the key commitment starts in the header.
 const COMMITMENT_OFFSET: usize = 2 + NONCE_PREFIX_LEN;
 
@@ -342,16 +342,16 @@ mod tests {
     #[test]
     fn derivation_strings_are_distinct_and_prefix_free() {
         let others: [&[u8]; 12] = [
-            b"SecureChat v1 identity key",
-            b"SecureChat v1 signed prekey",
-            b"SecureChat v1 X3DH",
-            b"SecureChat v1 X3DH AD",
-            b"SecureChat v1 ratchet root",
-            b"SecureChat v1 message keys",
-            b"SecureChat v1 session id",
-            b"SecureChat v1 group message keys",
-            b"SecureChat v1 group message",
-            b"SecureChat v1 pickle",
+            b"SecureChat v2 identity key",
+            b"SecureChat v2 signed prekey",
+            b"SecureChat v2 X3DH",
+            b"SecureChat v2 X3DH AD",
+            b"SecureChat v2 ratchet root",
+            b"SecureChat v2 message keys",
+            b"SecureChat v2 session id",
+            b"SecureChat v2 group message keys",
+            b"SecureChat v2 group message",
+            b"SecureChat v2 pickle",
             CHUNK_KEY_INFO,
             COMMITMENT_INFO,
         ];

@@ -44,7 +44,7 @@ def expand(key,info): return hmac.new(key,info+b'\x01',hashlib.sha256).digest()
 
 # Section 14 vectors.
 key=bytes(range(32)); prefix=bytes(range(32,51))
-ck=expand(key,b"SecureChat v1 attachment chunk key"); cm=expand(key,b"SecureChat v1 attachment key commitment")
+ck=expand(key,b"SecureChat v2 attachment chunk key"); cm=expand(key,b"SecureChat v2 attachment key commitment")
 header=bytes([2,0x10])+prefix+cm
 def blob(pt):
     chunks=[pt[i:i+65536] for i in range(0,len(pt),65536)] or [b'']
@@ -108,8 +108,8 @@ P1=xopen(K1,nonce,h1,CT,tag); P2=xopen(K2,nonce,h1,CT,tag)
 assert P1!=P2
 print("OLD", (CT+tag).hex()); print("OLD_P1",P1.hex()); print("OLD_P2",P2.hex())
 # new format: v2 header committing to K1, chunk keys
-ck1=expand(K1,b"SecureChat v1 attachment chunk key"); ck2=expand(K2,b"SecureChat v1 attachment chunk key")
-cm1=expand(K1,b"SecureChat v1 attachment key commitment")
+ck1=expand(K1,b"SecureChat v2 attachment chunk key"); ck2=expand(K2,b"SecureChat v2 attachment chunk key")
+cm1=expand(K1,b"SecureChat v2 attachment key commitment")
 h2=bytes([2,0x10])+prefix+cm1
 CT,tag=salamander(ck1,ck2,nonce,h2)
 P1=xopen(ck1,nonce,h2,CT,tag); P2=xopen(ck2,nonce,h2,CT,tag)
