@@ -75,7 +75,7 @@ pub const MAX_CHAINS_PER_MEMBER: usize = 2;
 /// remembers, so their distributions cannot be added again; the oldest is forgotten first.
 pub const MAX_RETIRED_CHAINS: usize = 2 * MAX_GROUP_MEMBERS;
 
-const GROUP_KDF_INFO: &[u8] = b"SecureChat v2 group message keys";
+pub(crate) const GROUP_KDF_INFO: &[u8] = b"SecureChat v2 group message keys";
 
 /// Who sends on a chain, and in which room: bound into distributions and message signatures.
 #[derive(Clone, PartialEq, Eq)]

@@ -118,6 +118,27 @@ pub use primitives::{Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey};
 pub use relay_challenge::verify_relay_challenge;
 pub use session::Session;
 
+/// Every domain-separation string of the protocol (docs/protocol.md §4): the signature
+/// contexts, then the HKDF infos and hash prefixes; for the test that compares them with the
+/// document. Not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn domain_strings() -> Vec<&'static [u8]> {
+    let mut all = context::all_bytes();
+    all.extend_from_slice(&[
+        x3dh::X3DH_INFO,
+        x3dh::X3DH_AD_CONTEXT,
+        ratchet::ROOT_KDF_INFO,
+        ratchet::MESSAGE_KDF_INFO,
+        session::SESSION_ID_CONTEXT,
+        group::GROUP_KDF_INFO,
+        pickle::PICKLE_KDF_INFO,
+        attachment::CHUNK_KEY_INFO,
+        attachment::COMMITMENT_INFO,
+    ]);
+    all
+}
+
 /// Every Ed25519 signature context string of the protocol (docs/protocol.md §4), from the one
 /// crate-internal list the signing code uses; for the tests that check the list is prefix-free
 /// and documented. Not part of the API.
@@ -125,4 +146,48 @@ pub use session::Session;
 #[must_use]
 pub fn signature_contexts() -> Vec<&'static [u8]> {
     context::all_bytes()
+}
+
+#[cfg(all(test, not(target_family = "wasm")))]
+mod domain_string_tests {
+    /// Every `b"SecureChat v…"` string a `const` or the context table of the source defines is
+    /// in [`super::domain_strings`], so a new one cannot be left out of the document check
+    /// (`tests/protocol_doc.rs`).
+    #[test]
+    fn every_defined_domain_string_is_listed() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let listed: Vec<&[u8]> = super::domain_strings();
+        let mut defined = 0;
+        for line in files.iter().flat_map(|f| f.lines()) {
+            let defines = (line.contains("const ") && line.contains(": &[u8] = b\"SecureChat v"))
+                || line.trim_start().contains("=> b\"SecureChat v");
+            if !defines {
+                continue;
+            }
+            let start = line.find("b\"SecureChat v").unwrap() + 2;
+            let end = start + line[start..].find('"').unwrap();
+            let string = &line.as_bytes()[start..end];
+            assert!(
+                listed.contains(&string),
+                "{} is not in domain_strings()",
+                &line[start..end]
+            );
+            defined += 1;
+        }
+        assert_eq!(defined, listed.len(), "every listed string is defined once");
+    }
 }

@@ -51,7 +51,7 @@ pub const PICKLE_VERSION: u8 = 2;
 pub const PICKLE_ID_LEN: usize = 16;
 /// Length of the clear header that is also the associated data: version, kind, id, counter.
 pub const PICKLE_HEADER_LEN: usize = 2 + PICKLE_ID_LEN + 8;
-const PICKLE_KDF_INFO: &[u8] = b"SecureChat v2 pickle";
+pub(crate) const PICKLE_KDF_INFO: &[u8] = b"SecureChat v2 pickle";
 const NONCE_LEN: usize = 24;
 const PREFIX_LEN: usize = PICKLE_HEADER_LEN + NONCE_LEN;
 

@@ -38,7 +38,7 @@ pub const MAX_SKIPPED_KEYS: usize = 2000;
 /// reported as [`Error::DuplicateMessage`] rather than a failed decryption.
 pub const MAX_PREVIOUS_CHAINS: usize = 16;
 
-const ROOT_KDF_INFO: &[u8] = b"SecureChat v2 ratchet root";
+pub(crate) const ROOT_KDF_INFO: &[u8] = b"SecureChat v2 ratchet root";
 pub(crate) const MESSAGE_KDF_INFO: &[u8] = b"SecureChat v2 message keys";
 const MESSAGE_KEY_SEED: &[u8] = &[0x01];
 const CHAIN_KEY_SEED: &[u8] = &[0x02];

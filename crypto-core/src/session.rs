@@ -16,7 +16,7 @@ use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-const SESSION_ID_CONTEXT: &[u8] = b"SecureChat v2 session id";
+pub(crate) const SESSION_ID_CONTEXT: &[u8] = b"SecureChat v2 session id";
 
 /// The prekeys the session was set up with: repeated in the initiator's messages until the
 /// responder is known to have them, and checked by the responder against later prekey messages.

@@ -544,3 +544,33 @@ fn ids_are_bounded() {
     assert_eq!(decoded.device_id(), max);
     assert_eq!(decoded.sender_identity(), alice.identity().signing_key());
 }
+
+/// docs/protocol.md §12.2: a message whose skipped key was evicted (more than
+/// `MAX_SKIPPED_KEYS` later messages arrived first) is `DuplicateMessage`, like a replay;
+/// `MessageKeyEvicted` is only for messages before the distribution.
+#[test]
+fn an_evicted_skipped_key_is_reported_as_a_duplicate() {
+    use crypto_core::ratchet::{MAX_SKIP_PER_CHAIN, MAX_SKIPPED_KEYS};
+    let mut alice = member("alice");
+    let mut bob = member("bob");
+    share(&alice, &mut bob);
+    let total = MAX_SKIPPED_KEYS + 10;
+    let messages: Vec<_> = (0..total)
+        .map(|_| alice.room.encrypt(b"m").unwrap())
+        .collect();
+    // Jump ahead in steps the skip limit allows, storing every key passed over.
+    let step = MAX_SKIP_PER_CHAIN as usize;
+    let mut at = step;
+    while at < total {
+        bob.room.decrypt("alice", &messages[at]).unwrap();
+        at += step;
+    }
+    bob.room.decrypt("alice", &messages[total - 1]).unwrap();
+    // Message 0's key was the oldest skipped key and has been evicted.
+    assert_eq!(
+        bob.room.decrypt("alice", &messages[0]).unwrap_err(),
+        Error::DuplicateMessage
+    );
+    // A message still in the store opens.
+    bob.room.decrypt("alice", &messages[total - 2]).unwrap();
+}

@@ -117,9 +117,9 @@ const HEADER_LEN_U64: u64 = HEADER_LEN as u64;
 const TAG_LEN_U64: u64 = TAG_LEN as u64;
 
 /// HKDF-Expand info of the key every chunk is sealed under.
-const CHUNK_KEY_INFO: &[u8] = b"SecureChat v2 attachment chunk key";
+pub(crate) const CHUNK_KEY_INFO: &[u8] = b"SecureChat v2 attachment chunk key";
 /// HKDF-Expand info of the key commitment written in the header.
-const COMMITMENT_INFO: &[u8] = b"SecureChat v2 attachment key commitment";
+pub(crate) const COMMITMENT_INFO: &[u8] = b"SecureChat v2 attachment key commitment";
 /// Where the key commitment starts in the header.
 const COMMITMENT_OFFSET: usize = 2 + NONCE_PREFIX_LEN;
 
