@@ -12,6 +12,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::SplitMix64;
 use core::convert::Infallible;
 use core::fmt::Debug;
 use crypto_core::attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentKey};
@@ -23,24 +26,16 @@ use rand_core::{TryCryptoRng, TryRng};
 /// SplitMix64 bytes that remembers everything it handed out: every secret the library
 /// generated with it is somewhere in `seen`.
 struct RecordingRng {
-    state: u64,
+    mix: SplitMix64,
     seen: Vec<u8>,
 }
 
 impl RecordingRng {
     fn new(seed: u64) -> Self {
         Self {
-            state: seed,
+            mix: SplitMix64(seed),
             seen: Vec::new(),
         }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 
@@ -58,7 +53,7 @@ impl TryRng for RecordingRng {
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
         for b in dst.iter_mut() {
-            *b = self.next().to_le_bytes()[0];
+            *b = self.mix.next_u64().to_le_bytes()[0];
         }
         self.seen.extend_from_slice(dst);
         Ok(())
