@@ -10,7 +10,7 @@ use crate::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey, SignedPrekeySecr
 use crate::primitives::{OsRng, SIGNATURE_LEN, X25519PublicKey, X25519Secret};
 use crate::ratchet::DoubleRatchet;
 use crate::relay_challenge::{self, RELAY_CHALLENGE_LEN};
-use crate::session::{PrekeyIds, Session};
+use crate::session::{PrekeyIds, Role, Session};
 use crate::x3dh;
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -222,7 +222,7 @@ impl Account {
             self.identity().clone(),
             bundle.identity().clone(),
             base_key,
-            true,
+            Role::Initiator,
             PrekeyIds {
                 signed_prekey_id: spk.id(),
                 one_time_prekey_id: otpk.map(|k| k.id),
@@ -291,7 +291,7 @@ impl Account {
             self.identity().clone(),
             message.sender.clone(),
             message.base_key,
-            false,
+            Role::Responder,
             PrekeyIds {
                 signed_prekey_id: message.signed_prekey_id,
                 one_time_prekey_id: message.one_time_prekey_id,

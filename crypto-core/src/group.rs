@@ -44,7 +44,7 @@ use crate::primitives::{
     Ed25519KeyPair, Ed25519PublicKey, OsRng, SIGNATURE_LEN, TAG_LEN, chacha20poly1305_open,
     chacha20poly1305_seal, fill_random, random_key,
 };
-use crate::ratchet::{ChainKey, MAX_SKIPPED_KEYS, MessageKey};
+use crate::ratchet::{ChainKey, MAX_SKIPPED_KEYS, MessageKey, RatchetSecret};
 use crate::session::Session;
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -410,7 +410,7 @@ impl SenderChain {
     /// The next message's iteration.
     #[must_use]
     fn iteration(&self) -> u32 {
-        self.chain.index
+        self.chain.index()
     }
 
     /// The signed distribution at the current iteration: its receivers can read messages from
@@ -421,8 +421,8 @@ impl SenderChain {
         let body = SenderKeyDistribution::body(
             &self.origin,
             self.chain_id,
-            self.chain.index,
-            &self.chain.key,
+            self.chain.index(),
+            self.chain.key(),
             &signing_key,
         );
         let signature = self
@@ -431,8 +431,8 @@ impl SenderChain {
         SenderKeyDistribution {
             origin: self.origin.clone(),
             chain_id: self.chain_id,
-            iteration: self.chain.index,
-            chain_key: self.chain.key.clone(),
+            iteration: self.chain.index(),
+            chain_key: Zeroizing::new(*self.chain.key()),
             signing_key,
             signature,
         }
@@ -453,7 +453,7 @@ impl SenderChain {
         raw.put_u8(MESSAGE_VERSION);
         raw.put_u8(TYPE_GROUP_MESSAGE);
         raw.put_u32(self.chain_id);
-        raw.put_u32(message_key.index);
+        raw.put_u32(message_key.index());
         raw.extend_from_slice(plaintext);
         let (header, body) = raw.split_at_mut(GROUP_HEADER_LEN);
         let tag = chacha20poly1305_seal(&key, &nonce, header, body)?;
@@ -463,7 +463,7 @@ impl SenderChain {
         self.chain = next;
         Ok(GroupMessage {
             chain_id: self.chain_id,
-            iteration: message_key.index,
+            iteration: message_key.index(),
             raw,
         })
     }
@@ -471,8 +471,8 @@ impl SenderChain {
     fn write(&self, out: &mut impl Writer) {
         self.origin.write(out);
         out.put_u32(self.chain_id);
-        out.put(self.chain.key.as_slice());
-        out.put_u32(self.chain.index);
+        out.put(self.chain.key());
+        out.put_u32(self.chain.index());
         out.put(self.signing.to_seed().as_slice());
     }
 
@@ -485,7 +485,7 @@ impl SenderChain {
         Ok(Self {
             origin,
             chain_id,
-            chain: ChainKey { key, index },
+            chain: ChainKey::at(key, index),
             signing,
         })
     }
@@ -496,7 +496,7 @@ impl fmt::Debug for SenderChain {
         f.debug_struct("SenderChain")
             .field("origin", &self.origin)
             .field("chain_id", &self.chain_id)
-            .field("iteration", &self.chain.index)
+            .field("iteration", &self.chain.index())
             .finish_non_exhaustive()
     }
 }
@@ -637,7 +637,7 @@ struct ReceiverChain {
     first_iteration: u32,
     signing_key: Ed25519PublicKey,
     chain: ChainKey,
-    skipped: VecDeque<(u32, Zeroizing<[u8; 32]>)>,
+    skipped: VecDeque<(u32, RatchetSecret)>,
 }
 
 impl ReceiverChain {
@@ -647,10 +647,7 @@ impl ReceiverChain {
             chain_id: distribution.chain_id,
             first_iteration: distribution.iteration,
             signing_key: distribution.signing_key,
-            chain: ChainKey {
-                key: distribution.chain_key.clone(),
-                index: distribution.iteration,
-            },
+            chain: ChainKey::at(distribution.chain_key.clone(), distribution.iteration),
             skipped: VecDeque::new(),
         }
     }
@@ -699,17 +696,14 @@ impl ReceiverChain {
         if iteration < self.first_iteration {
             return Err(Error::MessageKeyEvicted);
         }
-        if iteration < self.chain.index {
+        if iteration < self.chain.index() {
             let position = self
                 .skipped
                 .iter()
                 .position(|(i, _)| *i == iteration)
                 .ok_or(Error::DuplicateMessage)?;
             let (index, key) = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
-            let key = MessageKey {
-                key: key.clone(),
-                index: *index,
-            };
+            let key = MessageKey::new(key.clone(), *index);
             let plaintext = open(message, &key)?;
             self.skipped.remove(position);
             return Ok(plaintext);
@@ -718,7 +712,7 @@ impl ReceiverChain {
         let plaintext = open(message, &key)?;
         self.chain = next;
         for k in skipped {
-            self.skipped.push_back((k.index, k.key));
+            self.skipped.push_back(k.into_parts());
         }
         while self.skipped.len() > MAX_SKIPPED_KEYS {
             self.skipped.pop_front();
@@ -731,12 +725,12 @@ impl ReceiverChain {
         out.put_u32(self.chain_id);
         out.put_u32(self.first_iteration);
         out.put(self.signing_key.as_bytes());
-        out.put(self.chain.key.as_slice());
-        out.put_u32(self.chain.index);
+        out.put(self.chain.key());
+        out.put_u32(self.chain.index());
         out.put_count(self.skipped.len());
         for (index, key) in &self.skipped {
             out.put_u32(*index);
-            out.put(key.as_slice());
+            out.put(key.as_bytes());
         }
     }
 
@@ -750,14 +744,14 @@ impl ReceiverChain {
         let n = r.count(MAX_SKIPPED_KEYS)?;
         let mut skipped = VecDeque::with_capacity(n);
         for _ in 0..n {
-            skipped.push_back((r.u32()?, r.secret32()?));
+            skipped.push_back((r.u32()?, RatchetSecret::new(&r.secret32()?)));
         }
         Ok(Self {
             origin,
             chain_id,
             first_iteration,
             signing_key,
-            chain: ChainKey { key, index },
+            chain: ChainKey::at(key, index),
             skipped,
         })
     }
@@ -768,7 +762,7 @@ impl fmt::Debug for ReceiverChain {
         f.debug_struct("ReceiverChain")
             .field("origin", &self.origin)
             .field("chain_id", &self.chain_id)
-            .field("iteration", &self.chain.index)
+            .field("iteration", &self.chain.index())
             .field("skipped_keys", &self.skipped.len())
             .finish_non_exhaustive()
     }

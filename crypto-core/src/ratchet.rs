@@ -25,7 +25,7 @@ use crate::primitives::{
 use core::fmt;
 use rand_core::TryCryptoRng;
 use std::collections::VecDeque;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The most message keys one message may make a chain skip (the spec's `MAX_SKIP`). A message
 /// further ahead is refused with [`Error::TooFarAhead`]; this bounds the work a single
@@ -44,33 +44,61 @@ const MESSAGE_KEY_SEED: &[u8] = &[0x01];
 const CHAIN_KEY_SEED: &[u8] = &[0x02];
 const AD_LEN: usize = 32 + RATCHET_HEADER_LEN;
 
+/// A 32-byte ratchet secret (root, chain or message key), on the heap so that moving its
+/// holder moves a pointer and leaves no copy of the key behind; wiped on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct RatchetSecret(Box<[u8; 32]>);
+
+impl RatchetSecret {
+    /// Moves `key` to the heap (the stack copy is wiped when `key` drops).
+    pub(crate) fn new(key: &Zeroizing<[u8; 32]>) -> Self {
+        Self(Box::new(**key))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 /// A symmetric-key ratchet chain (§2.2).
 #[derive(Clone)]
 pub(crate) struct ChainKey {
-    pub(crate) key: Zeroizing<[u8; 32]>,
-    pub(crate) index: u32,
+    key: RatchetSecret,
+    index: u32,
 }
 
 impl ChainKey {
     pub(crate) fn new(key: Zeroizing<[u8; 32]>) -> Self {
-        Self { key, index: 0 }
+        Self::at(key, 0)
+    }
+
+    /// The chain at `index` with chain key `key`.
+    pub(crate) fn at(key: Zeroizing<[u8; 32]>, index: u32) -> Self {
+        Self {
+            key: RatchetSecret::new(&key),
+            index,
+        }
+    }
+
+    /// The chain key.
+    pub(crate) fn key(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// The index of the next message key.
+    pub(crate) fn index(&self) -> u32 {
+        self.index
     }
 
     /// `KDF_CK`: the message key at `self.index` and the chain key after it.
     pub(crate) fn step(&self) -> Result<(MessageKey, ChainKey)> {
         let next_index = self.index.checked_add(1).ok_or(Error::ChainExhausted)?;
-        let mac = keyed_hmac(self.key.as_slice());
+        let mac = keyed_hmac(self.key.as_bytes());
         let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
         let next = hmac_finish(mac, CHAIN_KEY_SEED);
         Ok((
-            MessageKey {
-                key: message_key,
-                index: self.index,
-            },
-            ChainKey {
-                key: next,
-                index: next_index,
-            },
+            MessageKey::new(RatchetSecret::new(&message_key), self.index),
+            ChainKey::at(next, next_index),
         ))
     }
 
@@ -91,7 +119,7 @@ impl ChainKey {
         }
         let mut skipped = Vec::new();
         let (mut key, mut chain) = self.step()?;
-        while key.index < target {
+        while key.index() < target {
             skipped.push(key);
             (key, chain) = chain.step()?;
         }
@@ -115,29 +143,41 @@ impl ChainKey {
     }
 
     fn write(&self, out: &mut impl Writer) {
-        out.put(self.key.as_slice());
+        out.put(self.key.as_bytes());
         out.put_u32(self.index);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self {
-            key: r.secret32()?,
-            index: r.u32()?,
-        })
+        let key = r.secret32()?;
+        Ok(Self::at(key, r.u32()?))
     }
 }
 
 /// A single-use message key (§2.2).
 pub(crate) struct MessageKey {
-    pub(crate) key: Zeroizing<[u8; 32]>,
-    pub(crate) index: u32,
+    key: RatchetSecret,
+    index: u32,
 }
 
 impl MessageKey {
+    pub(crate) fn new(key: RatchetSecret, index: u32) -> Self {
+        Self { key, index }
+    }
+
+    /// The index of the message this key is for.
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The index and the key, for storing a skipped key.
+    pub(crate) fn into_parts(self) -> (u32, RatchetSecret) {
+        (self.index, self.key)
+    }
+
     /// The AEAD key and nonce derived from the message key.
     pub(crate) fn aead_key_nonce(&self, info: &[u8]) -> Result<(Zeroizing<[u8; 32]>, [u8; 12])> {
         let mut okm = Zeroizing::new([0u8; 44]);
-        hkdf_sha256_expand(&self.key, info, okm.as_mut_slice())?;
+        hkdf_sha256_expand(self.key.as_bytes(), info, okm.as_mut_slice())?;
         let mut key = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 12];
         let (k, n) = okm.split_at(32);
@@ -150,7 +190,7 @@ impl MessageKey {
 struct SkippedKey {
     ratchet_key: X25519PublicKey,
     index: u32,
-    key: Zeroizing<[u8; 32]>,
+    key: RatchetSecret,
 }
 
 #[derive(Clone)]
@@ -161,7 +201,7 @@ struct ReceivingChain {
 
 /// The Double Ratchet state of one side of a session.
 pub(crate) struct DoubleRatchet {
-    root_key: Zeroizing<[u8; 32]>,
+    root_key: RatchetSecret,
     our_ratchet: X25519Secret,
     our_ratchet_public: X25519PublicKey,
     their_ratchet: Option<X25519PublicKey>,
@@ -172,7 +212,7 @@ pub(crate) struct DoubleRatchet {
     previous_receiving: VecDeque<X25519PublicKey>,
 }
 
-fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(Zeroizing<[u8; 32]>, ChainKey)> {
+fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(RatchetSecret, ChainKey)> {
     let mut okm = Zeroizing::new([0u8; 64]);
     hkdf_sha256(root_key, dh_out, ROOT_KDF_INFO, okm.as_mut_slice())?;
     let mut root = Zeroizing::new([0u8; 32]);
@@ -180,7 +220,7 @@ fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(Zeroizing<[u8; 32]>
     let (r, c) = okm.split_at(32);
     root.copy_from_slice(r);
     chain.copy_from_slice(c);
-    Ok((root, ChainKey::new(chain)))
+    Ok((RatchetSecret::new(&root), ChainKey::new(chain)))
 }
 
 impl DoubleRatchet {
@@ -255,7 +295,7 @@ impl DoubleRatchet {
                 let their = self.their_ratchet.ok_or(Error::CannotEncrypt)?;
                 let fresh = X25519Secret::generate(rng)?;
                 let dh = fresh.diffie_hellman(&their)?;
-                let (root_key, chain) = kdf_rk(&self.root_key, &dh)?;
+                let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
                 self.root_key = root_key;
                 self.our_ratchet_public = fresh.public_key();
                 self.our_ratchet = fresh;
@@ -270,7 +310,7 @@ impl DoubleRatchet {
             &mut raw,
             &self.our_ratchet_public,
             self.previous_sending_length,
-            message_key.index,
+            message_key.index(),
         );
         let ad = associated_data(session_ad, &raw)?;
         raw.extend_from_slice(plaintext);
@@ -284,7 +324,7 @@ impl DoubleRatchet {
             raw,
             self.our_ratchet_public,
             self.previous_sending_length,
-            message_key.index,
+            message_key.index(),
         ))
     }
 
@@ -301,7 +341,7 @@ impl DoubleRatchet {
         if let Some(receiving) = &self.receiving
             && receiving.ratchet_key == ratchet_key
         {
-            if index < receiving.chain.index {
+            if index < receiving.chain.index() {
                 return self.decrypt_skipped(session_ad, message);
             }
             let (skipped, key, next) = receiving.chain.advance_to(index)?;
@@ -329,7 +369,7 @@ impl DoubleRatchet {
             None => Vec::new(),
         };
         let dh = self.our_ratchet.diffie_hellman(&ratchet_key)?;
-        let (root_key, chain) = kdf_rk(&self.root_key, &dh)?;
+        let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
         let (skipped, key, next) = chain.advance_to(index)?;
         let plaintext = open(session_ad, message, &key)?;
 
@@ -349,7 +389,7 @@ impl DoubleRatchet {
         });
         self.their_ratchet = Some(ratchet_key);
         if let Some(sending) = self.sending.take() {
-            self.previous_sending_length = sending.index;
+            self.previous_sending_length = sending.index();
         }
         Ok(plaintext)
     }
@@ -365,10 +405,7 @@ impl DoubleRatchet {
             .position(|s| s.ratchet_key == *message.ratchet_key() && s.index == message.index())
             .ok_or(Error::DuplicateMessage)?;
         let entry = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
-        let key = MessageKey {
-            key: entry.key.clone(),
-            index: entry.index,
-        };
+        let key = MessageKey::new(entry.key.clone(), entry.index);
         let plaintext = open(session_ad, message, &key)?;
         self.skipped.remove(position);
         Ok(plaintext)
@@ -376,10 +413,11 @@ impl DoubleRatchet {
 
     fn store_skipped(&mut self, ratchet_key: X25519PublicKey, keys: Vec<MessageKey>) {
         for key in keys {
+            let (index, key) = key.into_parts();
             self.skipped.push_back(SkippedKey {
                 ratchet_key,
-                index: key.index,
-                key: key.key,
+                index,
+                key,
             });
         }
         while self.skipped.len() > MAX_SKIPPED_KEYS {
@@ -397,7 +435,7 @@ impl DoubleRatchet {
     }
 
     pub(crate) fn write(&self, out: &mut impl Writer) {
-        out.put(self.root_key.as_slice());
+        out.put(self.root_key.as_bytes());
         out.put(self.our_ratchet.to_bytes().as_slice());
         write_option(out, self.their_ratchet.as_ref(), |out, k| {
             out.put(k.as_bytes())
@@ -412,7 +450,7 @@ impl DoubleRatchet {
         for s in &self.skipped {
             out.put(s.ratchet_key.as_bytes());
             out.put_u32(s.index);
-            out.put(s.key.as_slice());
+            out.put(s.key.as_bytes());
         }
         out.put_count(self.previous_receiving.len());
         for k in &self.previous_receiving {
@@ -421,7 +459,7 @@ impl DoubleRatchet {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let root_key = r.secret32()?;
+        let root_key = RatchetSecret::new(&r.secret32()?);
         let our_ratchet = X25519Secret::from_bytes(&*r.secret32()?);
         let their_ratchet = read_option(r, |r| Ok(X25519PublicKey::from_bytes(r.array()?)))?;
         let sending = read_option(r, ChainKey::read)?;
@@ -438,7 +476,7 @@ impl DoubleRatchet {
             skipped.push_back(SkippedKey {
                 ratchet_key: X25519PublicKey::from_bytes(r.array()?),
                 index: r.u32()?,
-                key: r.secret32()?,
+                key: RatchetSecret::new(&r.secret32()?),
             });
         }
         let n = r.count(MAX_PREVIOUS_CHAINS)?;

@@ -26,6 +26,55 @@ pub(crate) struct PrekeyIds {
     pub(crate) one_time_prekey_id: Option<u32>,
 }
 
+/// Which side of the X3DH exchange this session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Built the session from the peer's prekey bundle.
+    Initiator,
+    /// Built the session from the initiator's first message.
+    Responder,
+}
+
+impl Role {
+    /// The pickle byte: 1 for the initiator, 0 for the responder (the former boolean).
+    fn write(self, out: &mut impl Writer) {
+        out.put_bool(self == Self::Initiator);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(if r.bool()? {
+            Self::Initiator
+        } else {
+            Self::Responder
+        })
+    }
+}
+
+/// What [`Session::encrypt`] produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outgoing {
+    /// Prekey messages carrying the X3DH parameters: the initiator, until it has decrypted a
+    /// reply.
+    Prekey,
+    /// Plain ratchet messages.
+    Ratchet,
+}
+
+impl Outgoing {
+    /// The pickle byte: 1 for prekey messages, 0 for ratchet messages (the former boolean).
+    fn write(self, out: &mut impl Writer) {
+        out.put_bool(self == Self::Prekey);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(if r.bool()? {
+            Self::Prekey
+        } else {
+            Self::Ratchet
+        })
+    }
+}
+
 /// One side of a pairwise session.
 pub struct Session {
     ratchet: DoubleRatchet,
@@ -34,10 +83,10 @@ pub struct Session {
     remote_identity: PublicIdentity,
     /// The initiator's X3DH ephemeral key: names the session on both sides.
     base_key: X25519PublicKey,
-    we_initiated: bool,
+    role: Role,
     prekey_ids: PrekeyIds,
     /// The initiator sends prekey messages until it has decrypted a reply.
-    send_prekey_messages: bool,
+    outgoing: Outgoing,
     pickle: PickleState,
 }
 
@@ -47,14 +96,13 @@ impl Session {
         local_identity: PublicIdentity,
         remote_identity: PublicIdentity,
         base_key: X25519PublicKey,
-        we_initiated: bool,
+        role: Role,
         prekey_ids: PrekeyIds,
         pickle: PickleState,
     ) -> Self {
-        let (initiator, responder) = if we_initiated {
-            (&local_identity, &remote_identity)
-        } else {
-            (&remote_identity, &local_identity)
+        let (initiator, responder) = match role {
+            Role::Initiator => (&local_identity, &remote_identity),
+            Role::Responder => (&remote_identity, &local_identity),
         };
         let associated_data = crate::x3dh::associated_data(initiator, responder);
         Self {
@@ -63,10 +111,13 @@ impl Session {
             local_identity,
             remote_identity,
             base_key,
-            we_initiated,
+            role,
             prekey_ids,
             // The initiator sends prekey messages until it has decrypted a reply.
-            send_prekey_messages: we_initiated,
+            outgoing: match role {
+                Role::Initiator => Outgoing::Prekey,
+                Role::Responder => Outgoing::Ratchet,
+            },
             pickle,
         }
     }
@@ -86,7 +137,7 @@ impl Session {
         let message = self
             .ratchet
             .encrypt(&self.associated_data, plaintext, rng)?;
-        Ok(if self.send_prekey_messages {
+        Ok(if self.outgoing == Outgoing::Prekey {
             SessionMessage::Prekey(Box::new(PrekeyMessage {
                 sender: self.local_identity.clone(),
                 base_key: self.base_key,
@@ -114,7 +165,7 @@ impl Session {
         };
         let plaintext = self.ratchet.decrypt(&self.associated_data, inner)?;
         // A reply proves the responder has the session: stop sending X3DH parameters.
-        self.send_prekey_messages = false;
+        self.outgoing = Outgoing::Ratchet;
         Ok(plaintext)
     }
 
@@ -123,7 +174,7 @@ impl Session {
     /// a new session.
     #[must_use]
     pub fn matches_prekey_message(&self, message: &PrekeyMessage) -> bool {
-        !self.we_initiated
+        self.role == Role::Responder
             && message.base_key == self.base_key
             && message.signed_prekey_id == self.prekey_ids.signed_prekey_id
             && message.one_time_prekey_id == self.prekey_ids.one_time_prekey_id
@@ -139,10 +190,9 @@ impl Session {
     /// A stable 32-byte name of the session, the same on both sides.
     #[must_use]
     pub fn session_id(&self) -> [u8; 32] {
-        let (initiator, responder) = if self.we_initiated {
-            (&self.local_identity, &self.remote_identity)
-        } else {
-            (&self.remote_identity, &self.local_identity)
+        let (initiator, responder) = match self.role {
+            Role::Initiator => (&self.local_identity, &self.remote_identity),
+            Role::Responder => (&self.remote_identity, &self.local_identity),
         };
         let mut h = Sha256::new();
         h.update(SESSION_ID_CONTEXT);
@@ -223,14 +273,14 @@ impl Session {
         self.local_identity.write_body(out);
         self.remote_identity.write_body(out);
         out.put(self.base_key.as_bytes());
-        out.put_bool(self.we_initiated);
+        self.role.write(out);
         out.put_u32(self.prekey_ids.signed_prekey_id);
         write_option(
             out,
             self.prekey_ids.one_time_prekey_id.as_ref(),
             |out, id| out.put_u32(*id),
         );
-        out.put_bool(self.send_prekey_messages);
+        self.outgoing.write(out);
         self.ratchet.write(out);
     }
 
@@ -238,23 +288,23 @@ impl Session {
         let local_identity = PublicIdentity::read_body(r)?;
         let remote_identity = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);
-        let we_initiated = r.bool()?;
+        let role = Role::read(r)?;
         let prekey_ids = PrekeyIds {
             signed_prekey_id: r.u32()?,
             one_time_prekey_id: read_option(r, |r| r.u32())?,
         };
-        let send_prekey_messages = r.bool()?;
+        let outgoing = Outgoing::read(r)?;
         let ratchet = DoubleRatchet::read(r)?;
         let mut session = Self::new(
             ratchet,
             local_identity,
             remote_identity,
             base_key,
-            we_initiated,
+            role,
             prekey_ids,
             pickle,
         );
-        session.send_prekey_messages = send_prekey_messages;
+        session.outgoing = outgoing;
         Ok(session)
     }
 }
@@ -263,7 +313,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("remote_identity", &self.remote_identity)
-            .field("we_initiated", &self.we_initiated)
+            .field("role", &self.role)
             .field("ratchet", &self.ratchet)
             .field("pickle_id", &self.pickle.id())
             .field("pickle_counter", &self.pickle.counter())

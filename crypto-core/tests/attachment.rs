@@ -7,8 +7,11 @@
     missing_docs
 )]
 
+mod common;
+
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use common::SplitMix64;
 use core::convert::Infallible;
 use crypto_core::Error;
 use crypto_core::attachment::{
@@ -114,29 +117,13 @@ impl TryRng for CountingRng {
 
 impl TryCryptoRng for CountingRng {}
 
-/// SplitMix64: reproducible sizes and split points for the tests (not for keys).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 /// Splits `data` into pieces of pseudo-random sizes (including empty and multi-chunk pieces).
 fn pieces(data: &[u8], seed: u64) -> Vec<&[u8]> {
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64(seed);
     let mut rest = data;
     let mut out = Vec::new();
     while !rest.is_empty() {
@@ -256,14 +243,14 @@ fn streaming_matches_one_shot_for_every_split() {
 
 #[test]
 fn streaming_with_random_sizes_and_pieces() {
-    let mut rng = SplitMix(42);
+    let mut rng = SplitMix64(42);
     for round in 0..8 {
         let len = rng.below(4 * CHUNK_SIZE + 100);
         let plaintext = pattern(len);
-        let (ciphertext, info) = stream_encrypt(round, &plaintext, rng.next());
+        let (ciphertext, info) = stream_encrypt(round, &plaintext, rng.next_u64());
         let mut dec = AttachmentDecryptor::for_attachment(&info).unwrap();
         let mut out = zeroize::Zeroizing::new(Vec::new());
-        for piece in pieces(&ciphertext, rng.next()) {
+        for piece in pieces(&ciphertext, rng.next_u64()) {
             dec.update(piece, &mut out).unwrap();
         }
         dec.finish(&mut out).unwrap();
@@ -543,7 +530,7 @@ fn every_bit_of_a_small_ciphertext_matters() {
 fn sampled_bits_of_a_multi_chunk_ciphertext_matter() {
     let plaintext = pattern(2 * CHUNK_SIZE + CHUNK_SIZE / 2);
     let (ciphertext, info) = encrypt_attachment(&plaintext).unwrap();
-    let mut rng = SplitMix(7);
+    let mut rng = SplitMix64(7);
     let mut positions: Vec<usize> = (0..40).map(|_| rng.below(ciphertext.len())).collect();
     // Always include the first and last byte of every chunk (ciphertext start, tag end).
     for i in 0..3 {

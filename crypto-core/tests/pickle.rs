@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use crypto_core::group::{GroupSession, InboundGroupSession, OutboundGroupSession};
 use crypto_core::message::RATCHET_HEADER_LEN;
 /// Poly1305 tag length (docs/protocol.md §3).
@@ -21,9 +23,7 @@ fn key() -> PickleKey {
 /// Alice's outbound session to a fresh Bob, and Bob's account to answer it.
 fn outbound() -> (Session, Account) {
     let alice = Account::new().unwrap();
-    let mut bob = Account::new().unwrap();
-    bob.generate_signed_prekey(1_700_000_000).unwrap();
-    bob.generate_one_time_prekeys(1).unwrap();
+    let bob = common::bob_account(1);
     let session = alice
         .create_outbound_session(&bob.prekey_bundle(true).unwrap())
         .unwrap();

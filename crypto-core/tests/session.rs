@@ -9,32 +9,18 @@
 
 use crypto_core::message::MAX_PLAINTEXT_LEN;
 use crypto_core::ratchet::MAX_SKIP_PER_CHAIN;
-use crypto_core::{Account, Error, PickleKey, PrekeyBundle, Session, SessionMessage};
+mod common;
 
-struct Pair {
-    alice: Session,
-    bob: Session,
-}
+use common::Pair;
+use crypto_core::{Account, Error, PickleKey, Session, SessionMessage};
 
+/// Bob with five one-time prekeys.
 fn bob_account() -> Account {
-    let mut bob = Account::new().unwrap();
-    bob.generate_signed_prekey(1_700_000_000).unwrap();
-    bob.generate_one_time_prekeys(5).unwrap();
-    bob
+    common::bob_account(5)
 }
 
 fn establish() -> Pair {
-    let alice_account = Account::new().unwrap();
-    let mut bob_account = bob_account();
-    let bundle = PrekeyBundle::decode(&bob_account.prekey_bundle(true).unwrap().encode()).unwrap();
-    let mut alice = alice_account.create_outbound_session(&bundle).unwrap();
-    let first = alice.encrypt(b"first").unwrap();
-    let SessionMessage::Prekey(prekey) = SessionMessage::decode(&first.encode()).unwrap() else {
-        panic!("first message must be a prekey message");
-    };
-    let (bob, plaintext) = bob_account.create_inbound_session(&prekey).unwrap();
-    assert_eq!(&plaintext[..], b"first");
-    Pair { alice, bob }
+    common::establish(5, b"first")
 }
 
 fn wire(m: &SessionMessage) -> SessionMessage {

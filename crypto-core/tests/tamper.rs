@@ -12,6 +12,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::Pair;
 use crypto_core::group::{
     GroupMessage, GroupSession, InboundGroupSession, OutboundGroupSession, SenderKeyDistribution,
 };
@@ -53,10 +56,7 @@ fn unsupported(got: u8) -> Error {
 /// Bob with a signed prekey and exactly one one-time prekey (id 1), so that a changed
 /// one-time prekey id is always an unknown one.
 fn bob_account() -> Account {
-    let mut bob = Account::new().unwrap();
-    bob.generate_signed_prekey(1_700_000_000).unwrap();
-    bob.generate_one_time_prekeys(1).unwrap();
-    bob
+    common::bob_account(1)
 }
 
 /// What Bob makes of an encoded first message: decoding, then X3DH and decryption.
@@ -84,22 +84,8 @@ fn first_message_error(alice: &Account, bob: &mut Account, bundle: &PrekeyBundle
     bob_accepts(bob, &first.encode()).unwrap_err()
 }
 
-struct Pair {
-    alice: Session,
-    bob: Session,
-}
-
 fn establish() -> Pair {
-    let alice_account = Account::new().unwrap();
-    let mut bob_account = bob_account();
-    let mut alice = alice_account
-        .create_outbound_session(&bob_account.prekey_bundle(true).unwrap())
-        .unwrap();
-    let SessionMessage::Prekey(first) = alice.encrypt(b"hi").unwrap() else {
-        panic!("the first message must be a prekey message")
-    };
-    let (bob, _) = bob_account.create_inbound_session(&first).unwrap();
-    Pair { alice, bob }
+    common::establish(1, b"hi")
 }
 
 // ---------------------------------------------------------------------------------------------
