@@ -383,7 +383,8 @@ async fn forged_and_malformed_keys(relay: &TestRelay) {
         ("signed_prekey", json!(B64.encode(&spk[1..]))),
         (
             "signed_prekey",
-            json!(B64.encode([&[2u8][..], &spk[1..]].concat())),
+            // A signed prekey of protocol version 1, which crypto-core v2 refuses.
+            json!(B64.encode([&[1u8][..], &spk[1..]].concat())),
         ),
         ("one_time_prekeys", json!(["AAAA"])),
         (
