@@ -50,9 +50,12 @@ const AD_LEN: usize = 32 + RATCHET_HEADER_LEN;
 pub(crate) struct RatchetSecret(Box<[u8; 32]>);
 
 impl RatchetSecret {
-    /// Moves `key` to the heap (the stack copy is wiped when `key` drops).
+    /// Copies `key` into a zeroed heap buffer (no temporary copy on the stack: `Box::new(**key)`
+    /// may build the array on the stack first); `key` itself is wiped when it drops.
     pub(crate) fn new(key: &Zeroizing<[u8; 32]>) -> Self {
-        Self(Box::new(**key))
+        let mut heap = Box::new([0u8; 32]);
+        heap.copy_from_slice(key.as_slice());
+        Self(heap)
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
