@@ -460,7 +460,7 @@ impl SenderChain {
         raw.extend_from_slice(&tag);
         let signature = self.signing.sign(&message_signed_bytes(&self.origin, &raw));
         raw.extend_from_slice(&signature);
-        self.chain = next;
+        self.chain.commit(next);
         Ok(GroupMessage {
             chain_id: self.chain_id,
             iteration: message_key.index(),
@@ -703,14 +703,14 @@ impl ReceiverChain {
                 .position(|(i, _)| *i == iteration)
                 .ok_or(Error::DuplicateMessage)?;
             let (index, key) = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
-            let key = MessageKey::new(key.clone(), *index);
+            let key = MessageKey::from_stored(key, *index);
             let plaintext = open(message, &key)?;
             self.skipped.remove(position);
             return Ok(plaintext);
         }
         let (skipped, key, next) = self.chain.advance_to(iteration)?;
         let plaintext = open(message, &key)?;
-        self.chain = next;
+        self.chain.commit(next);
         for k in skipped {
             self.skipped.push_back(k.into_parts());
         }

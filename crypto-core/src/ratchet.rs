@@ -61,13 +61,52 @@ impl RatchetSecret {
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Overwrites the secret in place (the old value is gone; no new allocation).
+    pub(crate) fn copy_from(&mut self, key: &[u8; 32]) {
+        self.0.copy_from_slice(key);
+    }
 }
 
-/// A symmetric-key ratchet chain (§2.2).
+/// A symmetric-key ratchet chain (§2.2). Its key lives in one heap buffer for the chain's
+/// whole life: steps are computed on the side ([`PendingChain`], on the stack) and
+/// [`ChainKey::commit`] copies the result into that buffer, so the per-message path does not
+/// allocate.
 #[derive(Clone)]
 pub(crate) struct ChainKey {
     key: RatchetSecret,
     index: u32,
+}
+
+/// A chain position computed on the side and not yet committed (transactional decryption
+/// commits it only after the message authenticated). Wiped on drop.
+pub(crate) struct PendingChain {
+    key: Zeroizing<[u8; 32]>,
+    index: u32,
+}
+
+/// `KDF_CK`: the message key at `index` and the chain position after it.
+fn kdf_ck(chain_key: &[u8; 32], index: u32) -> Result<(MessageKey, PendingChain)> {
+    let next_index = index.checked_add(1).ok_or(Error::ChainExhausted)?;
+    let mac = keyed_hmac(chain_key);
+    let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
+    let next = hmac_finish(mac, CHAIN_KEY_SEED);
+    Ok((
+        MessageKey {
+            key: message_key,
+            index,
+        },
+        PendingChain {
+            key: next,
+            index: next_index,
+        },
+    ))
+}
+
+impl PendingChain {
+    fn step(&self) -> Result<(MessageKey, PendingChain)> {
+        kdf_ck(&self.key, self.index)
+    }
 }
 
 impl ChainKey {
@@ -93,24 +132,25 @@ impl ChainKey {
         self.index
     }
 
-    /// `KDF_CK`: the message key at `self.index` and the chain key after it.
-    pub(crate) fn step(&self) -> Result<(MessageKey, ChainKey)> {
-        let next_index = self.index.checked_add(1).ok_or(Error::ChainExhausted)?;
-        let mac = keyed_hmac(self.key.as_bytes());
-        let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
-        let next = hmac_finish(mac, CHAIN_KEY_SEED);
-        Ok((
-            MessageKey::new(RatchetSecret::new(&message_key), self.index),
-            ChainKey::at(next, next_index),
-        ))
+    /// `KDF_CK`: the message key at `self.index` and the chain position after it (to
+    /// [`ChainKey::commit`]).
+    pub(crate) fn step(&self) -> Result<(MessageKey, PendingChain)> {
+        kdf_ck(self.key.as_bytes(), self.index)
+    }
+
+    /// Moves the chain to `next` (computed from this chain by [`ChainKey::step`] or
+    /// [`ChainKey::advance_to`]), in place.
+    pub(crate) fn commit(&mut self, next: PendingChain) {
+        self.key.copy_from(&next.key);
+        self.index = next.index;
     }
 
     /// Advances to `target`: the keys skipped on the way, the key for `target` and the chain
-    /// after it. Refuses jumps beyond [`MAX_SKIP_PER_CHAIN`].
+    /// position after it. Refuses jumps beyond [`MAX_SKIP_PER_CHAIN`].
     pub(crate) fn advance_to(
         &self,
         target: u32,
-    ) -> Result<(Vec<MessageKey>, MessageKey, ChainKey)> {
+    ) -> Result<(Vec<MessageKey>, MessageKey, PendingChain)> {
         let jump = target
             .checked_sub(self.index)
             .ok_or(Error::DuplicateMessage)?;
@@ -156,15 +196,20 @@ impl ChainKey {
     }
 }
 
-/// A single-use message key (§2.2).
+/// A single-use message key (§2.2). It lives for one encryption or decryption, on the stack
+/// (wiped on drop); only a skipped key that is kept moves to the heap ([`MessageKey::into_parts`]).
 pub(crate) struct MessageKey {
-    key: RatchetSecret,
+    key: Zeroizing<[u8; 32]>,
     index: u32,
 }
 
 impl MessageKey {
-    pub(crate) fn new(key: RatchetSecret, index: u32) -> Self {
-        Self { key, index }
+    /// A copy of a stored skipped key, to decrypt with.
+    pub(crate) fn from_stored(key: &RatchetSecret, index: u32) -> Self {
+        Self {
+            key: Zeroizing::new(*key.as_bytes()),
+            index,
+        }
     }
 
     /// The index of the message this key is for.
@@ -174,13 +219,13 @@ impl MessageKey {
 
     /// The index and the key, for storing a skipped key.
     pub(crate) fn into_parts(self) -> (u32, RatchetSecret) {
-        (self.index, self.key)
+        (self.index, RatchetSecret::new(&self.key))
     }
 
     /// The AEAD key and nonce derived from the message key.
     pub(crate) fn aead_key_nonce(&self, info: &[u8]) -> Result<(Zeroizing<[u8; 32]>, [u8; 12])> {
         let mut okm = Zeroizing::new([0u8; 44]);
-        hkdf_sha256_expand(self.key.as_bytes(), info, okm.as_mut_slice())?;
+        hkdf_sha256_expand(&self.key, info, okm.as_mut_slice())?;
         let mut key = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 12];
         let (k, n) = okm.split_at(32);
@@ -291,20 +336,18 @@ impl DoubleRatchet {
                 max: MAX_PLAINTEXT_LEN,
             });
         }
-        let chain = match &self.sending {
-            Some(chain) => chain,
-            None => {
-                // The sending half of the DH ratchet step (§3.5), deferred until now.
-                let their = self.their_ratchet.ok_or(Error::CannotEncrypt)?;
-                let fresh = X25519Secret::generate(rng)?;
-                let dh = fresh.diffie_hellman(&their)?;
-                let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
-                self.root_key = root_key;
-                self.our_ratchet_public = fresh.public_key();
-                self.our_ratchet = fresh;
-                self.sending.insert(chain)
-            }
-        };
+        if self.sending.is_none() {
+            // The sending half of the DH ratchet step (§3.5), deferred until now.
+            let their = self.their_ratchet.ok_or(Error::CannotEncrypt)?;
+            let fresh = X25519Secret::generate(rng)?;
+            let dh = fresh.diffie_hellman(&their)?;
+            let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
+            self.root_key = root_key;
+            self.our_ratchet_public = fresh.public_key();
+            self.our_ratchet = fresh;
+            self.sending = Some(chain);
+        }
+        let chain = self.sending.as_mut().ok_or(Error::CannotEncrypt)?;
         let (message_key, next) = chain.step()?;
         let (key, nonce) = message_key.aead_key_nonce(MESSAGE_KDF_INFO)?;
 
@@ -322,7 +365,7 @@ impl DoubleRatchet {
             .ok_or(Error::InvalidField)?;
         let tag = chacha20poly1305_seal(&key, &nonce, &ad, body)?;
         raw.extend_from_slice(&tag);
-        self.sending = Some(next);
+        chain.commit(next);
         Ok(RatchetMessage::from_sealed(
             raw,
             self.our_ratchet_public,
@@ -350,7 +393,7 @@ impl DoubleRatchet {
             let (skipped, key, next) = receiving.chain.advance_to(index)?;
             let plaintext = open(session_ad, message, &key)?;
             if let Some(receiving) = &mut self.receiving {
-                receiving.chain = next;
+                receiving.chain.commit(next);
             }
             self.store_skipped(ratchet_key, skipped);
             return Ok(plaintext);
@@ -372,11 +415,12 @@ impl DoubleRatchet {
             None => Vec::new(),
         };
         let dh = self.our_ratchet.diffie_hellman(&ratchet_key)?;
-        let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
+        let (root_key, mut chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
         let (skipped, key, next) = chain.advance_to(index)?;
         let plaintext = open(session_ad, message, &key)?;
 
         // Authentic: commit.
+        chain.commit(next);
         if let Some(old) = self.receiving.take() {
             self.store_skipped(old.ratchet_key, closing);
             self.previous_receiving.push_back(old.ratchet_key);
@@ -386,10 +430,7 @@ impl DoubleRatchet {
         }
         self.store_skipped(ratchet_key, skipped);
         self.root_key = root_key;
-        self.receiving = Some(ReceivingChain {
-            ratchet_key,
-            chain: next,
-        });
+        self.receiving = Some(ReceivingChain { ratchet_key, chain });
         self.their_ratchet = Some(ratchet_key);
         if let Some(sending) = self.sending.take() {
             self.previous_sending_length = sending.index();
@@ -408,7 +449,7 @@ impl DoubleRatchet {
             .position(|s| s.ratchet_key == *message.ratchet_key() && s.index == message.index())
             .ok_or(Error::DuplicateMessage)?;
         let entry = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
-        let key = MessageKey::new(entry.key.clone(), entry.index);
+        let key = MessageKey::from_stored(&entry.key, entry.index);
         let plaintext = open(session_ad, message, &key)?;
         self.skipped.remove(position);
         Ok(plaintext)
