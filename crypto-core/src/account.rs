@@ -2,7 +2,7 @@
 //! entry points that start sessions (X3DH §3).
 
 use crate::codec::Writer;
-use crate::error::{Error, Result};
+use crate::error::{AccountError, PickleError, RelayChallengeError, SessionError};
 use crate::identity::{IdentityKeys, PublicIdentity};
 use crate::message::PrekeyMessage;
 use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
@@ -41,12 +41,12 @@ pub struct Account {
 
 impl Account {
     /// Creates an account with fresh identity keys from the OS (or browser) CSPRNG.
-    pub fn new() -> Result<Self> {
+    pub fn new() -> Result<Self, AccountError> {
         Self::new_with_rng(&mut OsRng)
     }
 
     /// [`Account::new`] with the caller's randomness (reproducible test vectors).
-    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, AccountError> {
         let identity = IdentityKeys::generate(rng)?;
         Ok(Self {
             identity,
@@ -70,21 +70,24 @@ impl Account {
     /// challenge`, which the relay checks with [`crate::verify_relay_challenge`].
     ///
     /// `relay_origin` is the canonical origin the client connected to (`https://host[:port]`);
-    /// anything else is [`Error::InvalidRelayOrigin`]. The identity key signs nothing else that
+    /// anything else is [`RelayChallengeError::InvalidRelayOrigin`]. The identity key signs nothing else that
     /// a caller chooses: its own context keeps the answer from ever verifying as an identity
     /// binding, a signed prekey or a group message (issue #10).
     pub fn sign_relay_challenge(
         &self,
         relay_origin: &str,
         challenge: &[u8; RELAY_CHALLENGE_LEN],
-    ) -> Result<[u8; SIGNATURE_LEN]> {
+    ) -> Result<[u8; SIGNATURE_LEN], RelayChallengeError> {
         let signed = relay_challenge::signed_bytes(relay_origin, challenge)?;
         Ok(self.identity.signing().sign(&signed))
     }
 
     /// Generates a new signed prekey created at `created_at` (Unix seconds, supplied by the
     /// caller: crypto-core keeps no clock). Older ones are kept up to [`MAX_SIGNED_PREKEYS`].
-    pub fn generate_signed_prekey(&mut self, created_at: u64) -> Result<SignedPrekey> {
+    pub fn generate_signed_prekey(
+        &mut self,
+        created_at: u64,
+    ) -> Result<SignedPrekey, AccountError> {
         self.generate_signed_prekey_with_rng(created_at, &mut OsRng)
     }
 
@@ -93,9 +96,9 @@ impl Account {
         &mut self,
         created_at: u64,
         rng: &mut R,
-    ) -> Result<SignedPrekey> {
+    ) -> Result<SignedPrekey, AccountError> {
         let id = self.next_signed_prekey_id;
-        self.next_signed_prekey_id = id.checked_add(1).ok_or(Error::ChainExhausted)?;
+        self.next_signed_prekey_id = id.checked_add(1).ok_or(AccountError::ChainExhausted)?;
         let secret = X25519Secret::generate(rng)?;
         let public =
             SignedPrekey::sign(self.identity.signing(), id, secret.public_key(), created_at);
@@ -125,7 +128,10 @@ impl Account {
 
     /// Generates `count` (at most [`MAX_ONE_TIME_PREKEYS_PER_BATCH`]) one-time prekeys and
     /// returns their public halves for upload.
-    pub fn generate_one_time_prekeys(&mut self, count: usize) -> Result<Vec<OneTimePrekey>> {
+    pub fn generate_one_time_prekeys(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<OneTimePrekey>, AccountError> {
         self.generate_one_time_prekeys_with_rng(count, &mut OsRng)
     }
 
@@ -134,9 +140,9 @@ impl Account {
         &mut self,
         count: usize,
         rng: &mut R,
-    ) -> Result<Vec<OneTimePrekey>> {
+    ) -> Result<Vec<OneTimePrekey>, AccountError> {
         if count > MAX_ONE_TIME_PREKEYS_PER_BATCH {
-            return Err(Error::TooLarge {
+            return Err(AccountError::TooLarge {
                 len: count,
                 max: MAX_ONE_TIME_PREKEYS_PER_BATCH,
             });
@@ -144,7 +150,7 @@ impl Account {
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let id = self.next_one_time_prekey_id;
-            self.next_one_time_prekey_id = id.checked_add(1).ok_or(Error::ChainExhausted)?;
+            self.next_one_time_prekey_id = id.checked_add(1).ok_or(AccountError::ChainExhausted)?;
             let secret = X25519Secret::generate(rng)?;
             out.push(OneTimePrekey {
                 id,
@@ -172,8 +178,8 @@ impl Account {
 
     /// A bundle of this device's keys, as the relay would serve it (with the lowest unused
     /// one-time prekey when `with_one_time_prekey` is set and one remains).
-    pub fn prekey_bundle(&self, with_one_time_prekey: bool) -> Result<PrekeyBundle> {
-        let spk = self.signed_prekey().ok_or(Error::NoSignedPrekey)?;
+    pub fn prekey_bundle(&self, with_one_time_prekey: bool) -> Result<PrekeyBundle, AccountError> {
+        let spk = self.signed_prekey().ok_or(AccountError::NoSignedPrekey)?;
         let otpk = if with_one_time_prekey {
             self.one_time_prekeys
                 .iter()
@@ -185,12 +191,16 @@ impl Account {
         } else {
             None
         };
-        PrekeyBundle::new(self.identity().clone(), spk.clone(), otpk)
+        Ok(PrekeyBundle::new(
+            self.identity().clone(),
+            spk.clone(),
+            otpk,
+        )?)
     }
 
     /// Starts a session with the device that published `bundle` (X3DH §3.3). The bundle's
     /// signatures were verified when it was built or decoded.
-    pub fn create_outbound_session(&self, bundle: &PrekeyBundle) -> Result<Session> {
+    pub fn create_outbound_session(&self, bundle: &PrekeyBundle) -> Result<Session, SessionError> {
         self.create_outbound_session_with_rng(bundle, &mut OsRng)
     }
 
@@ -199,7 +209,7 @@ impl Account {
         &self,
         bundle: &PrekeyBundle,
         rng: &mut R,
-    ) -> Result<Session> {
+    ) -> Result<Session, SessionError> {
         // A `PrekeyBundle` can only be built by `PrekeyBundle::new` or `decode`, which both
         // verify its signatures strictly: checking again here would only cost time.
         let ephemeral = X25519Secret::generate(rng)?;
@@ -215,7 +225,7 @@ impl Account {
         // The ephemeral key is also the first ratchet key (docs/protocol.md §9.2).
         let base_key = ephemeral.public_key();
         let ratchet =
-            DoubleRatchet::initiator(&x3dh.shared_secret, *spk.key(), ephemeral, &x3dh.dh3)?;
+            DoubleRatchet::initiator(&x3dh.shared_secret, *spk.key(), ephemeral, &x3dh.dh3);
         let pickle = PickleState::generate(rng)?;
         Ok(Session::new(
             ratchet,
@@ -233,15 +243,15 @@ impl Account {
 
     /// Answers a session-establishing message (X3DH §3.4): returns the new session and the
     /// first plaintext. The one-time prekey is removed only once the message authenticated,
-    /// and a consumed one can never be used again ([`Error::UnknownOneTimePrekey`]); a replay
-    /// of an accepted message is [`Error::DuplicateMessage`].
+    /// and a consumed one can never be used again ([`SessionError::UnknownOneTimePrekey`]); a
+    /// replay of an accepted message is [`SessionError::DuplicateMessage`].
     ///
     /// Check existing sessions with [`Session::matches_prekey_message`] first: later prekey
     /// messages of an established session belong to it.
     pub fn create_inbound_session(
         &mut self,
         message: &PrekeyMessage,
-    ) -> Result<(Session, Zeroizing<Vec<u8>>)> {
+    ) -> Result<(Session, Zeroizing<Vec<u8>>), SessionError> {
         self.create_inbound_session_with_rng(message, &mut OsRng)
     }
 
@@ -251,24 +261,24 @@ impl Account {
         &mut self,
         message: &PrekeyMessage,
         rng: &mut R,
-    ) -> Result<(Session, Zeroizing<Vec<u8>>)> {
+    ) -> Result<(Session, Zeroizing<Vec<u8>>), SessionError> {
         if self.used_base_keys.contains(&message.base_key) {
-            return Err(Error::DuplicateMessage);
+            return Err(SessionError::DuplicateMessage);
         }
         // The initiator's first ratchet key is its X3DH base key (docs/protocol.md §9.2).
         if *message.message.ratchet_key() != message.base_key {
-            return Err(Error::SessionMismatch);
+            return Err(SessionError::SessionMismatch);
         }
         let spk = self
             .signed_prekeys
             .iter()
             .find(|s| s.public.id() == message.signed_prekey_id)
-            .ok_or(Error::UnknownSignedPrekey(message.signed_prekey_id))?;
+            .ok_or(SessionError::UnknownSignedPrekey(message.signed_prekey_id))?;
         let otpk = match message.one_time_prekey_id {
             Some(id) => Some(
                 self.one_time_prekeys
                     .get(&id)
-                    .ok_or(Error::UnknownOneTimePrekey(id))?,
+                    .ok_or(SessionError::UnknownOneTimePrekey(id))?,
             ),
             None => None,
         };
@@ -284,7 +294,7 @@ impl Account {
             spk.secret.clone(),
             message.base_key,
             &x3dh.dh3,
-        )?;
+        );
         let pickle = PickleState::generate(rng)?;
         let mut session = Session::new(
             ratchet,
@@ -328,7 +338,7 @@ impl Account {
     /// Serializes and seals the account under `key` with the next pickle counter. Persist the
     /// result and its counter before the effects of the last change leave the device (see
     /// [`crate::pickle`], "Security notes").
-    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle, PickleError> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
@@ -337,7 +347,7 @@ impl Account {
         &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<SealedPickle> {
+    ) -> Result<SealedPickle, PickleError> {
         let mut out = Zeroizing::new(Vec::with_capacity(1024));
         self.identity.write_secret(&mut out);
         out.put_count(self.signed_prekeys.len());
@@ -360,7 +370,8 @@ impl Account {
 
     /// Opens a sealed account made by the account `expected_id` with a counter of at least
     /// `latest_counter` (the latest one the store recorded; 0 if none): another object's
-    /// pickle is [`Error::PickleIdMismatch`], an older one [`Error::PickleRolledBack`]; a
+    /// pickle is [`PickleError::PickleIdMismatch`], an older one
+    /// [`PickleError::PickleRolledBack`]; a
     /// wrong key, kind or version is a typed error too. The account resumes counting from
     /// the pickle's counter.
     pub fn from_pickle(
@@ -368,7 +379,7 @@ impl Account {
         key: &PickleKey,
         expected_id: &PickleId,
         latest_counter: u64,
-    ) -> Result<Self> {
+    ) -> Result<Self, PickleError> {
         pickle::open_with(
             PickleKind::Account,
             sealed,

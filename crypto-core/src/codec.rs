@@ -1,9 +1,9 @@
 //! Bounds-checked reading and writing of the binary wire and pickle formats.
 //!
 //! All integers are big-endian. Every read checks the remaining length first, so a decoder
-//! built on [`Reader`] returns [`Error::Truncated`] instead of panicking.
+//! built on [`Reader`] returns [`DecodeError::Truncated`] instead of panicking.
 
-use crate::error::{Error, Result};
+use crate::error::DecodeError;
 use zeroize::Zeroizing;
 
 /// A cursor over an input buffer that never reads past its end.
@@ -21,9 +21,9 @@ impl<'a> Reader<'a> {
         self.input.len()
     }
 
-    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         if self.input.len() < len {
-            return Err(Error::Truncated {
+            return Err(DecodeError::Truncated {
                 needed: len,
                 remaining: self.input.len(),
             });
@@ -33,7 +33,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let bytes = self.bytes(N)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -41,45 +41,45 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a secret 32-byte value straight into a zeroizing box.
-    pub(crate) fn secret32(&mut self) -> Result<Zeroizing<[u8; 32]>> {
+    pub(crate) fn secret32(&mut self) -> Result<Zeroizing<[u8; 32]>, DecodeError> {
         let bytes = self.bytes(32)?;
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(bytes);
         Ok(out)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let [b] = self.array::<1>()?;
         Ok(b)
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    pub(crate) fn bool(&mut self) -> Result<bool> {
+    pub(crate) fn bool(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(Error::InvalidField),
+            _ => Err(DecodeError::InvalidField),
         }
     }
 
     /// Reads a `u32` count and checks it against `max` before anything is allocated.
-    pub(crate) fn count(&mut self, max: usize) -> Result<usize> {
-        let len = usize::try_from(self.u32()?).map_err(|_| Error::InvalidField)?;
+    pub(crate) fn count(&mut self, max: usize) -> Result<usize, DecodeError> {
+        let len = usize::try_from(self.u32()?).map_err(|_| DecodeError::InvalidField)?;
         if len > max {
-            return Err(Error::LengthOutOfRange { len, max });
+            return Err(DecodeError::LengthOutOfRange { len, max });
         }
         Ok(len)
     }
 
     /// Reads a `u32`-length-prefixed byte string of at most `max` bytes.
-    pub(crate) fn var_bytes(&mut self, max: usize) -> Result<&'a [u8]> {
+    pub(crate) fn var_bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.count(max)?;
         self.bytes(len)
     }
@@ -92,11 +92,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless the whole input was consumed.
-    pub(crate) fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.input.is_empty() {
             Ok(())
         } else {
-            Err(Error::TrailingBytes(self.input.len()))
+            Err(DecodeError::TrailingBytes(self.input.len()))
         }
     }
 }
@@ -157,7 +157,7 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(
             r.u32(),
-            Err(Error::Truncated {
+            Err(DecodeError::Truncated {
                 needed: 4,
                 remaining: 3
             })
@@ -167,10 +167,13 @@ mod tests {
         assert_eq!(r.remaining(), 1);
         assert_eq!(
             Reader::new(&[0, 0, 0, 9]).count(8),
-            Err(Error::LengthOutOfRange { len: 9, max: 8 })
+            Err(DecodeError::LengthOutOfRange { len: 9, max: 8 })
         );
-        assert_eq!(Reader::new(&[2]).bool(), Err(Error::InvalidField));
-        assert_eq!(Reader::new(&[2]).finish(), Err(Error::TrailingBytes(1)));
+        assert_eq!(Reader::new(&[2]).bool(), Err(DecodeError::InvalidField));
+        assert_eq!(
+            Reader::new(&[2]).finish(),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]

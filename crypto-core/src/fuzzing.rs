@@ -303,7 +303,10 @@ pub fn session_decrypt(data: &[u8]) -> Result<(), String> {
         }
     }
     for m in [&live.held_back, &live.next] {
-        if !matches!(live.bob.decrypt(m), Err(crate::Error::DuplicateMessage)) {
+        if !matches!(
+            live.bob.decrypt(m),
+            Err(crate::SessionError::DuplicateMessage)
+        ) {
             return Err("a genuine message was accepted twice".to_owned());
         }
     }
@@ -697,8 +700,9 @@ fn stream_decrypt(
     for piece in pieces {
         if decryptor.update(piece, &mut out).is_err() {
             let before = out.len();
-            if decryptor.update(&[], &mut out) != Err(crate::Error::AttachmentStreamClosed)
-                || decryptor.finish(&mut out) != Err(crate::Error::AttachmentStreamClosed)
+            if decryptor.update(&[], &mut out)
+                != Err(crate::AttachmentError::AttachmentStreamClosed)
+                || decryptor.finish(&mut out) != Err(crate::AttachmentError::AttachmentStreamClosed)
                 || out.len() != before
             {
                 return Err(format!("{what}: the stream is still usable after an error"));
@@ -823,7 +827,7 @@ impl InputReader<'_> {
 /// An input starting with [`SAFETY_NUMBER_SYMMETRY_MODE`] also builds the safety number of two
 /// parties from the rest (`id_a length (1 byte) || key_a (64) || key_b (64) || id_a || id_b`)
 /// on both sides with [`SafetyNumber::from_key_bytes`]; keys cut short by the end of the input
-/// must be refused with [`crate::Error::InvalidKeyLength`]. The digits must be equal, each side's
+/// must be refused with [`crate::SafetyNumberError::InvalidKeyLength`]. The digits must be equal, each side's
 /// QR payload must match on the other side, and a payload matches its own side only when both
 /// parties are the same (fingerprints are injective: every iteration hashes the key again).
 /// That costs 4 × 5200 SHA-512, so only inputs that ask for it pay it.
@@ -851,7 +855,7 @@ pub fn safety_number_qr(data: &[u8]) -> Result<(), String> {
         Err(e) => {
             if let Some(&got) = data.first()
                 && got != safety_number::VERSION
-                && e != (crate::Error::UnsupportedVersion {
+                && e != crate::SafetyNumberError::Decode(crate::DecodeError::UnsupportedVersion {
                     expected: safety_number::VERSION,
                     got,
                 })
@@ -948,14 +952,15 @@ fn safety_number_symmetry(data: &[u8]) -> Result<(), String> {
         (Ok(at_a), Ok(at_b)) => (at_a, at_b),
         (Err(e_a), Err(e_b)) => {
             // Each side reports the first of its two keys that is short.
-            let refusal = |first: &[u8], second: &[u8]| crate::Error::InvalidKeyLength {
-                expected: KEY_BYTES_LEN,
-                got: if first.len() == KEY_BYTES_LEN {
-                    second.len()
-                } else {
-                    first.len()
-                },
-            };
+            let refusal =
+                |first: &[u8], second: &[u8]| crate::SafetyNumberError::InvalidKeyLength {
+                    expected: KEY_BYTES_LEN,
+                    got: if first.len() == KEY_BYTES_LEN {
+                        second.len()
+                    } else {
+                        first.len()
+                    },
+                };
             if e_a != refusal(key_a, key_b) || e_b != refusal(key_b, key_a) {
                 return Err(format!("short keys refused with {e_a} / {e_b}"));
             }
@@ -1030,7 +1035,7 @@ pub fn open_fuzz_pickle(sealed: &[u8]) -> Result<Vec<u8>, String> {
 fn wire_round_trip<T: Clone + PartialEq + fmt::Debug, E: AsRef<[u8]>>(
     what: &str,
     data: &[u8],
-    decode: impl Fn(&[u8]) -> crate::Result<T>,
+    decode: impl Fn(&[u8]) -> Result<T, crate::DecodeError>,
     encode: impl Fn(&T) -> E,
 ) -> Result<(), String> {
     round_trip(what, data, decode, encode, T::clone)
@@ -1040,7 +1045,7 @@ fn wire_round_trip<T: Clone + PartialEq + fmt::Debug, E: AsRef<[u8]>>(
 fn round_trip<T, E: AsRef<[u8]>, V: PartialEq + fmt::Debug>(
     what: &str,
     data: &[u8],
-    decode: impl Fn(&[u8]) -> crate::Result<T>,
+    decode: impl Fn(&[u8]) -> Result<T, crate::DecodeError>,
     encode: impl Fn(&T) -> E,
     view: impl Fn(&T) -> V,
 ) -> Result<(), String> {
@@ -1077,8 +1082,8 @@ fn pickle_round_trip<T, V: PartialEq + fmt::Debug>(
     what: &str,
     kind: PickleKind,
     data: &[u8],
-    open: impl Fn(&[u8], &PickleKey, &PickleId, u64) -> crate::Result<T>,
-    pickle: impl Fn(&mut T, &PickleKey, &mut FuzzRng) -> crate::Result<SealedPickle>,
+    open: impl Fn(&[u8], &PickleKey, &PickleId, u64) -> Result<T, crate::PickleError>,
+    pickle: impl Fn(&mut T, &PickleKey, &mut FuzzRng) -> Result<SealedPickle, crate::PickleError>,
     view: impl Fn(&T) -> V,
 ) -> Result<(), String> {
     let key = PickleKey::new(FUZZ_PICKLE_KEY);
@@ -1092,7 +1097,7 @@ fn pickle_round_trip<T, V: PartialEq + fmt::Debug>(
         };
         let repickle = |value: &mut T, previous: u64| {
             let sealed = match pickle(value, &key, &mut FuzzRng::new(b"pickle nonce")) {
-                Err(crate::Error::ChainExhausted) if previous == u64::MAX => return Ok(None),
+                Err(crate::PickleError::ChainExhausted) if previous == u64::MAX => return Ok(None),
                 other => other.map_err(|e| {
                     format!("{what}: an opened pickle cannot be pickled again: {e}")
                 })?,
@@ -1279,8 +1284,8 @@ mod tests {
     #[test]
     fn round_trip_reports_non_canonical_acceptance() {
         // A decoder that ignores a trailing byte must be reported.
-        let lenient = |d: &[u8]| -> crate::Result<u8> {
-            d.first().copied().ok_or(crate::Error::InvalidField)
+        let lenient = |d: &[u8]| -> Result<u8, crate::DecodeError> {
+            d.first().copied().ok_or(crate::DecodeError::InvalidField)
         };
         let err = wire_round_trip("lenient", &[1, 2], lenient, |v: &u8| vec![*v]).unwrap_err();
         assert!(err.contains("not the encoding"), "{err}");
@@ -1302,7 +1307,7 @@ mod tests {
         assert!(Account::from_pickle(&sealed_here, &key, &id, 1).is_ok());
         assert!(matches!(
             Account::from_pickle(&sealed_here, &key, &id, 2),
-            Err(crate::Error::PickleRolledBack { .. })
+            Err(crate::PickleError::PickleRolledBack { .. })
         ));
         account_pickle(&plain).unwrap();
         // A pickle of another kind is refused, not confused.

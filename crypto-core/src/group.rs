@@ -36,7 +36,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::context::SignatureContext;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, GroupError, PickleError, RandomError};
 use crate::identity::{PublicIdentity, check_version};
 use crate::message::{MAX_PLAINTEXT_LEN, MESSAGE_VERSION};
 use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
@@ -86,7 +86,7 @@ struct Origin {
 }
 
 impl Origin {
-    fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+    fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self, GroupError> {
         check_len(room_id, MAX_ROOM_ID_LEN)?;
         check_len(device_id, MAX_DEVICE_ID_LEN)?;
         Ok(Self {
@@ -102,7 +102,7 @@ impl Origin {
         out.put_var_bytes(self.device_id.as_bytes());
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let room_id = read_str(r, MAX_ROOM_ID_LEN)?;
         let identity = Ed25519PublicKey::from_bytes(&r.array()?)?;
         let device_id = read_str(r, MAX_DEVICE_ID_LEN)?;
@@ -115,15 +115,20 @@ impl Origin {
 
     /// The receiver's checks: right room, the device the caller expects, and the identity of
     /// the pairwise session the distribution arrived over.
-    fn check(&self, room_id: &str, sender_device_id: &str, from: &Session) -> Result<()> {
+    fn check(
+        &self,
+        room_id: &str,
+        sender_device_id: &str,
+        from: &Session,
+    ) -> Result<(), GroupError> {
         if self.room_id != room_id {
-            return Err(Error::DistributionRoomMismatch);
+            return Err(GroupError::DistributionRoomMismatch);
         }
         if self.device_id != sender_device_id {
-            return Err(Error::DistributionDeviceMismatch);
+            return Err(GroupError::DistributionDeviceMismatch);
         }
         if self.identity != *from.remote_identity().signing_key() {
-            return Err(Error::DistributionIdentityMismatch);
+            return Err(GroupError::DistributionIdentityMismatch);
         }
         Ok(())
     }
@@ -139,17 +144,17 @@ impl fmt::Debug for Origin {
     }
 }
 
-fn check_len(id: &str, max: usize) -> Result<()> {
+fn check_len(id: &str, max: usize) -> Result<(), GroupError> {
     if id.len() > max {
-        return Err(Error::TooLarge { len: id.len(), max });
+        return Err(GroupError::TooLarge { len: id.len(), max });
     }
     Ok(())
 }
 
-fn read_str(r: &mut Reader<'_>, max: usize) -> Result<String> {
+fn read_str(r: &mut Reader<'_>, max: usize) -> Result<String, DecodeError> {
     core::str::from_utf8(r.var_bytes(max)?)
         .map(str::to_owned)
-        .map_err(|_| Error::InvalidField)
+        .map_err(|_| DecodeError::InvalidField)
 }
 
 /// An encrypted, signed group message.
@@ -158,6 +163,8 @@ pub struct GroupMessage {
     chain_id: u32,
     iteration: u32,
     raw: Vec<u8>,
+    /// The last [`SIGNATURE_LEN`] bytes of `raw`, split off once when the message is made.
+    signature: [u8; SIGNATURE_LEN],
 }
 
 impl GroupMessage {
@@ -183,25 +190,25 @@ impl GroupMessage {
     }
 
     /// Decodes a group message, checking version, type and every length.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
         let kind = r.u8()?;
         if kind != TYPE_GROUP_MESSAGE {
-            return Err(Error::UnknownMessageType(kind));
+            return Err(DecodeError::UnknownMessageType(kind));
         }
         let chain_id = r.u32()?;
         let iteration = r.u32()?;
         let body = r.remaining();
         let min = TAG_LEN + SIGNATURE_LEN;
         if body < min {
-            return Err(Error::Truncated {
+            return Err(DecodeError::Truncated {
                 needed: min,
                 remaining: body,
             });
         }
         if body > MAX_PLAINTEXT_LEN + min {
-            return Err(Error::LengthOutOfRange {
+            return Err(DecodeError::LengthOutOfRange {
                 len: body,
                 max: MAX_PLAINTEXT_LEN + min,
             });
@@ -209,6 +216,7 @@ impl GroupMessage {
         Ok(Self {
             chain_id,
             iteration,
+            signature: signature_of(bytes)?,
             raw: bytes.to_vec(),
         })
     }
@@ -218,17 +226,17 @@ impl GroupMessage {
             .get(..self.raw.len().saturating_sub(SIGNATURE_LEN))
             .unwrap_or(&[])
     }
+}
 
-    fn signature(&self) -> Result<[u8; SIGNATURE_LEN]> {
-        let start = self.raw.len().saturating_sub(SIGNATURE_LEN);
-        self.raw
-            .get(start..)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(Error::Truncated {
-                needed: SIGNATURE_LEN,
-                remaining: self.raw.len(),
-            })
-    }
+/// The signature at the end of an encoded group message (already checked to be long enough).
+fn signature_of(raw: &[u8]) -> Result<[u8; SIGNATURE_LEN], DecodeError> {
+    let start = raw.len().saturating_sub(SIGNATURE_LEN);
+    raw.get(start..)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(DecodeError::Truncated {
+            needed: SIGNATURE_LEN,
+            remaining: raw.len(),
+        })
 }
 
 /// What a group message signature covers: the context, the sender's origin (not on the wire:
@@ -326,13 +334,13 @@ impl SenderKeyDistribution {
         out
     }
 
-    /// Decodes a distribution and verifies its signature (strict; [`Error::BadSignature`]).
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    /// Decodes a distribution and verifies its signature (strict; [`DecodeError::BadSignature`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
         let kind = r.u8()?;
         if kind != TYPE_SENDER_KEY_DISTRIBUTION {
-            return Err(Error::UnknownMessageType(kind));
+            return Err(DecodeError::UnknownMessageType(kind));
         }
         let origin = Origin::read(&mut r)?;
         let chain_id = r.u32()?;
@@ -342,7 +350,7 @@ impl SenderKeyDistribution {
         let signature = r.array()?;
         r.finish()?;
         let body_len = bytes.len().saturating_sub(SIGNATURE_LEN);
-        let body = bytes.get(..body_len).ok_or(Error::Truncated {
+        let body = bytes.get(..body_len).ok_or(DecodeError::Truncated {
             needed: SIGNATURE_LEN,
             remaining: bytes.len(),
         })?;
@@ -378,7 +386,10 @@ struct SenderChain {
 }
 
 impl SenderChain {
-    fn with_origin<R: TryCryptoRng + ?Sized>(origin: Origin, rng: &mut R) -> Result<Self> {
+    fn with_origin<R: TryCryptoRng + ?Sized>(
+        origin: Origin,
+        rng: &mut R,
+    ) -> Result<Self, RandomError> {
         let mut id = [0u8; 4];
         fill_random(rng, &mut id)?;
         Ok(Self {
@@ -439,15 +450,15 @@ impl SenderChain {
     }
 
     /// Encrypts once for every member and signs.
-    fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
+    fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage, GroupError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(Error::TooLarge {
+            return Err(GroupError::TooLarge {
                 len: plaintext.len(),
                 max: MAX_PLAINTEXT_LEN,
             });
         }
         let (message_key, next) = self.chain.step()?;
-        let (key, nonce) = message_key.aead_key_nonce(GROUP_KDF_INFO)?;
+        let (key, nonce) = message_key.aead_key_nonce(GROUP_KDF_INFO);
         let mut raw =
             Vec::with_capacity(GROUP_HEADER_LEN + plaintext.len() + TAG_LEN + SIGNATURE_LEN);
         raw.put_u8(MESSAGE_VERSION);
@@ -465,6 +476,7 @@ impl SenderChain {
             chain_id: self.chain_id,
             iteration: message_key.index(),
             raw,
+            signature,
         })
     }
 
@@ -476,7 +488,7 @@ impl SenderChain {
         out.put(self.signing.to_seed().as_slice());
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let origin = Origin::read(r)?;
         let chain_id = r.u32()?;
         let key = r.secret32()?;
@@ -510,8 +522,12 @@ pub struct OutboundGroupSession {
 impl OutboundGroupSession {
     /// A fresh sender chain (random chain id, chain key and signing key) of device `device_id`
     /// with identity `identity` in room `room_id` (ids of at most [`MAX_ROOM_ID_LEN`] and
-    /// [`MAX_DEVICE_ID_LEN`] bytes, else [`Error::TooLarge`]).
-    pub fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+    /// [`MAX_DEVICE_ID_LEN`] bytes, else [`GroupError::TooLarge`]).
+    pub fn new(
+        room_id: &str,
+        device_id: &str,
+        identity: &PublicIdentity,
+    ) -> Result<Self, GroupError> {
         Self::new_with_rng(room_id, device_id, identity, &mut OsRng)
     }
 
@@ -521,7 +537,7 @@ impl OutboundGroupSession {
         device_id: &str,
         identity: &PublicIdentity,
         rng: &mut R,
-    ) -> Result<Self> {
+    ) -> Result<Self, GroupError> {
         let chain = SenderChain::with_origin(Origin::new(room_id, device_id, identity)?, rng)?;
         Ok(Self {
             chain,
@@ -561,7 +577,7 @@ impl OutboundGroupSession {
     }
 
     /// Encrypts once for every member and signs.
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage, GroupError> {
         self.chain.encrypt(plaintext)
     }
 
@@ -580,7 +596,7 @@ impl OutboundGroupSession {
 
     /// Seals the session under `key` with the next pickle counter; persist it before a message
     /// it encrypted leaves the device (see [`crate::pickle`], "Security notes").
-    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle, PickleError> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
@@ -589,20 +605,20 @@ impl OutboundGroupSession {
         &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<SealedPickle> {
+    ) -> Result<SealedPickle, PickleError> {
         let mut out = Zeroizing::new(Vec::with_capacity(128));
         self.chain.write(&mut out);
         pickle::seal(PickleKind::OutboundGroup, &mut self.pickle, &out, key, rng)
     }
 
     /// Opens a sealed outbound group session of the object `expected_id` with a counter of at
-    /// least `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    /// least `latest_counter` ([`PickleError::PickleIdMismatch`], [`PickleError::PickleRolledBack`]).
     pub fn from_pickle(
         sealed: &[u8],
         key: &PickleKey,
         expected_id: &PickleId,
         latest_counter: u64,
-    ) -> Result<Self> {
+    ) -> Result<Self, PickleError> {
         pickle::open_with(
             PickleKind::OutboundGroup,
             sealed,
@@ -684,25 +700,28 @@ impl ReceiverChain {
 
     /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
     /// unless the message authenticates.
-    fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
+    fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>, GroupError> {
         if message.chain_id != self.chain_id {
-            return Err(Error::UnknownSenderChain(message.chain_id));
+            return Err(GroupError::UnknownSenderChain(message.chain_id));
         }
         self.signing_key.verify(
             &message_signed_bytes(&self.origin, message.signed_part()),
-            &message.signature()?,
+            &message.signature,
         )?;
         let iteration = message.iteration;
         if iteration < self.first_iteration {
-            return Err(Error::MessageKeyEvicted);
+            return Err(GroupError::MessageKeyEvicted);
         }
         if iteration < self.chain.index() {
             let position = self
                 .skipped
                 .iter()
                 .position(|(i, _)| *i == iteration)
-                .ok_or(Error::DuplicateMessage)?;
-            let (index, key) = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
+                .ok_or(GroupError::DuplicateMessage)?;
+            let (index, key) = self
+                .skipped
+                .get(position)
+                .ok_or(GroupError::DuplicateMessage)?;
             let key = MessageKey::from_stored(key, *index);
             let plaintext = open(message, &key)?;
             self.skipped.remove(position);
@@ -734,7 +753,7 @@ impl ReceiverChain {
         }
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let origin = Origin::read(r)?;
         let chain_id = r.u32()?;
         let first_iteration = r.u32()?;
@@ -777,16 +796,16 @@ pub struct InboundGroupSession {
 impl InboundGroupSession {
     /// Builds the receiving side from a distribution that arrived over the pairwise session
     /// `from`. Refused unless the distribution is for `room_id`
-    /// ([`Error::DistributionRoomMismatch`]), names `sender_device_id`
-    /// ([`Error::DistributionDeviceMismatch`]) and names the identity key of `from`'s peer
-    /// ([`Error::DistributionIdentityMismatch`]). `sender_device_id` must be what the
+    /// ([`GroupError::DistributionRoomMismatch`]), names `sender_device_id`
+    /// ([`GroupError::DistributionDeviceMismatch`]) and names the identity key of `from`'s peer
+    /// ([`GroupError::DistributionIdentityMismatch`]). `sender_device_id` must be what the
     /// application knows of `from`'s peer, never read from the distribution itself.
     pub fn new(
         room_id: &str,
         sender_device_id: &str,
         from: &Session,
         distribution: &SenderKeyDistribution,
-    ) -> Result<Self> {
+    ) -> Result<Self, GroupError> {
         Self::new_with_rng(room_id, sender_device_id, from, distribution, &mut OsRng)
     }
 
@@ -797,7 +816,7 @@ impl InboundGroupSession {
         from: &Session,
         distribution: &SenderKeyDistribution,
         rng: &mut R,
-    ) -> Result<Self> {
+    ) -> Result<Self, GroupError> {
         distribution.origin.check(room_id, sender_device_id, from)?;
         Ok(Self {
             chain: ReceiverChain::from_checked(distribution),
@@ -837,7 +856,7 @@ impl InboundGroupSession {
 
     /// Verifies and decrypts. Order of checks: chain id, signature, then keys; nothing changes
     /// unless the message authenticates.
-    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>, GroupError> {
         self.chain.decrypt(message)
     }
 
@@ -856,7 +875,7 @@ impl InboundGroupSession {
 
     /// Seals the session under `key` with the next pickle counter (see [`crate::pickle`],
     /// "Security notes": a rolled-back inbound session would accept replays again).
-    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle, PickleError> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
@@ -865,20 +884,20 @@ impl InboundGroupSession {
         &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<SealedPickle> {
+    ) -> Result<SealedPickle, PickleError> {
         let mut out = Zeroizing::new(Vec::with_capacity(192));
         self.chain.write(&mut out);
         pickle::seal(PickleKind::InboundGroup, &mut self.pickle, &out, key, rng)
     }
 
     /// Opens a sealed inbound group session of the object `expected_id` with a counter of at
-    /// least `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    /// least `latest_counter` ([`PickleError::PickleIdMismatch`], [`PickleError::PickleRolledBack`]).
     pub fn from_pickle(
         sealed: &[u8],
         key: &PickleKey,
         expected_id: &PickleId,
         latest_counter: u64,
-    ) -> Result<Self> {
+    ) -> Result<Self, PickleError> {
         pickle::open_with(
             PickleKind::InboundGroup,
             sealed,
@@ -905,18 +924,18 @@ impl fmt::Debug for InboundGroupSession {
     }
 }
 
-fn open(message: &GroupMessage, key: &MessageKey) -> Result<Zeroizing<Vec<u8>>> {
-    let (aead_key, nonce) = key.aead_key_nonce(GROUP_KDF_INFO)?;
+fn open(message: &GroupMessage, key: &MessageKey) -> Result<Zeroizing<Vec<u8>>, GroupError> {
+    let (aead_key, nonce) = key.aead_key_nonce(GROUP_KDF_INFO);
     let signed = message.signed_part();
     let (header, body) = signed
         .split_at_checked(GROUP_HEADER_LEN)
-        .ok_or(Error::DecryptionFailed)?;
+        .ok_or(GroupError::DecryptionFailed)?;
     let split = body
         .len()
         .checked_sub(TAG_LEN)
-        .ok_or(Error::DecryptionFailed)?;
+        .ok_or(GroupError::DecryptionFailed)?;
     let (ciphertext, tag) = body.split_at(split);
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| GroupError::DecryptionFailed)?;
     let mut plaintext = Zeroizing::new(ciphertext.to_vec());
     chacha20poly1305_open(&aead_key, &nonce, header, &mut plaintext, &tag)?;
     Ok(plaintext)
@@ -937,7 +956,11 @@ pub struct GroupSession {
 impl GroupSession {
     /// Starts our side of room `room_id` as device `device_id` with identity `identity`, with a
     /// fresh sender chain.
-    pub fn new(room_id: &str, device_id: &str, identity: &PublicIdentity) -> Result<Self> {
+    pub fn new(
+        room_id: &str,
+        device_id: &str,
+        identity: &PublicIdentity,
+    ) -> Result<Self, GroupError> {
         Self::new_with_rng(room_id, device_id, identity, &mut OsRng)
     }
 
@@ -947,7 +970,7 @@ impl GroupSession {
         device_id: &str,
         identity: &PublicIdentity,
         rng: &mut R,
-    ) -> Result<Self> {
+    ) -> Result<Self, GroupError> {
         let outbound = SenderChain::with_origin(Origin::new(room_id, device_id, identity)?, rng)?;
         Ok(Self {
             outbound,
@@ -975,29 +998,29 @@ impl GroupSession {
     ///
     /// `member` must be the device id the application knows for `from`'s peer, never read from
     /// the distribution. Checks, in order: the origin as in [`InboundGroupSession::new`]; a
-    /// retired signing key ([`Error::SenderChainRetired`]); a signing key registered to another
-    /// member ([`Error::SigningKeyClaimed`]); a member already known with another identity key
-    /// ([`Error::DistributionIdentityMismatch`]); another chain of this member with the same
-    /// chain id ([`Error::SenderChainConflict`]); the member limit ([`Error::TooLarge`]). A
+    /// retired signing key ([`GroupError::SenderChainRetired`]); a signing key registered to another
+    /// member ([`GroupError::SigningKeyClaimed`]); a member already known with another identity key
+    /// ([`GroupError::DistributionIdentityMismatch`]); another chain of this member with the same
+    /// chain id ([`GroupError::SenderChainConflict`]); the member limit ([`GroupError::TooLarge`]). A
     /// distribution already recorded is ignored, so a replayed one cannot rewind a chain.
     pub fn add_member(
         &mut self,
         member: &str,
         from: &Session,
         distribution: &SenderKeyDistribution,
-    ) -> Result<()> {
+    ) -> Result<(), GroupError> {
         distribution.origin.check(self.room_id(), member, from)?;
         let key = distribution.signing_key;
         if self.retired.contains(&key) {
-            return Err(Error::SenderChainRetired);
+            return Err(GroupError::SenderChainRetired);
         }
         for (other, chains) in &self.members {
             if other != member && chains.iter().any(|c| c.signing_key == key) {
-                return Err(Error::SigningKeyClaimed);
+                return Err(GroupError::SigningKeyClaimed);
             }
         }
         if !self.members.contains_key(member) && self.members.len() >= MAX_GROUP_MEMBERS {
-            return Err(Error::TooLarge {
+            return Err(GroupError::TooLarge {
                 len: self.members.len() + 1,
                 max: MAX_GROUP_MEMBERS,
             });
@@ -1007,18 +1030,18 @@ impl GroupSession {
             .iter()
             .any(|c| c.origin.identity != distribution.origin.identity)
         {
-            return Err(Error::DistributionIdentityMismatch);
+            return Err(GroupError::DistributionIdentityMismatch);
         }
         if let Some(known) = chains.iter().find(|c| c.chain_id == distribution.chain_id) {
             if known.signing_key == key {
                 // Already known; a re-sent distribution must not rewind the chain (replays).
                 return Ok(());
             }
-            return Err(Error::SenderChainConflict(distribution.chain_id));
+            return Err(GroupError::SenderChainConflict(distribution.chain_id));
         }
         if chains.iter().any(|c| c.signing_key == key) {
             // The signature binds the chain id, so only the sender could have made this.
-            return Err(Error::SigningKeyClaimed);
+            return Err(GroupError::SigningKeyClaimed);
         }
         chains.push(ReceiverChain::from_checked(distribution));
         let mut dropped = Vec::new();
@@ -1041,7 +1064,7 @@ impl GroupSession {
     /// Removes a member and rotates our chain; returns the new distribution to send to every
     /// remaining member. Each remaining member must rotate too. The removed member's chains
     /// are retired: their distributions are refused if sent again.
-    pub fn remove_member(&mut self, member: &str) -> Result<SenderKeyDistribution> {
+    pub fn remove_member(&mut self, member: &str) -> Result<SenderKeyDistribution, GroupError> {
         self.remove_member_with_rng(member, &mut OsRng)
     }
 
@@ -1050,7 +1073,7 @@ impl GroupSession {
         &mut self,
         member: &str,
         rng: &mut R,
-    ) -> Result<SenderKeyDistribution> {
+    ) -> Result<SenderKeyDistribution, GroupError> {
         if let Some(chains) = self.members.remove(member) {
             for chain in chains {
                 self.retire(chain.signing_key);
@@ -1063,7 +1086,7 @@ impl GroupSession {
     pub fn rotate_with_rng<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-    ) -> Result<SenderKeyDistribution> {
+    ) -> Result<SenderKeyDistribution, GroupError> {
         self.outbound = SenderChain::with_origin(self.outbound.origin.clone(), rng)?;
         Ok(self.outbound.distribution())
     }
@@ -1083,20 +1106,24 @@ impl GroupSession {
     }
 
     /// Encrypts once for the whole room.
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage> {
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage, GroupError> {
         self.outbound.encrypt(plaintext)
     }
 
     /// Decrypts a message from member device `member`.
-    pub fn decrypt(&mut self, member: &str, message: &GroupMessage) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn decrypt(
+        &mut self,
+        member: &str,
+        message: &GroupMessage,
+    ) -> Result<Zeroizing<Vec<u8>>, GroupError> {
         let chains = self
             .members
             .get_mut(member)
-            .ok_or(Error::UnknownSenderChain(message.chain_id))?;
+            .ok_or(GroupError::UnknownSenderChain(message.chain_id))?;
         let chain = chains
             .iter_mut()
             .find(|c| c.chain_id == message.chain_id)
-            .ok_or(Error::UnknownSenderChain(message.chain_id))?;
+            .ok_or(GroupError::UnknownSenderChain(message.chain_id))?;
         chain.decrypt(message)
     }
 
@@ -1115,7 +1142,7 @@ impl GroupSession {
 
     /// Seals the room state under `key` with the next pickle counter; persist it before a
     /// message it encrypted leaves the device (see [`crate::pickle`], "Security notes").
-    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle, PickleError> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
@@ -1124,7 +1151,7 @@ impl GroupSession {
         &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<SealedPickle> {
+    ) -> Result<SealedPickle, PickleError> {
         let mut out = Zeroizing::new(Vec::with_capacity(256));
         self.outbound.write(&mut out);
         out.put_count(self.members.len());
@@ -1143,13 +1170,13 @@ impl GroupSession {
     }
 
     /// Opens a sealed room state of the object `expected_id` with a counter of at least
-    /// `latest_counter` ([`Error::PickleIdMismatch`], [`Error::PickleRolledBack`]).
+    /// `latest_counter` ([`PickleError::PickleIdMismatch`], [`PickleError::PickleRolledBack`]).
     pub fn from_pickle(
         sealed: &[u8],
         key: &PickleKey,
         expected_id: &PickleId,
         latest_counter: u64,
-    ) -> Result<Self> {
+    ) -> Result<Self, PickleError> {
         let open = |r: &mut Reader<'_>, pickle: PickleState| {
             let outbound = SenderChain::read(r)?;
             let n = r.count(MAX_GROUP_MEMBERS)?;
@@ -1164,7 +1191,7 @@ impl GroupSession {
                     if chain.origin.room_id != outbound.origin.room_id
                         || chain.origin.device_id != member
                     {
-                        return Err(Error::InvalidField);
+                        return Err(DecodeError::InvalidField);
                     }
                     chains.push(chain);
                 }

@@ -4,7 +4,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::context::SignatureContext;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, RandomError, SignatureError};
 use crate::primitives::{
     Ed25519KeyPair, Ed25519PublicKey, SIGNATURE_LEN, X25519PublicKey, X25519Secret,
 };
@@ -30,7 +30,7 @@ impl PublicIdentity {
         signing_key: Ed25519PublicKey,
         agreement_key: X25519PublicKey,
         signature: [u8; SIGNATURE_LEN],
-    ) -> Result<Self> {
+    ) -> Result<Self, SignatureError> {
         signing_key.verify(&identity_signed_bytes(&agreement_key), &signature)?;
         Ok(Self {
             signing_key,
@@ -78,7 +78,7 @@ impl PublicIdentity {
     }
 
     /// Decodes and verifies an encoded identity.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, IDENTITY_VERSION)?;
         let id = Self::read_body(&mut r)?;
@@ -92,11 +92,11 @@ impl PublicIdentity {
         out.put(&self.signature);
     }
 
-    pub(crate) fn read_body(r: &mut Reader<'_>) -> Result<Self> {
+    pub(crate) fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let signing_key = Ed25519PublicKey::from_bytes(&r.array()?)?;
         let agreement_key = X25519PublicKey::from_bytes(r.array()?);
         let signature = r.array()?;
-        Self::new(signing_key, agreement_key, signature)
+        Ok(Self::new(signing_key, agreement_key, signature)?)
     }
 }
 
@@ -119,7 +119,7 @@ pub struct IdentityKeys {
 
 impl IdentityKeys {
     /// Generates fresh identity keys.
-    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RandomError> {
         let signing = Ed25519KeyPair::generate(rng)?;
         let agreement = X25519Secret::generate(rng)?;
         Ok(Self::from_keys(signing, agreement))
@@ -159,7 +159,7 @@ impl IdentityKeys {
         out.put(self.agreement.to_bytes().as_slice());
     }
 
-    pub(crate) fn read_secret(r: &mut Reader<'_>) -> Result<Self> {
+    pub(crate) fn read_secret(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let seed = r.secret32()?;
         let agreement = r.secret32()?;
         Ok(Self::from_keys(
@@ -182,10 +182,10 @@ fn identity_signed_bytes(agreement_key: &X25519PublicKey) -> Vec<u8> {
     SignatureContext::IdentityKey.message(&[agreement_key.as_bytes()])
 }
 
-pub(crate) fn check_version(got: u8, expected: u8) -> Result<()> {
+pub(crate) fn check_version(got: u8, expected: u8) -> Result<(), DecodeError> {
     if got == expected {
         Ok(())
     } else {
-        Err(Error::UnsupportedVersion { expected, got })
+        Err(DecodeError::UnsupportedVersion { expected, got })
     }
 }

@@ -34,6 +34,14 @@
 //!
 //! Each module cites the section of the public specification it implements.
 //!
+//! # Errors
+//!
+//! Every operation returns its own error enum listing only the failures it can produce
+//! ([`DecodeError`] for decoders, [`SessionError`] for pairwise sessions, [`PickleError`] for
+//! state at rest …; [`error`] has the list), and every one of them converts into the umbrella
+//! [`Error`] with the same message, so `?` into `crypto_core::Error` works as in the example
+//! above.
+//!
 //! # Performance: build with the portable Poly1305 on x86_64
 //!
 //! On x86/x86_64, `poly1305` 0.9.1 (under `chacha20poly1305` 0.11) selects an AVX2 backend at
@@ -109,7 +117,11 @@ pub mod session;
 pub mod x3dh;
 
 pub use account::Account;
-pub use error::{Error, Result};
+pub use error::{
+    AccountError, AgreementError, AttachmentError, DecodeError, Error, GroupError, KdfError,
+    OpenError, PickleError, RandomError, RelayChallengeError, Result, SafetyNumberError, SealError,
+    SealToError, SessionError, SignatureError, SigningKeyError,
+};
 pub use identity::PublicIdentity;
 pub use message::{PrekeyMessage, RatchetMessage, SessionMessage};
 pub use pickle::{PickleId, PickleKey, SealedPickle};

@@ -14,7 +14,7 @@
 //! canonically encoded, since X25519 gives the same result for its non-canonical aliases.
 
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::error::DecodeError;
 use crate::identity::{PublicIdentity, check_version};
 use crate::prekeys::FLAG_ONE_TIME_PREKEY;
 use crate::primitives::{TAG_LEN, X25519PublicKey};
@@ -108,25 +108,25 @@ impl RatchetMessage {
     }
 
     /// Decodes a ratchet message, checking version, type and lengths.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
         let kind = r.u8()?;
         if kind != TYPE_RATCHET {
-            return Err(Error::UnknownMessageType(kind));
+            return Err(DecodeError::UnknownMessageType(kind));
         }
         let ratchet_key = X25519PublicKey::from_bytes(r.array()?);
         let previous_chain_length = r.u32()?;
         let index = r.u32()?;
         let body = r.remaining();
         if body < TAG_LEN {
-            return Err(Error::Truncated {
+            return Err(DecodeError::Truncated {
                 needed: TAG_LEN,
                 remaining: body,
             });
         }
         if body > MAX_PLAINTEXT_LEN + TAG_LEN {
-            return Err(Error::LengthOutOfRange {
+            return Err(DecodeError::LengthOutOfRange {
                 len: body,
                 max: MAX_PLAINTEXT_LEN + TAG_LEN,
             });
@@ -201,29 +201,29 @@ impl PrekeyMessage {
 
     /// Decodes a prekey message, checking every length, the sender's identity signature and
     /// that the base key is canonically encoded.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
         let kind = r.u8()?;
         if kind != TYPE_PREKEY {
-            return Err(Error::UnknownMessageType(kind));
+            return Err(DecodeError::UnknownMessageType(kind));
         }
         Self::decode_body(&mut r)
     }
 
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let flags = r.u8()?;
         let reserved = flags & !FLAG_ONE_TIME_PREKEY;
         if reserved != 0 {
             // Includes FLAG_PQ_KEM_PREKEY: reserved for PQXDH, refused by v2.
-            return Err(Error::ReservedFlags(reserved));
+            return Err(DecodeError::ReservedFlags(reserved));
         }
         let sender = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);
         if !base_key.is_canonical() {
             // The base key is not authenticated by the AEAD, only used in X3DH, which ignores
             // the encoding: an alias would slip past the responder's replay check.
-            return Err(Error::InvalidField);
+            return Err(DecodeError::InvalidField);
         }
         let signed_prekey_id = r.u32()?;
         let one_time_prekey_id = if flags & FLAG_ONE_TIME_PREKEY != 0 {
@@ -262,13 +262,13 @@ impl SessionMessage {
     }
 
     /// Decodes either kind.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, MESSAGE_VERSION)?;
         match r.u8()? {
             TYPE_RATCHET => Ok(Self::Ratchet(RatchetMessage::decode(bytes)?)),
             TYPE_PREKEY => Ok(Self::Prekey(Box::new(PrekeyMessage::decode_body(&mut r)?))),
-            other => Err(Error::UnknownMessageType(other)),
+            other => Err(DecodeError::UnknownMessageType(other)),
         }
     }
 

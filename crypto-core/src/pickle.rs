@@ -25,8 +25,8 @@
 //! 1. persist every pickle together with its [`SealedPickle::counter`], and keep the object's
 //!    id and the latest counter somewhere the attacker cannot roll back (the wasm-client keeps
 //!    them in a separately sealed manifest), then pass both to `from_pickle`, which refuses
-//!    another object's pickle ([`Error::PickleIdMismatch`]) and an older one
-//!    ([`Error::PickleRolledBack`]). Write the pickle before raising the recorded counter, so
+//!    another object's pickle ([`PickleError::PickleIdMismatch`]) and an older one
+//!    ([`PickleError::PickleRolledBack`]). Write the pickle before raising the recorded counter, so
 //!    that a crash in between leaves a pickle newer than the record, not the reverse;
 //! 2. pickle and persist an object after every operation that changes it (`encrypt`,
 //!    `decrypt`, creating a session …) and **before** its output leaves the device: a crash
@@ -37,9 +37,9 @@
 //!    `from_pickle` until the last pickle is persisted.
 
 use crate::codec::Reader;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, PickleError, RandomError};
 use crate::primitives::{
-    TAG_LEN, fill_random, hkdf_sha256_expand, xchacha20poly1305_open, xchacha20poly1305_seal,
+    TAG_LEN, fill_random, hkdf_sha256_expand_array, xchacha20poly1305_open, xchacha20poly1305_seal,
 };
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -93,7 +93,7 @@ impl PickleId {
         &self.0
     }
 
-    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RandomError> {
         let mut id = [0u8; PICKLE_ID_LEN];
         fill_random(rng, &mut id)?;
         Ok(Self(id))
@@ -179,7 +179,7 @@ pub(crate) struct PickleState {
 
 impl PickleState {
     /// A new object's state: a random id, counter 0.
-    pub(crate) fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub(crate) fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RandomError> {
         Ok(Self {
             id: PickleId::generate(rng)?,
             counter: 0,
@@ -207,10 +207,8 @@ impl PickleKey {
         Self(key)
     }
 
-    fn subkey(&self) -> Result<Zeroizing<[u8; 32]>> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        hkdf_sha256_expand(&self.0, PICKLE_KDF_INFO, key.as_mut_slice())?;
-        Ok(key)
+    fn subkey(&self) -> Zeroizing<[u8; 32]> {
+        hkdf_sha256_expand_array(&self.0, PICKLE_KDF_INFO)
     }
 }
 
@@ -246,8 +244,11 @@ pub(crate) fn seal<R: TryCryptoRng + ?Sized>(
     plaintext: &[u8],
     key: &PickleKey,
     rng: &mut R,
-) -> Result<SealedPickle> {
-    let counter = state.counter.checked_add(1).ok_or(Error::ChainExhausted)?;
+) -> Result<SealedPickle, PickleError> {
+    let counter = state
+        .counter
+        .checked_add(1)
+        .ok_or(PickleError::ChainExhausted)?;
     let bytes = seal_raw(kind, &state.id, counter, plaintext, key, rng)?;
     state.counter = counter;
     Ok(SealedPickle {
@@ -265,7 +266,7 @@ pub(crate) fn seal_raw<R: TryCryptoRng + ?Sized>(
     plaintext: &[u8],
     key: &PickleKey,
     rng: &mut R,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>, PickleError> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(rng, &mut nonce)?;
     let ad = header(kind, id, counter);
@@ -273,26 +274,28 @@ pub(crate) fn seal_raw<R: TryCryptoRng + ?Sized>(
     out.extend_from_slice(&ad);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
-    let subkey = key.subkey()?;
-    let body = out.get_mut(PREFIX_LEN..).ok_or(Error::InvalidField)?;
+    let subkey = key.subkey();
+    let body = out
+        .get_mut(PREFIX_LEN..)
+        .ok_or(PickleError::Decode(DecodeError::InvalidField))?;
     let tag = xchacha20poly1305_seal(&subkey, &nonce, &ad, body)?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
 
 /// The clear header of a sealed pickle of `kind`, checked: version, kind, length.
-pub(crate) fn read_header(kind: PickleKind, sealed: &[u8]) -> Result<(PickleId, u64)> {
+pub(crate) fn read_header(kind: PickleKind, sealed: &[u8]) -> Result<(PickleId, u64), PickleError> {
     let mut r = Reader::new(sealed);
     let version = r.u8()?;
     if version != PICKLE_VERSION {
-        return Err(Error::PickleVersion {
+        return Err(PickleError::PickleVersion {
             expected: PICKLE_VERSION,
             got: version,
         });
     }
     let got_kind = r.u8()?;
     if got_kind != kind as u8 {
-        return Err(Error::PickleKind {
+        return Err(PickleError::PickleKind {
             expected: kind as u8,
             got: got_kind,
         });
@@ -300,10 +303,10 @@ pub(crate) fn read_header(kind: PickleKind, sealed: &[u8]) -> Result<(PickleId, 
     let id = PickleId(r.array()?);
     let counter = r.u64()?;
     if r.remaining() < NONCE_LEN + TAG_LEN {
-        return Err(Error::Truncated {
+        return Err(PickleError::Decode(DecodeError::Truncated {
             needed: NONCE_LEN + TAG_LEN,
             remaining: r.remaining(),
-        });
+        }));
     }
     Ok((id, counter))
 }
@@ -313,22 +316,25 @@ pub(crate) fn open_unchecked(
     kind: PickleKind,
     sealed: &[u8],
     key: &PickleKey,
-) -> Result<(PickleState, Zeroizing<Vec<u8>>)> {
+) -> Result<(PickleState, Zeroizing<Vec<u8>>), PickleError> {
     let (id, counter) = read_header(kind, sealed)?;
     let (ad, rest) = sealed
         .split_at_checked(PICKLE_HEADER_LEN)
-        .ok_or(Error::InvalidField)?;
+        .ok_or(DecodeError::InvalidField)?;
     let (nonce, rest) = rest
         .split_at_checked(NONCE_LEN)
-        .ok_or(Error::InvalidField)?;
-    let split = rest.len().checked_sub(TAG_LEN).ok_or(Error::InvalidField)?;
+        .ok_or(DecodeError::InvalidField)?;
+    let split = rest
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(DecodeError::InvalidField)?;
     let (body, tag) = rest.split_at(split);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::InvalidField)?;
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::InvalidField)?;
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| DecodeError::InvalidField)?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| DecodeError::InvalidField)?;
     let mut plaintext = Zeroizing::new(body.to_vec());
-    let subkey = key.subkey()?;
+    let subkey = key.subkey();
     xchacha20poly1305_open(&subkey, &nonce, ad, &mut plaintext, &tag)
-        .map_err(|_| Error::PickleDecryption)?;
+        .map_err(|_| PickleError::PickleDecryption)?;
     Ok((PickleState { id, counter }, plaintext))
 }
 
@@ -341,16 +347,16 @@ pub(crate) fn open(
     key: &PickleKey,
     expected_id: &PickleId,
     latest_counter: u64,
-) -> Result<(PickleState, Zeroizing<Vec<u8>>)> {
+) -> Result<(PickleState, Zeroizing<Vec<u8>>), PickleError> {
     let (id, counter) = read_header(kind, sealed)?;
     if id != *expected_id {
-        return Err(Error::PickleIdMismatch {
+        return Err(PickleError::PickleIdMismatch {
             expected: *expected_id,
             got: id,
         });
     }
     if counter < latest_counter {
-        return Err(Error::PickleRolledBack {
+        return Err(PickleError::PickleRolledBack {
             counter,
             latest: latest_counter,
         });
@@ -366,8 +372,8 @@ pub(crate) fn open_with<T>(
     key: &PickleKey,
     expected_id: &PickleId,
     latest_counter: u64,
-    read: impl FnOnce(&mut Reader<'_>, PickleState) -> Result<T>,
-) -> Result<T> {
+    read: impl FnOnce(&mut Reader<'_>, PickleState) -> Result<T, DecodeError>,
+) -> Result<T, PickleError> {
     let (state, plain) = open(kind, sealed, key, expected_id, latest_counter)?;
     let mut r = Reader::new(&plain);
     let value = read(&mut r, state)?;
@@ -392,7 +398,7 @@ mod tests {
         assert_eq!((&plain[..], opened), (&b"state"[..], state));
         assert_eq!(
             open(PickleKind::Account, &sealed, &key, &id, 0).unwrap_err(),
-            Error::PickleKind {
+            PickleError::PickleKind {
                 expected: 1,
                 got: 2
             }
@@ -406,19 +412,19 @@ mod tests {
                 0
             )
             .unwrap_err(),
-            Error::PickleDecryption
+            PickleError::PickleDecryption
         );
         let other = PickleId::from_bytes([0; 16]);
         assert_eq!(
             open(PickleKind::Session, &sealed, &key, &other, 0).unwrap_err(),
-            Error::PickleIdMismatch {
+            PickleError::PickleIdMismatch {
                 expected: other,
                 got: id
             }
         );
         assert_eq!(
             open(PickleKind::Session, &sealed, &key, &id, 2).unwrap_err(),
-            Error::PickleRolledBack {
+            PickleError::PickleRolledBack {
                 counter: 1,
                 latest: 2
             }
@@ -427,7 +433,7 @@ mod tests {
         wrong_version[0] = 7;
         assert_eq!(
             open(PickleKind::Session, &wrong_version, &key, &id, 0).unwrap_err(),
-            Error::PickleVersion {
+            PickleError::PickleVersion {
                 expected: PICKLE_VERSION,
                 got: 7
             }

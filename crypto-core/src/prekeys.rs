@@ -2,11 +2,11 @@
 //! (X3DH §3.2 "Publishing keys").
 //!
 //! The bundle format reserves flag bit 1 for a future ML-KEM-768 prekey (PQXDH); version 1
-//! decoders refuse it with [`Error::ReservedFlags`] rather than silently dropping it.
+//! decoders refuse it with [`DecodeError::ReservedFlags`] rather than silently dropping it.
 
 use crate::codec::{Reader, Writer};
 use crate::context::SignatureContext;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, SignatureError};
 use crate::identity::{PublicIdentity, check_version};
 use crate::primitives::{Ed25519KeyPair, SIGNATURE_LEN, X25519PublicKey, X25519Secret};
 use core::fmt;
@@ -64,7 +64,7 @@ impl SignedPrekey {
     }
 
     /// Checks the signature against the identity that published the prekey (strict Ed25519).
-    pub fn verify(&self, identity: &PublicIdentity) -> Result<()> {
+    pub fn verify(&self, identity: &PublicIdentity) -> Result<(), SignatureError> {
         identity.signing_key().verify(
             &signed_prekey_bytes(self.id, &self.key, self.created_at),
             &self.signature,
@@ -102,7 +102,7 @@ impl SignedPrekey {
     }
 
     /// Decodes (without verifying: the signer is known only with the bundle).
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, PREKEY_VERSION)?;
         let spk = Self::read_body(&mut r)?;
@@ -117,7 +117,7 @@ impl SignedPrekey {
         out.put(&self.signature);
     }
 
-    fn read_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             id: r.u32()?,
             key: X25519PublicKey::from_bytes(r.array()?),
@@ -170,7 +170,7 @@ impl OneTimePrekey {
     }
 
     /// Decodes an encoded one-time prekey.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, PREKEY_VERSION)?;
         let otpk = Self {
@@ -195,11 +195,11 @@ impl SignedPrekeySecret {
         out.put(self.secret.to_bytes().as_slice());
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let public = SignedPrekey::read_body(r)?;
         let secret = X25519Secret::from_bytes(&*r.secret32()?);
         if secret.public_key() != public.key {
-            return Err(Error::InvalidField);
+            return Err(DecodeError::InvalidField);
         }
         Ok(Self { public, secret })
     }
@@ -220,7 +220,7 @@ impl PrekeyBundle {
         identity: PublicIdentity,
         signed_prekey: SignedPrekey,
         one_time_prekey: Option<OneTimePrekey>,
-    ) -> Result<Self> {
+    ) -> Result<Self, SignatureError> {
         let bundle = Self {
             identity,
             signed_prekey,
@@ -232,7 +232,7 @@ impl PrekeyBundle {
 
     /// Re-checks the signed prekey signature (strict Ed25519). The identity's own binding
     /// signature was checked when it was built.
-    pub fn verify(&self) -> Result<()> {
+    pub fn verify(&self) -> Result<(), SignatureError> {
         self.signed_prekey.verify(&self.identity)
     }
 
@@ -272,12 +272,12 @@ impl PrekeyBundle {
     }
 
     /// Decodes and verifies a bundle; refuses reserved flags, bad signatures and trailing data.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         check_version(r.u8()?, PREKEY_VERSION)?;
         let flags = r.u8()?;
         if flags & !FLAG_ONE_TIME_PREKEY != 0 {
-            return Err(Error::ReservedFlags(flags & !FLAG_ONE_TIME_PREKEY));
+            return Err(DecodeError::ReservedFlags(flags & !FLAG_ONE_TIME_PREKEY));
         }
         let identity = PublicIdentity::read_body(&mut r)?;
         let signed_prekey = SignedPrekey::read_body(&mut r)?;
@@ -290,6 +290,6 @@ impl PrekeyBundle {
             None
         };
         r.finish()?;
-        Self::new(identity, signed_prekey, one_time_prekey)
+        Ok(Self::new(identity, signed_prekey, one_time_prekey)?)
     }
 }

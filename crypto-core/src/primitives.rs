@@ -9,7 +9,7 @@
 //!
 //! # Security notes
 //! - [`X25519Secret::diffie_hellman`] refuses the all-zero output that a low-order public key
-//!   produces ([`Error::NonContributory`]), as X3DH and the Double Ratchet require contributory
+//!   produces ([`AgreementError::NonContributory`]), as X3DH and the Double Ratchet require contributory
 //!   agreements.
 //! - On x86_64 X25519 is composed from curve25519-dalek's public API (Montgomery-to-Edwards
 //!   map, clamped Edwards multiplication, Edwards-to-Montgomery map) rather than taken whole
@@ -17,7 +17,10 @@
 //! - [`Ed25519PublicKey::verify`] uses `verify_strict`: non-canonical and small-order keys and
 //!   signatures are refused.
 
-use crate::error::{Error, Result};
+use crate::error::{
+    AgreementError, KdfError, OpenError, RandomError, SealError, SealToError, SignatureError,
+    SigningKeyError,
+};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use core::fmt;
@@ -38,13 +41,19 @@ pub const SIGNATURE_LEN: usize = 64;
 /// The operating system's (or, on wasm32, the browser's) CSPRNG.
 pub use getrandom::SysRng as OsRng;
 
-/// Fills `buf` from `rng`, mapping a generator failure to [`Error::RandomFailure`].
-pub fn fill_random<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<()> {
-    rng.try_fill_bytes(buf).map_err(|_| Error::RandomFailure)
+/// Fills `buf` from `rng`, mapping a generator failure to [`RandomError::RandomFailure`].
+pub fn fill_random<R: TryCryptoRng + ?Sized>(
+    rng: &mut R,
+    buf: &mut [u8],
+) -> Result<(), RandomError> {
+    rng.try_fill_bytes(buf)
+        .map_err(|_| RandomError::RandomFailure)
 }
 
 /// Returns 32 fresh random bytes in a buffer that is wiped on drop.
-pub(crate) fn random_key<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn random_key<R: TryCryptoRng + ?Sized>(
+    rng: &mut R,
+) -> Result<Zeroizing<[u8; 32]>, RandomError> {
     let mut key = Zeroizing::new([0u8; 32]);
     fill_random(rng, key.as_mut_slice())?;
     Ok(key)
@@ -120,7 +129,7 @@ impl X25519Secret {
     }
 
     /// Generates a fresh key from `rng`.
-    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RandomError> {
         let bytes = random_key(rng)?;
         Ok(Self::from_bytes(&bytes))
     }
@@ -138,7 +147,10 @@ impl X25519Secret {
     }
 
     /// RFC 7748 X25519; a non-contributory (all-zero) result is refused.
-    pub fn diffie_hellman(&self, their: &X25519PublicKey) -> Result<Zeroizing<[u8; 32]>> {
+    pub fn diffie_hellman(
+        &self,
+        their: &X25519PublicKey,
+    ) -> Result<Zeroizing<[u8; 32]>, AgreementError> {
         let [shared] = x25519_many([(self, their)])?;
         Ok(shared)
     }
@@ -153,7 +165,7 @@ impl X25519Secret {
 }
 
 /// Several X25519 agreements at once: the same outputs as [`X25519Secret::diffie_hellman`] on
-/// each `(secret, public key)` pair, in order, and [`Error::NonContributory`] if any of them is
+/// each `(secret, public key)` pair, in order, and [`AgreementError::NonContributory`] if any of them is
 /// all-zero. Work the pairs share is done once: each distinct public key is decoded once, and
 /// on x86_64 the final conversions share one field inversion.
 ///
@@ -167,11 +179,11 @@ impl X25519Secret {
 /// point and takes the ladder. The choice depends only on the public key and the CPU.
 pub fn x25519_many<const N: usize>(
     pairs: [(&X25519Secret, &X25519PublicKey); N],
-) -> Result<[Zeroizing<[u8; 32]>; N]> {
+) -> Result<[Zeroizing<[u8; 32]>; N], AgreementError> {
     let mut shared: [Zeroizing<[u8; 32]>; N] = core::array::from_fn(|_| Zeroizing::new([0; 32]));
     agree_into(&pairs, &mut shared);
     if shared.iter().any(|out| bool::from(out.ct_eq(&[0u8; 32]))) {
-        return Err(Error::NonContributory);
+        return Err(AgreementError::NonContributory);
     }
     Ok(shared)
 }
@@ -262,11 +274,13 @@ impl fmt::Debug for X25519Secret {
 pub struct Ed25519PublicKey(VerifyingKey);
 
 impl Ed25519PublicKey {
-    /// Decodes and validates a key ([`Error::InvalidSigningKey`] for an invalid or weak point).
-    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidSigningKey)?;
+    /// Decodes and validates a key ([`SigningKeyError::InvalidSigningKey`] for an invalid or
+    /// weak point).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SigningKeyError> {
+        let key =
+            VerifyingKey::from_bytes(bytes).map_err(|_| SigningKeyError::InvalidSigningKey)?;
         if key.is_weak() {
-            return Err(Error::InvalidSigningKey);
+            return Err(SigningKeyError::InvalidSigningKey);
         }
         Ok(Self(key))
     }
@@ -277,12 +291,16 @@ impl Ed25519PublicKey {
         self.0.as_bytes()
     }
 
-    /// Strict RFC 8032 verification ([`Error::BadSignature`] on failure).
-    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+    /// Strict RFC 8032 verification ([`SignatureError::BadSignature`] on failure).
+    pub fn verify(
+        &self,
+        message: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> Result<(), SignatureError> {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         self.0
             .verify_strict(message, &sig)
-            .map_err(|_| Error::BadSignature)
+            .map_err(|_| SignatureError::BadSignature)
     }
 }
 
@@ -304,7 +322,7 @@ impl Ed25519KeyPair {
     }
 
     /// Generates a fresh key pair from `rng`.
-    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RandomError> {
         let seed = random_key(rng)?;
         Ok(Self::from_seed(&seed))
     }
@@ -345,12 +363,12 @@ pub fn chacha20poly1305_seal(
     nonce: &[u8; 12],
     ad: &[u8],
     buf: &mut [u8],
-) -> Result<[u8; TAG_LEN]> {
+) -> Result<[u8; TAG_LEN], SealError> {
     let len = buf.len();
     let cipher = ChaCha20Poly1305::new(key.into());
     let tag = cipher
         .encrypt_inout_detached(nonce.into(), ad, buf.into())
-        .map_err(|_| Error::TooLarge {
+        .map_err(|_| SealError::TooLarge {
             len,
             max: AEAD_MAX_LEN,
         })?;
@@ -366,11 +384,11 @@ pub fn chacha20poly1305_open(
     ad: &[u8],
     buf: &mut [u8],
     tag: &[u8; TAG_LEN],
-) -> Result<()> {
+) -> Result<(), OpenError> {
     let cipher = ChaCha20Poly1305::new(key.into());
     cipher
         .decrypt_inout_detached(nonce.into(), ad, buf.into(), tag.into())
-        .map_err(|_| Error::DecryptionFailed)
+        .map_err(|_| OpenError::DecryptionFailed)
 }
 
 /// XChaCha20-Poly1305 in place: encrypts `buf` and returns the tag.
@@ -379,12 +397,12 @@ pub fn xchacha20poly1305_seal(
     nonce: &[u8; 24],
     ad: &[u8],
     buf: &mut [u8],
-) -> Result<[u8; TAG_LEN]> {
+) -> Result<[u8; TAG_LEN], SealError> {
     let len = buf.len();
     let cipher = XChaCha20Poly1305::new(key.into());
     let tag = cipher
         .encrypt_inout_detached(nonce.into(), ad, buf.into())
-        .map_err(|_| Error::TooLarge {
+        .map_err(|_| SealError::TooLarge {
             len,
             max: AEAD_MAX_LEN,
         })?;
@@ -400,11 +418,11 @@ pub fn xchacha20poly1305_seal_to(
     ad: &[u8],
     input: &[u8],
     output: &mut [u8],
-) -> Result<[u8; TAG_LEN]> {
+) -> Result<[u8; TAG_LEN], SealToError> {
     let len = input.len();
     let out_len = output.len();
     let buf = chacha20poly1305::aead::inout::InOutBuf::new(input, output).map_err(|_| {
-        Error::LengthOutOfRange {
+        SealToError::LengthOutOfRange {
             len: out_len,
             max: len,
         }
@@ -412,7 +430,7 @@ pub fn xchacha20poly1305_seal_to(
     let cipher = XChaCha20Poly1305::new(key.into());
     let tag = cipher
         .encrypt_inout_detached(nonce.into(), ad, buf)
-        .map_err(|_| Error::TooLarge {
+        .map_err(|_| SealToError::TooLarge {
             len,
             max: AEAD_MAX_LEN,
         })?;
@@ -426,11 +444,11 @@ pub fn xchacha20poly1305_open(
     ad: &[u8],
     buf: &mut [u8],
     tag: &[u8; TAG_LEN],
-) -> Result<()> {
+) -> Result<(), OpenError> {
     let cipher = XChaCha20Poly1305::new(key.into());
     cipher
         .decrypt_inout_detached(nonce.into(), ad, buf.into(), tag.into())
-        .map_err(|_| Error::DecryptionFailed)
+        .map_err(|_| OpenError::DecryptionFailed)
 }
 
 /// Reported as the limit when sealing fails; the AEAD crate enforces RFC 8439 section 2.8's
@@ -472,18 +490,52 @@ pub(crate) fn hmac_finish(mut mac: HmacSha256, data: &[u8]) -> Zeroizing<[u8; 32
 }
 
 /// HKDF-SHA256 extract-and-expand (RFC 5869) into `okm` (at most 255 × 32 bytes).
-pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], okm: &mut [u8]) -> Result<()> {
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], okm: &mut [u8]) -> Result<(), KdfError> {
     hkdf::Hkdf::<Sha256>::new(Some(salt), ikm)
         .expand(info, okm)
-        .map_err(|_| Error::KdfLength)
+        .map_err(|_| KdfError::KdfLength)
 }
 
 /// HKDF-Expand (RFC 5869 section 2.3) from a pseudorandom key that is already uniform.
-pub fn hkdf_sha256_expand(prk: &[u8; 32], info: &[u8], okm: &mut [u8]) -> Result<()> {
+pub fn hkdf_sha256_expand(prk: &[u8; 32], info: &[u8], okm: &mut [u8]) -> Result<(), KdfError> {
     hkdf::Hkdf::<Sha256>::from_prk(prk)
-        .map_err(|_| Error::KdfLength)?
+        .map_err(|_| KdfError::KdfLength)?
         .expand(info, okm)
-        .map_err(|_| Error::KdfLength)
+        .map_err(|_| KdfError::KdfLength)
+}
+
+/// The most bytes HKDF-SHA256 can expand to (RFC 5869 section 2.3: 255 × HashLen).
+const HKDF_MAX_LEN: usize = 255 * 32;
+
+/// [`hkdf_sha256`] into a fixed-size array, for the protocol's own derivations: `N` is checked
+/// against the RFC 5869 limit at compile time, so the expansion cannot fail and the callers'
+/// errors need no variant for it.
+pub(crate) fn hkdf_sha256_array<const N: usize>(
+    salt: &[u8],
+    ikm: &[u8],
+    info: &[u8],
+) -> Zeroizing<[u8; N]> {
+    const { assert!(N <= HKDF_MAX_LEN) };
+    let mut okm = Zeroizing::new([0u8; N]);
+    // Only an output over HKDF_MAX_LEN fails, which the assertion above rules out.
+    let _cannot_fail = hkdf::Hkdf::<Sha256>::new(Some(salt), ikm).expand(info, okm.as_mut_slice());
+    okm
+}
+
+/// [`hkdf_sha256_expand`] into a fixed-size array (see [`hkdf_sha256_array`]): a 32-byte PRK
+/// is always long enough and `N` is checked at compile time, so it cannot fail.
+pub(crate) fn hkdf_sha256_expand_array<const N: usize>(
+    prk: &[u8; 32],
+    info: &[u8],
+) -> Zeroizing<[u8; N]> {
+    const { assert!(N <= HKDF_MAX_LEN) };
+    let mut okm = Zeroizing::new([0u8; N]);
+    // `from_prk` refuses only a PRK shorter than the hash (32 bytes); `expand` only an output
+    // over HKDF_MAX_LEN: neither can happen.
+    if let Ok(hkdf) = hkdf::Hkdf::<Sha256>::from_prk(prk) {
+        let _cannot_fail = hkdf.expand(info, okm.as_mut_slice());
+    }
+    okm
 }
 
 /// First bytes of a public value in hex, for Debug output.
@@ -504,7 +556,10 @@ mod tests {
     fn low_order_point_is_refused() {
         let secret = X25519Secret::from_bytes(&[7u8; 32]);
         let zero = X25519PublicKey::from_bytes([0u8; 32]);
-        assert_eq!(secret.diffie_hellman(&zero), Err(Error::NonContributory));
+        assert_eq!(
+            secret.diffie_hellman(&zero),
+            Err(AgreementError::NonContributory)
+        );
     }
 
     #[test]
@@ -518,7 +573,7 @@ mod tests {
         bad[0] ^= 1;
         assert_eq!(
             chacha20poly1305_open(&key, &nonce, b"ad", &mut buf, &bad),
-            Err(Error::DecryptionFailed)
+            Err(OpenError::DecryptionFailed)
         );
         assert_eq!(buf, ct);
         chacha20poly1305_open(&key, &nonce, b"ad", &mut buf, &tag).unwrap();

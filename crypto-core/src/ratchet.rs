@@ -16,11 +16,11 @@
 //! the AEAD tag verified, so a forged, corrupted or replayed message leaves the state intact.
 
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, GroupError, SessionError};
 use crate::message::{MAX_PLAINTEXT_LEN, RATCHET_HEADER_LEN, RatchetMessage};
 use crate::primitives::{
     TAG_LEN, X25519PublicKey, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal,
-    hkdf_sha256, hkdf_sha256_expand, hmac_finish, keyed_hmac,
+    hkdf_sha256_array, hkdf_sha256_expand_array, hmac_finish, keyed_hmac,
 };
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -28,14 +28,14 @@ use std::collections::VecDeque;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The most message keys one message may make a chain skip (the spec's `MAX_SKIP`). A message
-/// further ahead is refused with [`Error::TooFarAhead`]; this bounds the work a single
+/// further ahead is refused with [`SessionError::TooFarAhead`]; this bounds the work a single
 /// (possibly forged) header can cause.
 pub const MAX_SKIP_PER_CHAIN: u32 = 1000;
 /// The most skipped message keys a session stores; when full, the oldest are evicted and their
 /// messages can no longer be decrypted.
 pub const MAX_SKIPPED_KEYS: usize = 2000;
 /// How many earlier receiving ratchet keys are remembered, so that a replay on an old chain is
-/// reported as [`Error::DuplicateMessage`] rather than a failed decryption.
+/// reported as [`SessionError::DuplicateMessage`] rather than a failed decryption.
 pub const MAX_PREVIOUS_CHAINS: usize = 16;
 
 pub(crate) const ROOT_KDF_INFO: &[u8] = b"SecureChat v2 ratchet root";
@@ -85,9 +85,41 @@ pub(crate) struct PendingChain {
     index: u32,
 }
 
+/// Why a chain could not give the message key asked for; shared by pairwise and group
+/// chains, which convert it into [`SessionError`] or [`GroupError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ChainError {
+    /// The chain counter reached its maximum.
+    ChainExhausted,
+    /// The index is behind the chain: its key was used or skipped already.
+    DuplicateMessage,
+    /// The index is more than [`MAX_SKIP_PER_CHAIN`] ahead.
+    TooFarAhead { jump: u64, max: u64 },
+}
+
+impl From<ChainError> for SessionError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::ChainExhausted => Self::ChainExhausted,
+            ChainError::DuplicateMessage => Self::DuplicateMessage,
+            ChainError::TooFarAhead { jump, max } => Self::TooFarAhead { jump, max },
+        }
+    }
+}
+
+impl From<ChainError> for GroupError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::ChainExhausted => Self::ChainExhausted,
+            ChainError::DuplicateMessage => Self::DuplicateMessage,
+            ChainError::TooFarAhead { jump, max } => Self::TooFarAhead { jump, max },
+        }
+    }
+}
+
 /// `KDF_CK`: the message key at `index` and the chain position after it.
-fn kdf_ck(chain_key: &[u8; 32], index: u32) -> Result<(MessageKey, PendingChain)> {
-    let next_index = index.checked_add(1).ok_or(Error::ChainExhausted)?;
+fn kdf_ck(chain_key: &[u8; 32], index: u32) -> Result<(MessageKey, PendingChain), ChainError> {
+    let next_index = index.checked_add(1).ok_or(ChainError::ChainExhausted)?;
     let mac = keyed_hmac(chain_key);
     let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
     let next = hmac_finish(mac, CHAIN_KEY_SEED);
@@ -104,7 +136,7 @@ fn kdf_ck(chain_key: &[u8; 32], index: u32) -> Result<(MessageKey, PendingChain)
 }
 
 impl PendingChain {
-    fn step(&self) -> Result<(MessageKey, PendingChain)> {
+    fn step(&self) -> Result<(MessageKey, PendingChain), ChainError> {
         kdf_ck(&self.key, self.index)
     }
 }
@@ -134,7 +166,7 @@ impl ChainKey {
 
     /// `KDF_CK`: the message key at `self.index` and the chain position after it (to
     /// [`ChainKey::commit`]).
-    pub(crate) fn step(&self) -> Result<(MessageKey, PendingChain)> {
+    pub(crate) fn step(&self) -> Result<(MessageKey, PendingChain), ChainError> {
         kdf_ck(self.key.as_bytes(), self.index)
     }
 
@@ -150,12 +182,12 @@ impl ChainKey {
     pub(crate) fn advance_to(
         &self,
         target: u32,
-    ) -> Result<(Vec<MessageKey>, MessageKey, PendingChain)> {
+    ) -> Result<(Vec<MessageKey>, MessageKey, PendingChain), ChainError> {
         let jump = target
             .checked_sub(self.index)
-            .ok_or(Error::DuplicateMessage)?;
+            .ok_or(ChainError::DuplicateMessage)?;
         if jump > MAX_SKIP_PER_CHAIN {
-            return Err(Error::TooFarAhead {
+            return Err(ChainError::TooFarAhead {
                 jump: u64::from(jump),
                 max: u64::from(MAX_SKIP_PER_CHAIN),
             });
@@ -170,12 +202,12 @@ impl ChainKey {
     }
 
     /// The keys from here up to (not including) `end`, for closing a chain (§3.5).
-    fn keys_until(&self, end: u32) -> Result<Vec<MessageKey>> {
+    fn keys_until(&self, end: u32) -> Result<Vec<MessageKey>, ChainError> {
         let Some(count) = end.checked_sub(self.index).filter(|&n| n > 0) else {
             return Ok(Vec::new());
         };
         if count > MAX_SKIP_PER_CHAIN {
-            return Err(Error::TooFarAhead {
+            return Err(ChainError::TooFarAhead {
                 jump: u64::from(count),
                 max: u64::from(MAX_SKIP_PER_CHAIN),
             });
@@ -190,7 +222,7 @@ impl ChainKey {
         out.put_u32(self.index);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let key = r.secret32()?;
         Ok(Self::at(key, r.u32()?))
     }
@@ -223,15 +255,14 @@ impl MessageKey {
     }
 
     /// The AEAD key and nonce derived from the message key.
-    pub(crate) fn aead_key_nonce(&self, info: &[u8]) -> Result<(Zeroizing<[u8; 32]>, [u8; 12])> {
-        let mut okm = Zeroizing::new([0u8; 44]);
-        hkdf_sha256_expand(&self.key, info, okm.as_mut_slice())?;
+    pub(crate) fn aead_key_nonce(&self, info: &[u8]) -> (Zeroizing<[u8; 32]>, [u8; 12]) {
+        let okm: Zeroizing<[u8; 44]> = hkdf_sha256_expand_array(&self.key, info);
         let mut key = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 12];
         let (k, n) = okm.split_at(32);
         key.copy_from_slice(k);
         nonce.copy_from_slice(n);
-        Ok((key, nonce))
+        (key, nonce)
     }
 }
 
@@ -260,15 +291,14 @@ pub(crate) struct DoubleRatchet {
     previous_receiving: VecDeque<X25519PublicKey>,
 }
 
-fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> Result<(RatchetSecret, ChainKey)> {
-    let mut okm = Zeroizing::new([0u8; 64]);
-    hkdf_sha256(root_key, dh_out, ROOT_KDF_INFO, okm.as_mut_slice())?;
+fn kdf_rk(root_key: &[u8; 32], dh_out: &[u8; 32]) -> (RatchetSecret, ChainKey) {
+    let okm: Zeroizing<[u8; 64]> = hkdf_sha256_array(root_key, dh_out, ROOT_KDF_INFO);
     let mut root = Zeroizing::new([0u8; 32]);
     let mut chain = Zeroizing::new([0u8; 32]);
     let (r, c) = okm.split_at(32);
     root.copy_from_slice(r);
     chain.copy_from_slice(c);
-    Ok((RatchetSecret::new(&root), ChainKey::new(chain)))
+    (RatchetSecret::new(&root), ChainKey::new(chain))
 }
 
 impl DoubleRatchet {
@@ -281,9 +311,9 @@ impl DoubleRatchet {
         their_signed_prekey: X25519PublicKey,
         ephemeral: X25519Secret,
         first_dh: &[u8; 32],
-    ) -> Result<Self> {
-        let (root_key, sending) = kdf_rk(shared_secret, first_dh)?;
-        Ok(Self {
+    ) -> Self {
+        let (root_key, sending) = kdf_rk(shared_secret, first_dh);
+        Self {
             root_key,
             our_ratchet_public: ephemeral.public_key(),
             our_ratchet: ephemeral,
@@ -293,7 +323,7 @@ impl DoubleRatchet {
             receiving: None,
             skipped: VecDeque::new(),
             previous_receiving: VecDeque::new(),
-        })
+        }
     }
 
     /// `RatchetInitBob` (§3.3) followed by the receiving half of the first DH-ratchet step:
@@ -305,9 +335,9 @@ impl DoubleRatchet {
         signed_prekey: X25519Secret,
         their_base_key: X25519PublicKey,
         first_dh: &[u8; 32],
-    ) -> Result<Self> {
-        let (root_key, chain) = kdf_rk(shared_secret, first_dh)?;
-        Ok(Self {
+    ) -> Self {
+        let (root_key, chain) = kdf_rk(shared_secret, first_dh);
+        Self {
             root_key,
             our_ratchet_public: signed_prekey.public_key(),
             our_ratchet: signed_prekey,
@@ -320,7 +350,7 @@ impl DoubleRatchet {
             }),
             skipped: VecDeque::new(),
             previous_receiving: VecDeque::new(),
-        })
+        }
     }
 
     /// `RatchetEncrypt` (§3.4).
@@ -329,27 +359,27 @@ impl DoubleRatchet {
         session_ad: &[u8; 32],
         plaintext: &[u8],
         rng: &mut R,
-    ) -> Result<RatchetMessage> {
+    ) -> Result<RatchetMessage, SessionError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(Error::TooLarge {
+            return Err(SessionError::TooLarge {
                 len: plaintext.len(),
                 max: MAX_PLAINTEXT_LEN,
             });
         }
         if self.sending.is_none() {
             // The sending half of the DH ratchet step (§3.5), deferred until now.
-            let their = self.their_ratchet.ok_or(Error::CannotEncrypt)?;
+            let their = self.their_ratchet.ok_or(SessionError::CannotEncrypt)?;
             let fresh = X25519Secret::generate(rng)?;
             let dh = fresh.diffie_hellman(&their)?;
-            let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
+            let (root_key, chain) = kdf_rk(self.root_key.as_bytes(), &dh);
             self.root_key = root_key;
             self.our_ratchet_public = fresh.public_key();
             self.our_ratchet = fresh;
             self.sending = Some(chain);
         }
-        let chain = self.sending.as_mut().ok_or(Error::CannotEncrypt)?;
+        let chain = self.sending.as_mut().ok_or(SessionError::CannotEncrypt)?;
         let (message_key, next) = chain.step()?;
-        let (key, nonce) = message_key.aead_key_nonce(MESSAGE_KDF_INFO)?;
+        let (key, nonce) = message_key.aead_key_nonce(MESSAGE_KDF_INFO);
 
         let mut raw = Vec::with_capacity(RATCHET_HEADER_LEN + plaintext.len() + TAG_LEN);
         RatchetMessage::header_into(
@@ -362,7 +392,7 @@ impl DoubleRatchet {
         raw.extend_from_slice(plaintext);
         let body = raw
             .get_mut(RATCHET_HEADER_LEN..)
-            .ok_or(Error::InvalidField)?;
+            .ok_or(SessionError::InvalidField)?;
         let tag = chacha20poly1305_seal(&key, &nonce, &ad, body)?;
         raw.extend_from_slice(&tag);
         chain.commit(next);
@@ -379,7 +409,7 @@ impl DoubleRatchet {
         &mut self,
         session_ad: &[u8; 32],
         message: &RatchetMessage,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
         let ratchet_key = *message.ratchet_key();
         let index = message.index();
 
@@ -404,7 +434,7 @@ impl DoubleRatchet {
             return self.decrypt_skipped(session_ad, message);
         }
         if self.previous_receiving.contains(&ratchet_key) {
-            return Err(Error::DuplicateMessage);
+            return Err(SessionError::DuplicateMessage);
         }
 
         // 3. A new ratchet key: the receiving half of the DH ratchet step.
@@ -415,7 +445,7 @@ impl DoubleRatchet {
             None => Vec::new(),
         };
         let dh = self.our_ratchet.diffie_hellman(&ratchet_key)?;
-        let (root_key, mut chain) = kdf_rk(self.root_key.as_bytes(), &dh)?;
+        let (root_key, mut chain) = kdf_rk(self.root_key.as_bytes(), &dh);
         let (skipped, key, next) = chain.advance_to(index)?;
         let plaintext = open(session_ad, message, &key)?;
 
@@ -442,13 +472,16 @@ impl DoubleRatchet {
         &mut self,
         session_ad: &[u8; 32],
         message: &RatchetMessage,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
         let position = self
             .skipped
             .iter()
             .position(|s| s.ratchet_key == *message.ratchet_key() && s.index == message.index())
-            .ok_or(Error::DuplicateMessage)?;
-        let entry = self.skipped.get(position).ok_or(Error::DuplicateMessage)?;
+            .ok_or(SessionError::DuplicateMessage)?;
+        let entry = self
+            .skipped
+            .get(position)
+            .ok_or(SessionError::DuplicateMessage)?;
         let key = MessageKey::from_stored(&entry.key, entry.index);
         let plaintext = open(session_ad, message, &key)?;
         self.skipped.remove(position);
@@ -502,7 +535,7 @@ impl DoubleRatchet {
         }
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let root_key = RatchetSecret::new(&r.secret32()?);
         let our_ratchet = X25519Secret::from_bytes(&*r.secret32()?);
         let their_ratchet = read_option(r, |r| Ok(X25519PublicKey::from_bytes(r.array()?)))?;
@@ -552,12 +585,12 @@ impl fmt::Debug for DoubleRatchet {
     }
 }
 
-fn associated_data(session_ad: &[u8; 32], header: &[u8]) -> Result<[u8; AD_LEN]> {
+fn associated_data(session_ad: &[u8; 32], header: &[u8]) -> Result<[u8; AD_LEN], SessionError> {
     let mut ad = [0u8; AD_LEN];
     let (prefix, rest) = ad.split_at_mut(32);
     prefix.copy_from_slice(session_ad);
     if header.len() != rest.len() {
-        return Err(Error::InvalidField);
+        return Err(SessionError::InvalidField);
     }
     rest.copy_from_slice(header);
     Ok(ad)
@@ -568,16 +601,16 @@ fn open(
     session_ad: &[u8; 32],
     message: &RatchetMessage,
     key: &MessageKey,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let (aead_key, nonce) = key.aead_key_nonce(MESSAGE_KDF_INFO)?;
+) -> Result<Zeroizing<Vec<u8>>, SessionError> {
+    let (aead_key, nonce) = key.aead_key_nonce(MESSAGE_KDF_INFO);
     let ad = associated_data(session_ad, message.header())?;
     let body = message.sealed_body();
     let split = body
         .len()
         .checked_sub(TAG_LEN)
-        .ok_or(Error::DecryptionFailed)?;
+        .ok_or(SessionError::DecryptionFailed)?;
     let (ciphertext, tag) = body.split_at(split);
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| SessionError::DecryptionFailed)?;
     let mut plaintext = Zeroizing::new(ciphertext.to_vec());
     chacha20poly1305_open(&aead_key, &nonce, &ad, &mut plaintext, &tag)?;
     Ok(plaintext)
@@ -599,7 +632,7 @@ pub(crate) fn write_option<W: Writer, T>(
 
 pub(crate) fn read_option<'a, T>(
     r: &mut Reader<'a>,
-    f: impl FnOnce(&mut Reader<'a>) -> Result<T>,
-) -> Result<Option<T>> {
+    f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
     if r.bool()? { Ok(Some(f(r)?)) } else { Ok(None) }
 }

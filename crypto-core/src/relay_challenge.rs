@@ -21,7 +21,7 @@
 //!   possession only for that challenge.
 
 use crate::context::SignatureContext;
-use crate::error::{Error, Result};
+use crate::error::RelayChallengeError;
 use crate::identity::PublicIdentity;
 use crate::primitives::SIGNATURE_LEN;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -36,10 +36,11 @@ pub const MAX_RELAY_ORIGIN_LEN: usize = 8 + 253 + 6;
 pub(crate) fn signed_bytes(
     relay_origin: &str,
     challenge: &[u8; RELAY_CHALLENGE_LEN],
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>, RelayChallengeError> {
     check_relay_origin(relay_origin)?;
     // Bounded by MAX_RELAY_ORIGIN_LEN above, so the conversion cannot fail.
-    let len = u32::try_from(relay_origin.len()).map_err(|_| Error::InvalidRelayOrigin)?;
+    let len =
+        u32::try_from(relay_origin.len()).map_err(|_| RelayChallengeError::InvalidRelayOrigin)?;
     Ok(SignatureContext::RelayChallenge.message(&[
         &len.to_be_bytes(),
         relay_origin.as_bytes(),
@@ -50,21 +51,21 @@ pub(crate) fn signed_bytes(
 /// Checks a device's answer to a relay challenge: `signature` must be the identity's strict
 /// Ed25519 signature over the challenge of the relay at `relay_origin`.
 ///
-/// Errors: [`Error::InvalidRelayOrigin`] for an origin that is not canonical,
-/// [`Error::BadSignature`] when the signature does not verify.
+/// Errors: [`RelayChallengeError::InvalidRelayOrigin`] for an origin that is not canonical,
+/// [`RelayChallengeError::BadSignature`] when the signature does not verify.
 pub fn verify_relay_challenge(
     identity: &PublicIdentity,
     relay_origin: &str,
     challenge: &[u8; RELAY_CHALLENGE_LEN],
     signature: &[u8; SIGNATURE_LEN],
-) -> Result<()> {
-    identity
+) -> Result<(), RelayChallengeError> {
+    Ok(identity
         .signing_key()
-        .verify(&signed_bytes(relay_origin, challenge)?, signature)
+        .verify(&signed_bytes(relay_origin, challenge)?, signature)?)
 }
 
 /// Accepts exactly the canonical origins `scheme://host[:port]`, as a browser serializes them
-/// ([`Error::InvalidRelayOrigin`] otherwise):
+/// ([`RelayChallengeError::InvalidRelayOrigin`] otherwise):
 ///
 /// - the scheme is `http` or `https`, lowercase;
 /// - the host is a lowercase ASCII DNS name (labels of `a-z`, `0-9` and `-`, 1 to 63 bytes,
@@ -73,11 +74,11 @@ pub fn verify_relay_challenge(
 /// - the port, if present, is decimal without leading zeros, from 1 to 65535, and not the
 ///   scheme's default (80 for http, 443 for https);
 /// - nothing else: no userinfo, path, trailing slash, query or fragment.
-pub fn check_relay_origin(origin: &str) -> Result<()> {
+pub fn check_relay_origin(origin: &str) -> Result<(), RelayChallengeError> {
     if is_canonical_origin(origin) {
         Ok(())
     } else {
-        Err(Error::InvalidRelayOrigin)
+        Err(RelayChallengeError::InvalidRelayOrigin)
     }
 }
 
@@ -232,7 +233,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_relay_origin(origin),
-                Err(Error::InvalidRelayOrigin),
+                Err(RelayChallengeError::InvalidRelayOrigin),
                 "{origin:?}"
             );
         }
@@ -252,7 +253,10 @@ mod tests {
         assert_eq!(origin.len(), MAX_RELAY_ORIGIN_LEN);
         assert_eq!(check_relay_origin(&origin), Ok(()));
         let longer = format!("https://{name}e:65535");
-        assert_eq!(check_relay_origin(&longer), Err(Error::InvalidRelayOrigin));
+        assert_eq!(
+            check_relay_origin(&longer),
+            Err(RelayChallengeError::InvalidRelayOrigin)
+        );
     }
 
     #[test]

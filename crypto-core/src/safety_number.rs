@@ -47,7 +47,7 @@
 //! ```
 
 use crate::codec::Reader;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, SafetyNumberError};
 use crate::identity::PublicIdentity;
 use crate::primitives::ct_eq;
 use core::fmt;
@@ -95,13 +95,13 @@ impl SafetyNumber {
 
     /// [`SafetyNumber::new`] from the 64 key bytes of each identity
     /// ([`PublicIdentity::key_bytes`]: Ed25519 key || X25519 key), for callers that pinned
-    /// those bytes. Any other length is [`Error::InvalidKeyLength`].
+    /// those bytes. Any other length is [`SafetyNumberError::InvalidKeyLength`].
     pub fn from_key_bytes(
         local_key_bytes: &[u8],
         local_id: &[u8],
         remote_key_bytes: &[u8],
         remote_id: &[u8],
-    ) -> Result<Self> {
+    ) -> Result<Self, SafetyNumberError> {
         Ok(Self::from_keys(
             &key_bytes(local_key_bytes)?,
             local_id,
@@ -165,15 +165,16 @@ impl SafetyNumber {
     /// Returns `Ok(true)` when it shows the same two identities (its local half is our remote
     /// identity and its remote half is ours), `Ok(false)` when it shows other identities, and
     /// an error when it is not a version-1 payload of [`QR_PAYLOAD_LEN`] bytes (a version-0
-    /// payload, which covered the Ed25519 key only, is [`Error::UnsupportedVersion`]).
-    pub fn compare_qr(&self, scanned: &[u8]) -> Result<bool> {
+    /// payload, which covered the Ed25519 key only, is [`DecodeError::UnsupportedVersion`], in
+    /// [`SafetyNumberError::Decode`]).
+    pub fn compare_qr(&self, scanned: &[u8]) -> Result<bool, SafetyNumberError> {
         let mut reader = Reader::new(scanned);
         let version = reader.u8()?;
         if version != VERSION {
-            return Err(Error::UnsupportedVersion {
+            return Err(SafetyNumberError::Decode(DecodeError::UnsupportedVersion {
                 expected: VERSION,
                 got: version,
-            });
+            }));
         }
         let their_local: [u8; FINGERPRINT_LEN] = reader.array()?;
         let their_remote: [u8; FINGERPRINT_LEN] = reader.array()?;
@@ -199,11 +200,13 @@ impl fmt::Debug for SafetyNumber {
     }
 }
 
-fn key_bytes(bytes: &[u8]) -> Result<[u8; KEY_BYTES_LEN]> {
-    bytes.try_into().map_err(|_| Error::InvalidKeyLength {
-        expected: KEY_BYTES_LEN,
-        got: bytes.len(),
-    })
+fn key_bytes(bytes: &[u8]) -> Result<[u8; KEY_BYTES_LEN], SafetyNumberError> {
+    bytes
+        .try_into()
+        .map_err(|_| SafetyNumberError::InvalidKeyLength {
+            expected: KEY_BYTES_LEN,
+            got: bytes.len(),
+        })
 }
 
 /// h_5200 for one party (see the module documentation).

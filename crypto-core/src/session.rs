@@ -5,7 +5,7 @@
 //! them arrives first (X3DH §3.3).
 
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, PickleError, SessionError};
 use crate::identity::PublicIdentity;
 use crate::message::{PrekeyMessage, SessionMessage};
 use crate::pickle::{self, PickleId, PickleKey, PickleKind, PickleState, SealedPickle};
@@ -41,7 +41,7 @@ impl Role {
         out.put_bool(self == Self::Initiator);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(if r.bool()? {
             Self::Initiator
         } else {
@@ -66,7 +66,7 @@ impl Outgoing {
         out.put_bool(self == Self::Prekey);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(if r.bool()? {
             Self::Prekey
         } else {
@@ -123,7 +123,7 @@ impl Session {
     }
 
     /// Encrypts `plaintext` (at most [`crate::message::MAX_PLAINTEXT_LEN`] bytes).
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<SessionMessage> {
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<SessionMessage, SessionError> {
         self.encrypt_with_rng(plaintext, &mut OsRng)
     }
 
@@ -133,7 +133,7 @@ impl Session {
         &mut self,
         plaintext: &[u8],
         rng: &mut R,
-    ) -> Result<SessionMessage> {
+    ) -> Result<SessionMessage, SessionError> {
         let message = self
             .ratchet
             .encrypt(&self.associated_data, plaintext, rng)?;
@@ -151,13 +151,16 @@ impl Session {
     }
 
     /// Decrypts a message of this session. Duplicates and replays fail with
-    /// [`Error::DuplicateMessage`]; forged or corrupted messages fail without changing the
+    /// [`SessionError::DuplicateMessage`]; forged or corrupted messages fail without changing the
     /// session.
-    pub fn decrypt(&mut self, message: &SessionMessage) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn decrypt(
+        &mut self,
+        message: &SessionMessage,
+    ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
         let inner = match message {
             SessionMessage::Prekey(prekey) => {
                 if !self.matches_prekey_message(prekey) {
-                    return Err(Error::SessionMismatch);
+                    return Err(SessionError::SessionMismatch);
                 }
                 &prekey.message
             }
@@ -233,7 +236,7 @@ impl Session {
     /// Pickle after every `encrypt` and `decrypt`, and persist the result and its counter
     /// before the ciphertext leaves the device: restoring any earlier state would encrypt
     /// again with message keys already used (see [`crate::pickle`], "Security notes").
-    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle> {
+    pub fn pickle(&mut self, key: &PickleKey) -> Result<SealedPickle, PickleError> {
         self.pickle_with_rng(key, &mut OsRng)
     }
 
@@ -242,7 +245,7 @@ impl Session {
         &mut self,
         key: &PickleKey,
         rng: &mut R,
-    ) -> Result<SealedPickle> {
+    ) -> Result<SealedPickle, PickleError> {
         let mut out = Zeroizing::new(Vec::with_capacity(512));
         self.write(&mut out);
         pickle::seal(PickleKind::Session, &mut self.pickle, &out, key, rng)
@@ -250,7 +253,7 @@ impl Session {
 
     /// Opens a sealed session made by the session `expected_id` with a counter of at least
     /// `latest_counter` (the latest one the store recorded): another object's pickle is
-    /// [`Error::PickleIdMismatch`], an older one [`Error::PickleRolledBack`]; a wrong key,
+    /// [`PickleError::PickleIdMismatch`], an older one [`PickleError::PickleRolledBack`]; a wrong key,
     /// kind or version is a typed error too. The session resumes counting from the pickle's
     /// counter.
     pub fn from_pickle(
@@ -258,7 +261,7 @@ impl Session {
         key: &PickleKey,
         expected_id: &PickleId,
         latest_counter: u64,
-    ) -> Result<Self> {
+    ) -> Result<Self, PickleError> {
         pickle::open_with(
             PickleKind::Session,
             sealed,
@@ -284,7 +287,7 @@ impl Session {
         self.ratchet.write(out);
     }
 
-    fn read(r: &mut Reader<'_>, pickle: PickleState) -> Result<Self> {
+    fn read(r: &mut Reader<'_>, pickle: PickleState) -> Result<Self, DecodeError> {
         let local_identity = PublicIdentity::read_body(r)?;
         let remote_identity = PublicIdentity::read_body(r)?;
         let base_key = X25519PublicKey::from_bytes(r.array()?);

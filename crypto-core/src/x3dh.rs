@@ -13,9 +13,9 @@
 //! X25519 key; AD is hashed once so every message authenticates a fixed 32 bytes. Every DH
 //! output must be contributory (RFC 7748 §6.1): a low-order key is an error.
 
-use crate::error::Result;
+use crate::error::AgreementError;
 use crate::identity::{IdentityKeys, PublicIdentity};
-use crate::primitives::{X25519PublicKey, X25519Secret, hkdf_sha256, x25519_many};
+use crate::primitives::{X25519PublicKey, X25519Secret, hkdf_sha256_array, x25519_many};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -38,7 +38,7 @@ pub(crate) fn initiator_secret(
     their_identity: &PublicIdentity,
     their_signed_prekey: &X25519PublicKey,
     their_one_time_prekey: Option<&X25519PublicKey>,
-) -> Result<X3dhOutput> {
+) -> Result<X3dhOutput, AgreementError> {
     // One call per case so the agreements share work (SPK_B is decoded once for DH1 and DH3).
     let dh1 = (identity.agreement(), their_signed_prekey);
     let dh2 = (ephemeral, their_identity.agreement_key());
@@ -53,7 +53,7 @@ pub(crate) fn initiator_secret(
             (dh1, dh2, dh3, None)
         }
     };
-    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
+    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref());
     Ok(X3dhOutput { shared_secret, dh3 })
 }
 
@@ -64,7 +64,7 @@ pub(crate) fn responder_secret(
     one_time_prekey: Option<&X25519Secret>,
     their_identity: &PublicIdentity,
     their_base_key: &X25519PublicKey,
-) -> Result<X3dhOutput> {
+) -> Result<X3dhOutput, AgreementError> {
     // One call per case so the agreements share work (EK_A is decoded once for DH2, DH3, DH4).
     let dh1 = (signed_prekey, their_identity.agreement_key());
     let dh2 = (identity.agreement(), their_base_key);
@@ -79,7 +79,7 @@ pub(crate) fn responder_secret(
             (dh1, dh2, dh3, None)
         }
     };
-    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref())?;
+    let shared_secret = derive(&dh1, &dh2, &dh3, dh4.as_deref());
     Ok(X3dhOutput { shared_secret, dh3 })
 }
 
@@ -88,7 +88,7 @@ fn derive(
     dh2: &[u8; 32],
     dh3: &[u8; 32],
     dh4: Option<&[u8; 32]>,
-) -> Result<Zeroizing<[u8; 32]>> {
+) -> Zeroizing<[u8; 32]> {
     // §2.2: F = 32 0xFF bytes for X25519, prepended to the key material.
     let mut ikm = Zeroizing::new(Vec::with_capacity(160));
     ikm.extend_from_slice(&[0xFF; 32]);
@@ -98,9 +98,7 @@ fn derive(
     if let Some(dh4) = dh4 {
         ikm.extend_from_slice(dh4);
     }
-    let mut sk = Zeroizing::new([0u8; 32]);
-    hkdf_sha256(&[0u8; 32], &ikm, X3DH_INFO, sk.as_mut_slice())?;
-    Ok(sk)
+    hkdf_sha256_array(&[0u8; 32], &ikm, X3DH_INFO)
 }
 
 /// The associated data both sides bind every message to (§3.3).

@@ -13,7 +13,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use common::SplitMix64;
 use core::convert::Infallible;
-use crypto_core::Error;
+use crypto_core::AttachmentError;
 use crypto_core::attachment::{
     AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE,
     COMMITMENT_LEN, ENCRYPTED_CHUNK_LEN, HEADER_LEN, ciphertext_len_for, decrypt_attachment,
@@ -157,7 +157,7 @@ fn stream_decrypt(
     key: &AttachmentKey,
     digest: &[u8; 32],
     split_seed: u64,
-) -> (Result<(), Error>, Vec<u8>) {
+) -> (Result<(), AttachmentError>, Vec<u8>) {
     let mut dec = AttachmentDecryptor::new(key, digest);
     let mut out = Vec::new();
     for piece in pieces(ciphertext, split_seed) {
@@ -171,7 +171,10 @@ fn stream_decrypt(
 
 /// Decrypts a modified blob with a digest that matches it, so that only the chunk
 /// authentication can catch the modification.
-fn decrypt_modified(ciphertext: &[u8], key: &AttachmentKey) -> (Result<(), Error>, Vec<u8>) {
+fn decrypt_modified(
+    ciphertext: &[u8],
+    key: &AttachmentKey,
+) -> (Result<(), AttachmentError>, Vec<u8>) {
     let digest: [u8; 32] = Sha256::digest(ciphertext).into();
     stream_decrypt(ciphertext, key, &digest, 0)
 }
@@ -326,7 +329,7 @@ fn fixed_vector() {
     *bad.last_mut().unwrap() ^= 0x80;
     assert_eq!(
         decrypt_modified(&bad, &info.key).0,
-        Err(Error::DecryptionFailed)
+        Err(AttachmentError::DecryptionFailed)
     );
     // And under another key (the last key byte flipped): the commitment refuses it.
     let mut other = *info.key.as_bytes();
@@ -337,7 +340,7 @@ fn fixed_vector() {
     };
     assert_eq!(
         decrypt_attachment(&ciphertext, &wrong_key).unwrap_err(),
-        Error::AttachmentKeyMismatch
+        AttachmentError::AttachmentKeyMismatch
     );
 }
 
@@ -401,14 +404,18 @@ fn truncation_is_detected_everywhere() {
         assert!(plaintext.starts_with(&out));
         assert_eq!(
             decrypt_attachment(truncated, &info).unwrap_err(),
-            Error::AttachmentTruncated
+            AttachmentError::AttachmentTruncated
         );
     }
     // Cut exactly after a non-final chunk: the precise error.
     for i in 1..=3 {
         let cut = HEADER_LEN + i * ENCRYPTED_CHUNK_LEN;
         let (result, out) = decrypt_modified(&ciphertext[..cut], &info.key);
-        assert_eq!(result, Err(Error::AttachmentTruncated), "after chunk {i}");
+        assert_eq!(
+            result,
+            Err(AttachmentError::AttachmentTruncated),
+            "after chunk {i}"
+        );
         // The chunk that turned out not to be final is not released.
         assert_eq!(out, plaintext[..(i - 1) * CHUNK_SIZE]);
     }
@@ -466,7 +473,7 @@ fn data_after_the_final_chunk_is_detected() {
     let mut extended = ciphertext.clone();
     extended.extend_from_slice(&ciphertext[chunk_range(0, ciphertext.len())]);
     let (result, out) = decrypt_modified(&extended, &info.key);
-    assert_eq!(result, Err(Error::AttachmentTrailingData));
+    assert_eq!(result, Err(AttachmentError::AttachmentTrailingData));
     assert_eq!(
         out,
         plaintext[..CHUNK_SIZE],
@@ -484,14 +491,14 @@ fn data_after_the_final_chunk_is_detected() {
             );
             assert_eq!(
                 decrypt_attachment(&extended, &info).unwrap_err(),
-                Error::AttachmentTrailingData
+                AttachmentError::AttachmentTrailingData
             );
             // With the expected length known, the decryptor refuses the surplus on arrival.
             let mut dec = AttachmentDecryptor::for_attachment(&info).unwrap();
             let mut out = Vec::new();
             assert_eq!(
                 dec.update(&extended, &mut out),
-                Err(Error::AttachmentTrailingData)
+                Err(AttachmentError::AttachmentTrailingData)
             );
             assert!(out.is_empty());
         }
@@ -508,18 +515,18 @@ fn every_bit_of_a_small_ciphertext_matters() {
         bad[bit / 8] ^= 1 << (bit % 8);
         assert_eq!(
             decrypt_attachment(&bad, &info).unwrap_err(),
-            Error::AttachmentDigestMismatch
+            AttachmentError::AttachmentDigestMismatch
         );
         let (result, out) = decrypt_modified(&bad, &info.key);
         let expected = match bit / 8 {
-            0 => Error::UnsupportedVersion {
+            0 => AttachmentError::UnsupportedVersion {
                 expected: 2,
                 got: 2 ^ (1 << (bit % 8)),
             },
-            1 => Error::InvalidField,
+            1 => AttachmentError::InvalidField,
             // The key commitment is checked before any chunk is opened.
-            DOC_COMMITMENT_AT.. if bit / 8 < HEADER_LEN => Error::AttachmentKeyMismatch,
-            _ => Error::DecryptionFailed,
+            DOC_COMMITMENT_AT.. if bit / 8 < HEADER_LEN => AttachmentError::AttachmentKeyMismatch,
+            _ => AttachmentError::DecryptionFailed,
         };
         assert_eq!(result, Err(expected), "bit {bit}");
         assert!(out.is_empty(), "bit {bit} released plaintext");
@@ -566,15 +573,18 @@ fn corrupted_middle_chunk_releases_only_the_first() {
     let mut out = Vec::new();
     assert_eq!(
         dec.update(&ciphertext, &mut out),
-        Err(Error::DecryptionFailed)
+        Err(AttachmentError::DecryptionFailed)
     );
     assert_eq!(out, plaintext[..CHUNK_SIZE]);
     // The failed decryptor refuses further use.
     assert_eq!(
         dec.update(b"", &mut out),
-        Err(Error::AttachmentStreamClosed)
+        Err(AttachmentError::AttachmentStreamClosed)
     );
-    assert_eq!(dec.finish(&mut out), Err(Error::AttachmentStreamClosed));
+    assert_eq!(
+        dec.finish(&mut out),
+        Err(AttachmentError::AttachmentStreamClosed)
+    );
     assert_eq!(out.len(), CHUNK_SIZE);
 }
 
@@ -592,10 +602,10 @@ fn wrong_key_and_wrong_digest() {
     // Refused by the key commitment, before the AEAD is reached.
     assert_eq!(
         decrypt_attachment(&ciphertext, &wrong_key).unwrap_err(),
-        Error::AttachmentKeyMismatch
+        AttachmentError::AttachmentKeyMismatch
     );
     let (result, out) = stream_decrypt(&ciphertext, &wrong_key.key, &info.digest, 1);
-    assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+    assert_eq!(result, Err(AttachmentError::AttachmentKeyMismatch));
     assert!(out.is_empty());
 
     let mut digest = info.digest;
@@ -606,10 +616,10 @@ fn wrong_key_and_wrong_digest() {
     };
     assert_eq!(
         decrypt_attachment(&ciphertext, &wrong_digest).unwrap_err(),
-        Error::AttachmentDigestMismatch
+        AttachmentError::AttachmentDigestMismatch
     );
     let (result, out) = stream_decrypt(&ciphertext, &info.key, &digest, 2);
-    assert_eq!(result, Err(Error::AttachmentDigestMismatch));
+    assert_eq!(result, Err(AttachmentError::AttachmentDigestMismatch));
     // Only the non-final chunk was released before the digest could be checked.
     assert_eq!(out, plaintext[..CHUNK_SIZE]);
 }
@@ -623,11 +633,11 @@ fn inconsistent_info_is_refused() {
     };
     assert_eq!(
         decrypt_attachment(&ciphertext, &lying).unwrap_err(),
-        Error::InvalidField
+        AttachmentError::InvalidField
     );
     assert_eq!(
         AttachmentDecryptor::for_attachment(&lying).unwrap_err(),
-        Error::InvalidField
+        AttachmentError::InvalidField
     );
     let impossible = AttachmentInfo {
         ciphertext_len: (HEADER_LEN + 3) as u64,
@@ -636,7 +646,7 @@ fn inconsistent_info_is_refused() {
     };
     assert_eq!(
         decrypt_attachment(&ciphertext, &impossible).unwrap_err(),
-        Error::InvalidField
+        AttachmentError::InvalidField
     );
 }
 
@@ -647,7 +657,7 @@ fn header_is_validated() {
         (
             0,
             1u8,
-            Error::UnsupportedVersion {
+            AttachmentError::UnsupportedVersion {
                 expected: 2,
                 got: 1,
             },
@@ -655,15 +665,15 @@ fn header_is_validated() {
         (
             0,
             0,
-            Error::UnsupportedVersion {
+            AttachmentError::UnsupportedVersion {
                 expected: 2,
                 got: 0,
             },
         ),
-        (1, 12, Error::InvalidField),
-        (1, 20, Error::InvalidField),
-        (DOC_COMMITMENT_AT, 0, Error::AttachmentKeyMismatch),
-        (HEADER_LEN - 1, 0, Error::AttachmentKeyMismatch),
+        (1, 12, AttachmentError::InvalidField),
+        (1, 20, AttachmentError::InvalidField),
+        (DOC_COMMITMENT_AT, 0, AttachmentError::AttachmentKeyMismatch),
+        (HEADER_LEN - 1, 0, AttachmentError::AttachmentKeyMismatch),
     ] {
         let mut bad = ciphertext.clone();
         bad[index] = if ciphertext[index] == value {
@@ -779,28 +789,31 @@ fn large_pieces_hash_in_parallel_with_the_same_result() {
     wrong.digest[0] ^= 1;
     assert_eq!(
         decrypt_attachment(&blob, &wrong).unwrap_err(),
-        Error::AttachmentDigestMismatch
+        AttachmentError::AttachmentDigestMismatch
     );
     let mut dec = AttachmentDecryptor::for_attachment(&wrong).unwrap();
     let mut out = Vec::new();
     dec.update(&blob, &mut out).unwrap();
-    assert_eq!(dec.finish(&mut out), Err(Error::AttachmentDigestMismatch));
+    assert_eq!(
+        dec.finish(&mut out),
+        Err(AttachmentError::AttachmentDigestMismatch)
+    );
     // A modified middle chunk: the digest check comes first in the one-shot API; with a
     // matching digest the chunk's tag catches it, and only earlier chunks are released.
     let mut damaged = blob.clone();
     damaged[HEADER_LEN + 4 * ENCRYPTED_CHUNK_LEN + 9] ^= 0x20;
     assert_eq!(
         decrypt_attachment(&damaged, &info).unwrap_err(),
-        Error::AttachmentDigestMismatch
+        AttachmentError::AttachmentDigestMismatch
     );
     let (result, out) = decrypt_modified(&damaged, &info.key);
-    assert_eq!(result, Err(Error::DecryptionFailed));
+    assert_eq!(result, Err(AttachmentError::DecryptionFailed));
     assert_eq!(out, plaintext[..4 * CHUNK_SIZE]);
     let mut matching = info.clone();
     matching.digest = Sha256::digest(&damaged).into();
     assert_eq!(
         decrypt_attachment(&damaged, &matching).unwrap_err(),
-        Error::DecryptionFailed
+        AttachmentError::DecryptionFailed
     );
 }
 
@@ -860,13 +873,13 @@ fn large_pieces_match_small_pieces() {
 
 /// Feeds `blob` to a decryptor for `info` one byte at a time; returns the first error and
 /// everything released up to it.
-fn stream_bytewise(blob: &[u8], info: &AttachmentInfo) -> (Result<(), Error>, Vec<u8>) {
+fn stream_bytewise(blob: &[u8], info: &AttachmentInfo) -> (Result<(), AttachmentError>, Vec<u8>) {
     let mut dec = AttachmentDecryptor::for_attachment(info).unwrap();
     let mut out = Vec::new();
     for (at, byte) in blob.iter().enumerate() {
         if let Err(e) = dec.update(core::slice::from_ref(byte), &mut out) {
             // The commitment is the last header field: nothing is read past it.
-            assert!(at < HEADER_LEN || e != Error::AttachmentKeyMismatch);
+            assert!(at < HEADER_LEN || e != AttachmentError::AttachmentKeyMismatch);
             return (Err(e), out);
         }
     }
@@ -911,29 +924,29 @@ fn a_blob_opens_under_the_committed_key_only() {
         let as_k2 = info_for(&spliced, &k2);
         assert_eq!(
             decrypt_attachment(&spliced, &as_k2).unwrap_err(),
-            Error::AttachmentKeyMismatch,
+            AttachmentError::AttachmentKeyMismatch,
             "{len}"
         );
         let (result, out) = stream_bytewise(&spliced, &as_k2);
-        assert_eq!(result, Err(Error::AttachmentKeyMismatch), "{len}");
+        assert_eq!(result, Err(AttachmentError::AttachmentKeyMismatch), "{len}");
         assert!(out.is_empty());
         // In one piece: the first update fails and releases nothing.
         let mut dec = AttachmentDecryptor::new(&k2, &as_k2.digest);
         let mut out = Vec::new();
         assert_eq!(
             dec.update(&spliced, &mut out),
-            Err(Error::AttachmentKeyMismatch)
+            Err(AttachmentError::AttachmentKeyMismatch)
         );
         assert!(out.is_empty());
 
         let as_k1 = info_for(&spliced, &k1);
         assert_eq!(
             decrypt_attachment(&spliced, &as_k1).unwrap_err(),
-            Error::DecryptionFailed,
+            AttachmentError::DecryptionFailed,
             "{len}"
         );
         let (result, out) = stream_bytewise(&spliced, &as_k1);
-        assert_eq!(result, Err(Error::DecryptionFailed), "{len}");
+        assert_eq!(result, Err(AttachmentError::DecryptionFailed), "{len}");
         assert!(out.is_empty());
     }
 }
@@ -968,10 +981,10 @@ fn a_forged_commitment_is_refused() {
             let matching = info_for(&candidate, &info.key);
             assert_eq!(
                 decrypt_attachment(&candidate, &matching).unwrap_err(),
-                Error::AttachmentKeyMismatch
+                AttachmentError::AttachmentKeyMismatch
             );
             let (result, out) = stream_bytewise(&candidate, &matching);
-            assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+            assert_eq!(result, Err(AttachmentError::AttachmentKeyMismatch));
             assert!(out.is_empty());
         }
     }
@@ -1030,7 +1043,7 @@ fn a_chunk_that_opens_under_two_keys_opens_only_under_the_committed_one() {
     for key in [&key1, &key2] {
         assert_eq!(
             decrypt_attachment(&v1_blob, &info_for(&v1_blob, key)).unwrap_err(),
-            Error::UnsupportedVersion {
+            AttachmentError::UnsupportedVersion {
                 expected: 2,
                 got: 1
             }
@@ -1052,10 +1065,10 @@ fn a_chunk_that_opens_under_two_keys_opens_only_under_the_committed_one() {
     let as_k2 = info_for(&blob, &key2);
     assert_eq!(
         decrypt_attachment(&blob, &as_k2).unwrap_err(),
-        Error::AttachmentKeyMismatch
+        AttachmentError::AttachmentKeyMismatch
     );
     let (result, out) = stream_bytewise(&blob, &as_k2);
-    assert_eq!(result, Err(Error::AttachmentKeyMismatch));
+    assert_eq!(result, Err(AttachmentError::AttachmentKeyMismatch));
     assert!(out.is_empty());
     let (result, out) = stream_bytewise(&blob, &info_for(&blob, &key1));
     assert_eq!(result, Ok(()));

@@ -12,7 +12,8 @@ use crypto_core::group::{
     GroupMessage, GroupSession, InboundGroupSession, OutboundGroupSession, SenderKeyDistribution,
 };
 use crypto_core::primitives::Ed25519KeyPair;
-use crypto_core::{Account, Error, PickleKey, Session, SessionMessage};
+use crypto_core::{Account, PickleKey, Session, SessionMessage};
+use crypto_core::{DecodeError, GroupError, PickleError};
 
 const ROOM: &str = "room-1";
 
@@ -93,14 +94,14 @@ fn fan_out_out_of_order_and_replay() {
             );
             assert_eq!(
                 member.room.decrypt("alice", &msgs[i]).unwrap_err(),
-                Error::DuplicateMessage
+                GroupError::DuplicateMessage
             );
         }
     }
     // Wrong sender name: the chain is not bob's.
     assert!(matches!(
         r[2].room.decrypt("bob", &msgs[0]).unwrap_err(),
-        Error::UnknownSenderChain(_)
+        GroupError::UnknownSenderChain(_)
     ));
 }
 
@@ -146,7 +147,7 @@ fn removing_a_member_rotates_and_locks_it_out() {
     assert_eq!(&r[1].room.decrypt("alice", &after).unwrap()[..], b"after");
     assert!(matches!(
         carol.room.decrypt("alice", &after).unwrap_err(),
-        Error::UnknownSenderChain(_)
+        GroupError::UnknownSenderChain(_)
     ));
     assert!(r[0].room.members().all(|m| m != "carol"));
     // A message carol sends now is refused by both.
@@ -162,7 +163,7 @@ fn late_joiner_cannot_read_earlier_messages() {
     share(&alice, &mut dave);
     assert_eq!(
         dave.room.decrypt("alice", &early).unwrap_err(),
-        Error::MessageKeyEvicted
+        GroupError::MessageKeyEvicted
     );
     let now = alice.room.encrypt(b"now").unwrap();
     assert_eq!(&dave.room.decrypt("alice", &now).unwrap()[..], b"now");
@@ -180,7 +181,7 @@ fn resent_distribution_does_not_rewind() {
     bob.room.add_member("alice", &s, &d).unwrap();
     assert_eq!(
         bob.room.decrypt("alice", &m).unwrap_err(),
-        Error::DuplicateMessage
+        GroupError::DuplicateMessage
     );
 }
 
@@ -207,7 +208,7 @@ fn group_pickles() {
     assert_eq!(&bob.decrypt("alice", &m1).unwrap()[..], b"1");
     assert_eq!(
         bob.decrypt("alice", &m2).unwrap_err(),
-        Error::DuplicateMessage
+        GroupError::DuplicateMessage
     );
     let sealed = r[0].room.pickle(&key).unwrap();
     let mut alice = GroupSession::from_pickle(
@@ -228,12 +229,12 @@ fn group_pickles() {
             sealed.counter()
         )
         .unwrap_err(),
-        Error::PickleDecryption
+        PickleError::PickleDecryption
     );
     // Room states of two members are not interchangeable.
     assert_eq!(
         GroupSession::from_pickle(sealed.as_bytes(), &key, &r[1].room.pickle_id(), 0).unwrap_err(),
-        Error::PickleIdMismatch {
+        PickleError::PickleIdMismatch {
             expected: r[1].room.pickle_id(),
             got: r[0].room.pickle_id()
         }
@@ -250,7 +251,7 @@ fn distribution_decoder_checks_lengths() {
     long.push(0);
     assert_eq!(
         SenderKeyDistribution::decode(&long).unwrap_err(),
-        Error::TrailingBytes(1)
+        DecodeError::TrailingBytes(1)
     );
 }
 
@@ -327,18 +328,18 @@ fn mallory_cannot_claim_alices_distribution() {
         bob.room
             .add_member("mallory", &bob_from_mallory, &forwarded)
             .unwrap_err(),
-        Error::DistributionDeviceMismatch
+        GroupError::DistributionDeviceMismatch
     );
     // Filed under the device id it names: the identity is not the session's peer.
     assert_eq!(
         bob.room
             .add_member("alice", &bob_from_mallory, &forwarded)
             .unwrap_err(),
-        Error::DistributionIdentityMismatch
+        GroupError::DistributionIdentityMismatch
     );
     assert_eq!(
         InboundGroupSession::new(ROOM, "alice", &bob_from_mallory, &forwarded).unwrap_err(),
-        Error::DistributionIdentityMismatch
+        GroupError::DistributionIdentityMismatch
     );
 
     // Mallory cannot relabel the distribution either: it is signed by Alice's group key.
@@ -348,14 +349,14 @@ fn mallory_cannot_claim_alices_distribution() {
         .copy_from_slice(mallory_account.identity().signing_key().as_bytes());
     assert_eq!(
         SenderKeyDistribution::decode(&relabelled).unwrap_err(),
-        Error::BadSignature
+        DecodeError::BadSignature
     );
 
     // Alice's messages relabelled as Mallory's by the relay are refused.
     let m = alice.room.encrypt(b"from alice").unwrap();
     assert!(matches!(
         bob.room.decrypt("mallory", &m).unwrap_err(),
-        Error::UnknownSenderChain(_)
+        GroupError::UnknownSenderChain(_)
     ));
     assert_eq!(&bob.room.decrypt("alice", &m).unwrap()[..], b"from alice");
 }
@@ -392,7 +393,7 @@ fn alices_message_relabelled_as_mallorys_is_refused() {
     let m = alice.room.encrypt(b"from alice").unwrap();
     assert_eq!(
         bob.room.decrypt("mallory", &m).unwrap_err(),
-        Error::BadSignature
+        GroupError::BadSignature
     );
 
     let with_alices_key = craft_distribution(
@@ -407,7 +408,7 @@ fn alices_message_relabelled_as_mallorys_is_refused() {
     );
     assert_eq!(
         SenderKeyDistribution::decode(&with_alices_key).unwrap_err(),
-        Error::BadSignature
+        DecodeError::BadSignature
     );
     assert_eq!(&bob.room.decrypt("alice", &m).unwrap()[..], b"from alice");
 }
@@ -422,11 +423,11 @@ fn distribution_for_another_room_is_refused() {
         bob.room
             .add_member("alice", &s, &other.distribution())
             .unwrap_err(),
-        Error::DistributionRoomMismatch
+        GroupError::DistributionRoomMismatch
     );
     assert_eq!(
         InboundGroupSession::new(ROOM, "alice", &s, &other.distribution()).unwrap_err(),
-        Error::DistributionRoomMismatch
+        GroupError::DistributionRoomMismatch
     );
     assert!(InboundGroupSession::new("room-2", "alice", &s, &other.distribution()).is_ok());
 }
@@ -458,7 +459,7 @@ fn signing_key_of_another_member_is_refused() {
         bob.room
             .add_member("alice2", &s, &second.distribution())
             .unwrap_err(),
-        Error::SigningKeyClaimed
+        GroupError::SigningKeyClaimed
     );
 }
 
@@ -474,7 +475,7 @@ fn member_identity_is_pinned() {
         bob.room
             .add_member("alice", &s, &fake.distribution())
             .unwrap_err(),
-        Error::DistributionIdentityMismatch
+        GroupError::DistributionIdentityMismatch
     );
 }
 
@@ -496,11 +497,11 @@ fn retired_chains_cannot_be_added_again() {
     // Chain 0 was evicted by chain 2.
     assert_eq!(
         bob.room.add_member("alice", &s, &d0).unwrap_err(),
-        Error::SenderChainRetired
+        GroupError::SenderChainRetired
     );
     assert!(matches!(
         bob.room.decrypt("alice", &m0).unwrap_err(),
-        Error::UnknownSenderChain(_)
+        GroupError::UnknownSenderChain(_)
     ));
     // Removing a member retires its chains; so does a pickle round trip keep them retired.
     bob.room.remove_member("alice").unwrap();
@@ -516,7 +517,7 @@ fn retired_chains_cannot_be_added_again() {
     for d in [&d0, &d1, &d2] {
         assert_eq!(
             restored.add_member("alice", &s, d).unwrap_err(),
-            Error::SenderChainRetired
+            GroupError::SenderChainRetired
         );
     }
     let d3 = alice.room.rotate_with_rng(&mut FuzzRng::new(b"3")).unwrap();
@@ -529,11 +530,11 @@ fn ids_are_bounded() {
     let long = "x".repeat(257);
     assert_eq!(
         GroupSession::new(&long, "alice", alice.identity()).unwrap_err(),
-        Error::TooLarge { len: 257, max: 256 }
+        GroupError::TooLarge { len: 257, max: 256 }
     );
     assert_eq!(
         OutboundGroupSession::new(ROOM, &long, alice.identity()).unwrap_err(),
-        Error::TooLarge { len: 257, max: 256 }
+        GroupError::TooLarge { len: 257, max: 256 }
     );
     let max = "y".repeat(256);
     let d = OutboundGroupSession::new(&max, &max, alice.identity())
@@ -569,7 +570,7 @@ fn an_evicted_skipped_key_is_reported_as_a_duplicate() {
     // Message 0's key was the oldest skipped key and has been evicted.
     assert_eq!(
         bob.room.decrypt("alice", &messages[0]).unwrap_err(),
-        Error::DuplicateMessage
+        GroupError::DuplicateMessage
     );
     // A message still in the store opens.
     bob.room.decrypt("alice", &messages[total - 2]).unwrap();

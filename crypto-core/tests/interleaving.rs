@@ -19,7 +19,9 @@ use common::SplitMix64;
 use crypto_core::X25519PublicKey;
 use crypto_core::group::{GroupMessage, GroupSession, SenderKeyDistribution};
 use crypto_core::ratchet::MAX_PREVIOUS_CHAINS;
-use crypto_core::{Account, Error, PickleKey, PrekeyBundle, Session, SessionMessage};
+use crypto_core::{
+    Account, GroupError, PickleKey, PrekeyBundle, Session, SessionError, SessionMessage,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
@@ -150,7 +152,7 @@ impl Lane {
     /// that still has skipped keys, so their replays are reported as duplicates. A replay on a
     /// chain older than that looks like a message on an unknown ratchet key and fails
     /// authentication instead (documented in `ratchet.rs`); either way it is refused.
-    fn expected_duplicate_error(&self, id: usize) -> Error {
+    fn expected_duplicate_error(&self, id: usize) -> SessionError {
         let chain = self.sent[id].chain;
         let newer_chains = self.newest_delivered_chain.unwrap() - chain;
         let keys_left_on_chain = self
@@ -159,9 +161,9 @@ impl Lane {
             .chain(&self.dropped)
             .any(|&other| self.sent[other].chain == chain);
         if newer_chains <= MAX_PREVIOUS_CHAINS || keys_left_on_chain {
-            Error::DuplicateMessage
+            SessionError::DuplicateMessage
         } else {
-            Error::DecryptionFailed
+            SessionError::DecryptionFailed
         }
     }
 
@@ -230,7 +232,7 @@ impl Pair {
     }
 
     /// Decodes the bytes as they came off the wire and hands them to the receiver of `from`.
-    fn receive(&mut self, from: Side, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    fn receive(&mut self, from: Side, bytes: &[u8]) -> Result<Vec<u8>, SessionError> {
         let message = SessionMessage::decode(bytes).unwrap();
         assert_eq!(message.encode(), bytes, "decode/encode is not the identity");
         let receiver = match from {
@@ -515,7 +517,7 @@ impl Room {
         }
     }
 
-    fn receive(&mut self, recipient: usize, id: usize) -> Result<Vec<u8>, Error> {
+    fn receive(&mut self, recipient: usize, id: usize) -> Result<Vec<u8>, GroupError> {
         let sent = &self.sent[id];
         let message = GroupMessage::decode(&sent.bytes).unwrap();
         assert_eq!(message.encode(), sent.bytes);
@@ -556,7 +558,7 @@ impl Room {
         let id = self.inboxes[recipient].delivered[position];
         assert_eq!(
             self.receive(recipient, id),
-            Err(Error::DuplicateMessage),
+            Err(GroupError::DuplicateMessage),
             "repeated delivery of message {id} to {}",
             MEMBERS[recipient]
         );
@@ -644,7 +646,7 @@ impl Room {
             if let Some(id) = self.sent.iter().position(|s| s.sender == sender) {
                 assert!(matches!(
                     self.receive(sender, id),
-                    Err(Error::UnknownSenderChain(_))
+                    Err(GroupError::UnknownSenderChain(_))
                 ));
             }
         }

@@ -16,12 +16,12 @@
     clippy::indexing_slicing
 )]
 
-use crypto_core::Error;
 use crypto_core::primitives::{
     Ed25519KeyPair, Ed25519PublicKey, X25519PublicKey, X25519Secret, chacha20poly1305_open,
     chacha20poly1305_seal, hkdf_sha256, hkdf_sha256_expand, hmac_sha256, sha256,
     xchacha20poly1305_open, xchacha20poly1305_seal,
 };
+use crypto_core::{AgreementError, KdfError, OpenError, SignatureError, SigningKeyError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -175,7 +175,7 @@ fn rfc7748_6_1_diffie_hellman() {
     for low in [[0u8; 32], one] {
         assert_eq!(
             alice.diffie_hellman(&X25519PublicKey::from_bytes(low)),
-            Err(Error::NonContributory)
+            Err(AgreementError::NonContributory)
         );
     }
 }
@@ -292,26 +292,26 @@ fn check_ed25519(v: &Ed25519Vector) {
         bad[i] ^= 1 << bit;
         assert_eq!(
             key.verify(&message, &bad),
-            Err(Error::BadSignature),
+            Err(SignatureError::BadSignature),
             "{name}: signature bit {i}/{bit}"
         );
     }
     if message.is_empty() {
         assert_eq!(
             key.verify(&[0], &signature),
-            Err(Error::BadSignature),
+            Err(SignatureError::BadSignature),
             "{name}: extended message"
         );
     } else {
         let last = message.len() - 1;
         assert_eq!(
             key.verify(&flipped(&message, last, 7), &signature),
-            Err(Error::BadSignature),
+            Err(SignatureError::BadSignature),
             "{name}: tampered message"
         );
         assert_eq!(
             key.verify(&message[..last], &signature),
-            Err(Error::BadSignature),
+            Err(SignatureError::BadSignature),
             "{name}: truncated message"
         );
     }
@@ -319,7 +319,7 @@ fn check_ed25519(v: &Ed25519Vector) {
     let other = Ed25519KeyPair::from_seed(&flipped32(&h32(v.secret), 0, 0)).public_key();
     assert_eq!(
         other.verify(&message, &signature),
-        Err(Error::BadSignature),
+        Err(SignatureError::BadSignature),
         "{name}: other key"
     );
 }
@@ -353,7 +353,7 @@ fn ed25519_small_order_public_key_is_refused() {
     identity[0] = 1;
     assert_eq!(
         Ed25519PublicKey::from_bytes(&identity),
-        Err(Error::InvalidSigningKey)
+        Err(SigningKeyError::InvalidSigningKey)
     );
 }
 
@@ -426,7 +426,7 @@ fn open(
     ad: &[u8],
     buf: &mut [u8],
     tag: &[u8; 16],
-) -> Result<(), Error> {
+) -> Result<(), OpenError> {
     match aead {
         Aead::ChaCha => chacha20poly1305_open(key, &nonce.try_into().unwrap(), ad, buf, tag),
         Aead::XChaCha => xchacha20poly1305_open(key, &nonce.try_into().unwrap(), ad, buf, tag),
@@ -456,7 +456,7 @@ fn check_aead(
         let mut buf = ct.to_vec();
         assert_eq!(
             open(aead, key, nonce, ad, &mut buf, tag),
-            Err(Error::DecryptionFailed)
+            Err(OpenError::DecryptionFailed)
         );
         // On failure the buffer is left as given, never partially decrypted.
         assert_eq!(buf, ct);
@@ -631,11 +631,11 @@ fn check_hkdf(v: &HkdfVector) {
     let mut too_long = vec![0u8; 255 * 32 + 1];
     assert_eq!(
         hkdf_sha256(&salt, &ikm, &info, &mut too_long),
-        Err(Error::KdfLength)
+        Err(KdfError::KdfLength)
     );
     assert_eq!(
         hkdf_sha256_expand(&prk, &info, &mut too_long),
-        Err(Error::KdfLength)
+        Err(KdfError::KdfLength)
     );
 }
 

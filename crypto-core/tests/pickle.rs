@@ -12,9 +12,10 @@ mod common;
 
 use crypto_core::group::{GroupSession, InboundGroupSession, OutboundGroupSession};
 use crypto_core::message::RATCHET_HEADER_LEN;
+use crypto_core::{PickleError, SessionError};
 /// Poly1305 tag length (docs/protocol.md §3).
 const TAG_LEN: usize = 16;
-use crypto_core::{Account, Error, PickleId, PickleKey, Session, SessionMessage};
+use crypto_core::{Account, PickleId, PickleKey, Session, SessionMessage};
 
 fn key() -> PickleKey {
     PickleKey::new([7; 32])
@@ -57,7 +58,7 @@ fn a_rolled_back_session_pickle_is_refused() {
 
     assert_eq!(
         Session::from_pickle(old.as_bytes(), &key(), &id, latest.counter()).unwrap_err(),
-        Error::PickleRolledBack {
+        PickleError::PickleRolledBack {
             counter: n,
             latest: n + 1
         }
@@ -103,7 +104,7 @@ fn a_rolled_back_account_pickle_is_refused() {
     let latest = bob.pickle(&key()).unwrap();
     assert_eq!(
         Account::from_pickle(old.as_bytes(), &key(), &id, latest.counter()).unwrap_err(),
-        Error::PickleRolledBack {
+        PickleError::PickleRolledBack {
             counter: old.counter(),
             latest: latest.counter()
         }
@@ -111,7 +112,7 @@ fn a_rolled_back_account_pickle_is_refused() {
     let mut bob = Account::from_pickle(latest.as_bytes(), &key(), &id, latest.counter()).unwrap();
     assert_eq!(
         bob.create_inbound_session(&first).unwrap_err(),
-        Error::DuplicateMessage
+        SessionError::DuplicateMessage
     );
 }
 
@@ -132,7 +133,7 @@ fn swapped_pickles_are_refused() {
     assert_eq!(sealed.pickle_id(), alice_id);
     assert_eq!(
         Session::from_pickle(sealed.as_bytes(), &key(), &bob_id, 0).unwrap_err(),
-        Error::PickleIdMismatch {
+        PickleError::PickleIdMismatch {
             expected: bob_id,
             got: alice_id
         }
@@ -142,7 +143,7 @@ fn swapped_pickles_are_refused() {
     let other_sealed = other.pickle(&key()).unwrap();
     assert!(matches!(
         Session::from_pickle(other_sealed.as_bytes(), &key(), &alice_id, 0),
-        Err(Error::PickleIdMismatch { .. })
+        Err(PickleError::PickleIdMismatch { .. })
     ));
     Session::from_pickle(sealed.as_bytes(), &key(), &alice_id, 0).unwrap();
 
@@ -151,14 +152,14 @@ fn swapped_pickles_are_refused() {
     let account_id = bob_account.pickle_id();
     assert_eq!(
         Session::from_pickle(account.as_bytes(), &key(), &account_id, 0).unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: 2,
             got: 1
         }
     );
     assert_eq!(
         Account::from_pickle(sealed.as_bytes(), &key(), &alice_id, 0).unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: 1,
             got: 2
         }
@@ -168,7 +169,7 @@ fn swapped_pickles_are_refused() {
     assert_eq!(
         OutboundGroupSession::from_pickle(room_sealed.as_bytes(), &key(), &room.pickle_id(), 0)
             .unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: 3,
             got: 5
         }
@@ -192,14 +193,14 @@ fn clear_id_and_counter_are_authenticated() {
     forged[counter_at..counter_at + 8].copy_from_slice(&latest.counter().to_be_bytes());
     assert_eq!(
         Session::from_pickle(&forged, &key(), &id, latest.counter()).unwrap_err(),
-        Error::PickleDecryption
+        PickleError::PickleDecryption
     );
     // Every counter above the real one.
     for counter in [old.counter() + 1, u64::MAX] {
         forged[counter_at..counter_at + 8].copy_from_slice(&counter.to_be_bytes());
         assert_eq!(
             Session::from_pickle(&forged, &key(), &id, 0).unwrap_err(),
-            Error::PickleDecryption
+            PickleError::PickleDecryption
         );
     }
     // Another session's pickle relabelled with this session's id.
@@ -208,7 +209,7 @@ fn clear_id_and_counter_are_authenticated() {
     forged[2..counter_at].copy_from_slice(id.as_bytes());
     assert_eq!(
         Session::from_pickle(&forged, &key(), &id, 0).unwrap_err(),
-        Error::PickleDecryption
+        PickleError::PickleDecryption
     );
 }
 
@@ -273,7 +274,7 @@ fn the_counter_survives_restore_and_keeps_increasing() {
     assert_eq!(sealed.counter(), 4);
     assert!(matches!(
         InboundGroupSession::from_pickle(sealed.as_bytes(), &key(), &ids[4], 5),
-        Err(Error::PickleRolledBack {
+        Err(PickleError::PickleRolledBack {
             counter: 4,
             latest: 5
         })

@@ -2,10 +2,10 @@
 //! QR verification, vector.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
-use crypto_core::Error;
 use crypto_core::PublicIdentity;
 use crypto_core::primitives::{Ed25519KeyPair, X25519Secret};
 use crypto_core::safety_number::{DIGITS_LEN, KEY_BYTES_LEN, QR_PAYLOAD_LEN, SafetyNumber};
+use crypto_core::{DecodeError, SafetyNumberError};
 
 // RFC 8032 section 7.1, TEST 1 and TEST 2 secret and public keys.
 const ALICE_ED_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -110,7 +110,7 @@ fn raw_keys_of_the_wrong_length_are_typed_errors() {
     let encoded = alice.encode(); // the 129-byte wire form is not the 64 key bytes
     let ed_only = alice.signing_key().as_bytes().to_vec(); // the version-0 input
     for bad in [&[][..], &ed_only, &alice.key_bytes()[..63], &encoded] {
-        let expected = Err(Error::InvalidKeyLength {
+        let expected = Err(SafetyNumberError::InvalidKeyLength {
             expected: KEY_BYTES_LEN,
             got: bad.len(),
         });
@@ -127,7 +127,7 @@ fn raw_keys_of_the_wrong_length_are_typed_errors() {
     longer.push(0);
     assert_eq!(
         SafetyNumber::from_key_bytes(&longer, ALICE_ID, &bob.key_bytes(), BOB_ID),
-        Err(Error::InvalidKeyLength {
+        Err(SafetyNumberError::InvalidKeyLength {
             expected: KEY_BYTES_LEN,
             got: KEY_BYTES_LEN + 1
         })
@@ -256,37 +256,40 @@ fn malformed_qr_payloads_are_typed_errors() {
     old_version[0] = 0;
     assert_eq!(
         at_bob.compare_qr(&old_version),
-        Err(Error::UnsupportedVersion {
+        Err(SafetyNumberError::Decode(DecodeError::UnsupportedVersion {
             expected: 1,
             got: 0
-        })
+        }))
     );
     assert_eq!(
         at_bob.compare_qr(&[7]),
-        Err(Error::UnsupportedVersion {
+        Err(SafetyNumberError::Decode(DecodeError::UnsupportedVersion {
             expected: 1,
             got: 7
-        })
+        }))
     );
     assert_eq!(
         at_bob.compare_qr(&[]),
-        Err(Error::Truncated {
+        Err(SafetyNumberError::Decode(DecodeError::Truncated {
             needed: 1,
             remaining: 0
-        })
+        }))
     );
     for len in 1..payload.len() {
         assert!(
             matches!(
                 at_bob.compare_qr(&payload[..len]),
-                Err(Error::Truncated { .. })
+                Err(SafetyNumberError::Decode(DecodeError::Truncated { .. }))
             ),
             "length {len}"
         );
     }
     let mut longer = payload.clone();
     longer.push(0);
-    assert_eq!(at_bob.compare_qr(&longer), Err(Error::TrailingBytes(1)));
+    assert_eq!(
+        at_bob.compare_qr(&longer),
+        Err(SafetyNumberError::Decode(DecodeError::TrailingBytes(1)))
+    );
 }
 
 #[test]

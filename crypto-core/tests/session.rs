@@ -9,10 +9,11 @@
 
 use crypto_core::message::MAX_PLAINTEXT_LEN;
 use crypto_core::ratchet::MAX_SKIP_PER_CHAIN;
+use crypto_core::{PickleError, SessionError};
 mod common;
 
 use common::Pair;
-use crypto_core::{Account, Error, PickleKey, Session, SessionMessage};
+use crypto_core::{Account, PickleKey, Session, SessionMessage};
 
 /// Bob with five one-time prekeys.
 fn bob_account() -> Account {
@@ -71,9 +72,12 @@ fn later_prekey_messages_go_to_the_existing_session() {
     // A replayed first message neither builds a new session nor decrypts twice.
     assert_eq!(
         bob_account.create_inbound_session(p2).unwrap_err(),
-        Error::DuplicateMessage
+        SessionError::DuplicateMessage
     );
-    assert_eq!(bob.decrypt(&m2).unwrap_err(), Error::DuplicateMessage);
+    assert_eq!(
+        bob.decrypt(&m2).unwrap_err(),
+        SessionError::DuplicateMessage
+    );
 }
 
 #[test]
@@ -99,7 +103,7 @@ fn consumed_one_time_prekey_cannot_be_used_again() {
     };
     assert_eq!(
         bob_account.create_inbound_session(&p).unwrap_err(),
-        Error::UnknownOneTimePrekey(otpk)
+        SessionError::UnknownOneTimePrekey(otpk)
     );
     assert!(!bob_account.one_time_prekeys().iter().any(|k| k.id == otpk));
 }
@@ -137,7 +141,7 @@ fn forged_first_message_keeps_the_one_time_prekey() {
     };
     assert_eq!(
         bob_account.create_inbound_session(&p).unwrap_err(),
-        Error::DecryptionFailed
+        SessionError::DecryptionFailed
     );
     assert_eq!(bob_account.one_time_prekeys().len(), 5);
 }
@@ -166,7 +170,7 @@ fn prekey_message_ratchet_key_must_equal_base_key() {
     };
     assert_eq!(
         bob_account.create_inbound_session(&p).unwrap_err(),
-        Error::SessionMismatch
+        SessionError::SessionMismatch
     );
     assert_eq!(bob_account.one_time_prekeys().len(), 5);
     // The genuine message still sets the session up.
@@ -193,7 +197,10 @@ fn out_of_order_across_ratchet_turns() {
     assert_eq!(&bob.decrypt(&c).unwrap()[..], b"c");
     for i in [2usize, 0, 3, 1] {
         assert_eq!(&bob.decrypt(&a[i]).unwrap()[..], format!("a{i}").as_bytes());
-        assert_eq!(bob.decrypt(&a[i]).unwrap_err(), Error::DuplicateMessage);
+        assert_eq!(
+            bob.decrypt(&a[i]).unwrap_err(),
+            SessionError::DuplicateMessage
+        );
     }
     assert_eq!(bob.skipped_message_keys(), 0);
 }
@@ -235,7 +242,7 @@ fn too_far_ahead_is_refused_and_harmless() {
         last = Some(alice.encrypt(b"x").unwrap());
     }
     let err = bob.decrypt(&last.unwrap()).unwrap_err();
-    assert!(matches!(err, Error::TooFarAhead { .. }), "{err:?}");
+    assert!(matches!(err, SessionError::TooFarAhead { .. }), "{err:?}");
     assert_eq!(bob.skipped_message_keys(), 0);
 }
 
@@ -244,7 +251,7 @@ fn replay_and_forgery_leave_the_session_intact() {
     let Pair { mut alice, mut bob } = establish();
     let m = alice.encrypt(b"once").unwrap();
     assert_eq!(&bob.decrypt(&m).unwrap()[..], b"once");
-    assert_eq!(bob.decrypt(&m).unwrap_err(), Error::DuplicateMessage);
+    assert_eq!(bob.decrypt(&m).unwrap_err(), SessionError::DuplicateMessage);
     let good = alice.encrypt(b"good").unwrap();
     let bytes = good.encode();
     for bit in 0..bytes.len() * 8 {
@@ -267,7 +274,10 @@ fn replay_on_an_old_chain_is_a_duplicate() {
     bob.decrypt(&old).unwrap();
     alice.decrypt(&bob.encrypt(b"r").unwrap()).unwrap();
     bob.decrypt(&alice.encrypt(b"new").unwrap()).unwrap();
-    assert_eq!(bob.decrypt(&old).unwrap_err(), Error::DuplicateMessage);
+    assert_eq!(
+        bob.decrypt(&old).unwrap_err(),
+        SessionError::DuplicateMessage
+    );
 }
 
 #[test]
@@ -280,7 +290,7 @@ fn pickles_round_trip_and_refuse_wrong_keys() {
     let sealed = bob.pickle(&key).unwrap();
     assert_eq!(
         Session::from_pickle(sealed.as_bytes(), &PickleKey::new([8; 32]), &bob_id, 0).unwrap_err(),
-        Error::PickleDecryption
+        PickleError::PickleDecryption
     );
     let mut bob = Session::from_pickle(sealed.as_bytes(), &key, &bob_id, 1).unwrap();
     assert_eq!(&bob.decrypt(&skipped).unwrap()[..], b"late");
@@ -293,7 +303,7 @@ fn pickles_round_trip_and_refuse_wrong_keys() {
     );
     assert_eq!(
         Account::from_pickle(sealed.as_bytes(), &key, &bob_id, 0).unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: 1,
             got: 2
         }
@@ -328,7 +338,7 @@ fn plaintext_size_limit() {
     let big = vec![0u8; MAX_PLAINTEXT_LEN + 1];
     assert!(matches!(
         alice.encrypt(&big).unwrap_err(),
-        Error::TooLarge { .. }
+        SessionError::TooLarge { .. }
     ));
     assert!(alice.encrypt(&big[..MAX_PLAINTEXT_LEN]).is_ok());
 }
@@ -342,7 +352,7 @@ fn responder_cannot_encrypt_before_setup_and_mismatched_prekey_is_refused() {
         .create_outbound_session(&bob_account2.prekey_bundle(true).unwrap())
         .unwrap();
     let m = other.encrypt(b"x").unwrap();
-    assert_eq!(bob.decrypt(&m).unwrap_err(), Error::SessionMismatch);
+    assert_eq!(bob.decrypt(&m).unwrap_err(), SessionError::SessionMismatch);
     let SessionMessage::Prekey(p) = m else {
         panic!()
     };
@@ -368,7 +378,7 @@ fn closing_a_chain_obeys_the_skip_limit() {
             }
             Err(e) => {
                 assert!(!ok);
-                assert!(matches!(e, Error::TooFarAhead { .. }), "{e:?}");
+                assert!(matches!(e, SessionError::TooFarAhead { .. }), "{e:?}");
                 assert_eq!(bob.skipped_message_keys(), 0);
             }
         }

@@ -10,8 +10,9 @@
 use crypto_core::primitives::X25519Secret;
 use crypto_core::relay_challenge::RELAY_CHALLENGE_LEN;
 use crypto_core::{
-    Account, Error, PublicIdentity, SignedPrekey, signature_contexts, verify_relay_challenge,
+    Account, PublicIdentity, SignedPrekey, signature_contexts, verify_relay_challenge,
 };
+use crypto_core::{DecodeError, RelayChallengeError, SignatureError};
 
 const ORIGIN: &str = "https://relay.example";
 const IDENTITY_SIGNATURE_CONTEXT: &[u8] = b"SecureChat v2 identity key";
@@ -42,16 +43,22 @@ fn a_challenge_answer_is_never_an_identity_binding() {
             // ...but no binding of X_evil to the victim's identity, built or decoded...
             assert_eq!(
                 PublicIdentity::new(signing_key, evil, signature),
-                Err(Error::BadSignature)
+                Err(SignatureError::BadSignature)
             );
             let mut encoded = vec![crypto_core::identity::IDENTITY_VERSION];
             encoded.extend_from_slice(signing_key.as_bytes());
             encoded.extend_from_slice(evil.as_bytes());
             encoded.extend_from_slice(&signature);
-            assert_eq!(PublicIdentity::decode(&encoded), Err(Error::BadSignature));
+            assert_eq!(
+                PublicIdentity::decode(&encoded),
+                Err(DecodeError::BadSignature)
+            );
             // ...and no signed prekey either.
             let spk = SignedPrekey::from_parts(1, evil, 0, signature);
-            assert_eq!(spk.verify(victim.identity()), Err(Error::BadSignature));
+            assert_eq!(
+                spk.verify(victim.identity()),
+                Err(SignatureError::BadSignature)
+            );
         }
     }
     // The origin cannot carry another context or arbitrary bytes: it must be an origin.
@@ -62,7 +69,7 @@ fn a_challenge_answer_is_never_an_identity_binding() {
     ] {
         assert_eq!(
             victim.sign_relay_challenge(origin, &[0; 32]),
-            Err(Error::InvalidRelayOrigin)
+            Err(RelayChallengeError::InvalidRelayOrigin)
         );
     }
     // The other way round: the identity binding is no answer to a challenge.
@@ -70,7 +77,7 @@ fn a_challenge_answer_is_never_an_identity_binding() {
     let x = *victim.identity().agreement_key().as_bytes();
     assert_eq!(
         verify_relay_challenge(victim.identity(), ORIGIN, &x, &own_binding),
-        Err(Error::BadSignature)
+        Err(RelayChallengeError::BadSignature)
     );
 }
 
@@ -97,7 +104,7 @@ fn a_challenge_answer_is_bound_to_identity_origin_and_challenge() {
         .verify(&signed, &signature)
         .unwrap();
 
-    let bad = Err(Error::BadSignature);
+    let bad = Err(RelayChallengeError::BadSignature);
     assert_eq!(
         verify_relay_challenge(other.identity(), ORIGIN, &challenge, &signature),
         bad
@@ -136,11 +143,11 @@ fn a_challenge_answer_is_bound_to_identity_origin_and_challenge() {
     for origin in ["", "https://relay.example/", "HTTPS://relay.example"] {
         assert_eq!(
             device.sign_relay_challenge(origin, &challenge),
-            Err(Error::InvalidRelayOrigin)
+            Err(RelayChallengeError::InvalidRelayOrigin)
         );
         assert_eq!(
             verify_relay_challenge(device.identity(), origin, &challenge, &signature),
-            Err(Error::InvalidRelayOrigin)
+            Err(RelayChallengeError::InvalidRelayOrigin)
         );
     }
     // Answers survive a pickle round trip of the account (same identity key).

@@ -15,6 +15,7 @@
 mod common;
 
 use common::Pair;
+use crypto_core::SignatureError;
 use crypto_core::group::{
     GroupMessage, GroupSession, InboundGroupSession, OutboundGroupSession, SenderKeyDistribution,
 };
@@ -25,6 +26,7 @@ use crypto_core::{
     Account, Error, OneTimePrekey, PickleId, PickleKey, PrekeyBundle, PublicIdentity, SealedPickle,
     Session, SessionMessage, SignedPrekey,
 };
+use crypto_core::{DecodeError, GroupError, PickleError, SessionError};
 
 const VERSION: u8 = 2;
 
@@ -46,8 +48,8 @@ fn with_byte(bytes: &[u8], at: usize, value: u8) -> Vec<u8> {
     t
 }
 
-fn unsupported(got: u8) -> Error {
-    Error::UnsupportedVersion {
+fn unsupported(got: u8) -> DecodeError {
+    DecodeError::UnsupportedVersion {
         expected: VERSION,
         got,
     }
@@ -59,29 +61,32 @@ fn bob_account() -> Account {
     common::bob_account(1)
 }
 
-/// What Bob makes of an encoded first message: decoding, then X3DH and decryption.
+/// What Bob makes of an encoded first message: decoding, then X3DH and decryption (either
+/// failure, as the umbrella error).
 fn bob_accepts(bob: &mut Account, bytes: &[u8]) -> Result<Vec<u8>, Error> {
     match SessionMessage::decode(bytes)? {
-        SessionMessage::Prekey(p) => bob.create_inbound_session(&p).map(|(_, pt)| pt.to_vec()),
+        SessionMessage::Prekey(p) => Ok(bob.create_inbound_session(&p)?.1.to_vec()),
         SessionMessage::Ratchet(_) => panic!("a prekey message decoded as a ratchet message"),
     }
 }
 
-/// What a session makes of an encoded message.
+/// What a session makes of an encoded message (a decoding or session failure).
 fn session_accepts(session: &mut Session, bytes: &[u8]) -> Result<Vec<u8>, Error> {
-    session
-        .decrypt(&SessionMessage::decode(bytes)?)
-        .map(|p| p.to_vec())
+    Ok(session.decrypt(&SessionMessage::decode(bytes)?)?.to_vec())
 }
 
-/// The error Bob gives for the first message of a session Alice built from `bundle`.
-fn first_message_error(alice: &Account, bob: &mut Account, bundle: &PrekeyBundle) -> Error {
+/// The error Bob gives for the first message of a session Alice built from `bundle` (or the
+/// error Alice gets setting the session up).
+fn first_message_error(alice: &Account, bob: &mut Account, bundle: &PrekeyBundle) -> SessionError {
     let mut session = match alice.create_outbound_session(bundle) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let first = session.encrypt(b"hi").unwrap();
-    bob_accepts(bob, &first.encode()).unwrap_err()
+    let first = session.encrypt(b"hi").unwrap().encode();
+    let SessionMessage::Prekey(first) = SessionMessage::decode(&first).unwrap() else {
+        panic!("the first message is a prekey message");
+    };
+    bob.create_inbound_session(&first).map(|_| ()).unwrap_err()
 }
 
 fn establish() -> Pair {
@@ -103,11 +108,14 @@ fn public_identity_bit_flips() {
             0 => assert_eq!(result.unwrap_err(), unsupported(t[0])),
             // The Ed25519 key: not a valid point, or a valid one that did not sign.
             1..33 => assert!(
-                matches!(result, Err(Error::InvalidSigningKey | Error::BadSignature)),
+                matches!(
+                    result,
+                    Err(DecodeError::InvalidSigningKey | DecodeError::BadSignature)
+                ),
                 "bit {bit}: {result:?}"
             ),
             // The X25519 key and the binding signature.
-            _ => assert_eq!(result.unwrap_err(), Error::BadSignature, "bit {bit}"),
+            _ => assert_eq!(result.unwrap_err(), DecodeError::BadSignature, "bit {bit}"),
         }
     }
 }
@@ -131,7 +139,7 @@ fn signed_prekey_bit_flips() {
             let tampered = SignedPrekey::decode(&t).unwrap();
             assert_eq!(
                 tampered.verify(account.identity()),
-                Err(Error::BadSignature),
+                Err(SignatureError::BadSignature),
                 "bit {bit}"
             );
         }
@@ -176,14 +184,20 @@ fn bundle_bit_flips_with_one_time_prekey() {
         let byte = bit / 8;
         match byte {
             0 => assert_eq!(result.unwrap_err(), unsupported(t[0])),
-            1 if bit % 8 == 0 => assert_eq!(result.unwrap_err(), Error::TrailingBytes(36)),
-            1 => assert_eq!(result.unwrap_err(), Error::ReservedFlags(1 << (bit % 8))),
+            1 if bit % 8 == 0 => assert_eq!(result.unwrap_err(), DecodeError::TrailingBytes(36)),
+            1 => assert_eq!(
+                result.unwrap_err(),
+                DecodeError::ReservedFlags(1 << (bit % 8))
+            ),
             _ if BUNDLE_IDENTITY_ED25519.contains(&byte) => assert!(
-                matches!(result, Err(Error::InvalidSigningKey | Error::BadSignature)),
+                matches!(
+                    result,
+                    Err(DecodeError::InvalidSigningKey | DecodeError::BadSignature)
+                ),
                 "bit {bit}: {result:?}"
             ),
             _ if byte < BUNDLE_SIGNED_END => {
-                assert_eq!(result.unwrap_err(), Error::BadSignature, "bit {bit}");
+                assert_eq!(result.unwrap_err(), DecodeError::BadSignature, "bit {bit}");
             }
             _ => {
                 // The one-time prekey is not signed (X3DH §3.2), so a relay can change it; the
@@ -210,10 +224,13 @@ fn bundle_bit_flips_with_one_time_prekey() {
                 let error = first_message_error(&alice, &mut bob, &tampered);
                 if byte < BUNDLE_OTPK_KEY {
                     let id = tampered.one_time_prekey().unwrap().id;
-                    assert_eq!(error, Error::UnknownOneTimePrekey(id), "bit {bit}");
+                    assert_eq!(error, SessionError::UnknownOneTimePrekey(id), "bit {bit}");
                 } else {
                     assert!(
-                        matches!(error, Error::DecryptionFailed | Error::NonContributory),
+                        matches!(
+                            error,
+                            SessionError::DecryptionFailed | SessionError::NonContributory
+                        ),
                         "bit {bit}: {error:?}"
                     );
                 }
@@ -242,17 +259,23 @@ fn bundle_bit_flips_without_one_time_prekey() {
             0 => assert_eq!(result.unwrap_err(), unsupported(t[0])),
             1 if bit % 8 == 0 => assert_eq!(
                 result.unwrap_err(),
-                Error::Truncated {
+                DecodeError::Truncated {
                     needed: 4,
                     remaining: 0
                 }
             ),
-            1 => assert_eq!(result.unwrap_err(), Error::ReservedFlags(1 << (bit % 8))),
+            1 => assert_eq!(
+                result.unwrap_err(),
+                DecodeError::ReservedFlags(1 << (bit % 8))
+            ),
             _ if BUNDLE_IDENTITY_ED25519.contains(&byte) => assert!(
-                matches!(result, Err(Error::InvalidSigningKey | Error::BadSignature)),
+                matches!(
+                    result,
+                    Err(DecodeError::InvalidSigningKey | DecodeError::BadSignature)
+                ),
                 "bit {bit}: {result:?}"
             ),
-            _ => assert_eq!(result.unwrap_err(), Error::BadSignature, "bit {bit}"),
+            _ => assert_eq!(result.unwrap_err(), DecodeError::BadSignature, "bit {bit}"),
         }
     }
 }
@@ -307,7 +330,7 @@ fn prekey_message_bit_flips_to_the_existing_session() {
         } else {
             assert_eq!(
                 bob.decrypt(&SessionMessage::Prekey(p.clone())).unwrap_err(),
-                Error::SessionMismatch
+                SessionError::SessionMismatch
             );
             bob_account.create_inbound_session(&p).map(|_| ())
         };
@@ -398,7 +421,7 @@ fn group_message_bit_flips() {
     assert_eq!(&bob.decrypt("alice", &m).unwrap()[..], b"hi all");
     assert_eq!(
         bob.decrypt("alice", &m).unwrap_err(),
-        Error::DuplicateMessage
+        GroupError::DuplicateMessage
     );
 }
 
@@ -435,14 +458,14 @@ fn distribution_bit_flips() {
         let e = SenderKeyDistribution::decode(&t).unwrap_err();
         match byte {
             0 => assert_eq!(e, unsupported(t[0])),
-            1 => assert_eq!(e, Error::UnknownMessageType(t[1])),
+            1 => assert_eq!(e, DecodeError::UnknownMessageType(t[1])),
             // A length: the fields after it shift, so anything but acceptance.
             2..6 => {}
             b if (identity_end..identity_end + 4).contains(&b) => {}
             // UTF-8 ids: a flipped bit may make them invalid UTF-8.
             b if (6..room_end).contains(&b) || (identity_end + 4..device_end).contains(&b) => {
                 assert!(
-                    matches!(e, Error::InvalidField | Error::BadSignature),
+                    matches!(e, DecodeError::InvalidField | DecodeError::BadSignature),
                     "bit {bit}: {e:?}"
                 );
             }
@@ -451,11 +474,14 @@ fn distribution_bit_flips() {
                 || (signing_key_at..signing_key_at + 32).contains(&b) =>
             {
                 assert!(
-                    matches!(e, Error::InvalidSigningKey | Error::BadSignature),
+                    matches!(
+                        e,
+                        DecodeError::InvalidSigningKey | DecodeError::BadSignature
+                    ),
                     "bit {bit}: {e:?}"
                 );
             }
-            _ => assert_eq!(e, Error::BadSignature, "bit {bit}"),
+            _ => assert_eq!(e, DecodeError::BadSignature, "bit {bit}"),
         }
     }
 }
@@ -486,28 +512,28 @@ fn truncated_and_extended_encodings_are_refused() {
     let mut bob = bob_account();
     let identity = bob.identity().clone();
     assert_prefixes_and_extension_refused("identity", &identity.encode(), |b| {
-        PublicIdentity::decode(b).map(|_| ())
+        Ok(PublicIdentity::decode(b).map(|_| ())?)
     });
     assert_eq!(
         PublicIdentity::decode(&appended(&identity.encode())).unwrap_err(),
-        Error::TrailingBytes(1)
+        DecodeError::TrailingBytes(1)
     );
     let spk = bob.signed_prekey().unwrap().clone();
     assert_prefixes_and_extension_refused("signed prekey", &spk.encode(), |b| {
-        SignedPrekey::decode(b)?.verify(&identity)
+        Ok(SignedPrekey::decode(b)?.verify(&identity)?)
     });
     let otpk = bob.one_time_prekeys()[0];
     assert_prefixes_and_extension_refused("one-time prekey", &otpk.encode(), |b| {
-        OneTimePrekey::decode(b).map(|_| ())
+        Ok(OneTimePrekey::decode(b).map(|_| ())?)
     });
     for with_otpk in [true, false] {
         let bundle = bob.prekey_bundle(with_otpk).unwrap().encode();
         assert_prefixes_and_extension_refused("bundle", &bundle, |b| {
-            PrekeyBundle::decode(b).map(|_| ())
+            Ok(PrekeyBundle::decode(b).map(|_| ())?)
         });
         assert_eq!(
             PrekeyBundle::decode(&appended(&bundle)).unwrap_err(),
-            Error::TrailingBytes(1)
+            DecodeError::TrailingBytes(1)
         );
     }
 
@@ -530,11 +556,11 @@ fn truncated_and_extended_encodings_are_refused() {
     let (mut outbound, from_alice) = group_sender();
     let distribution = outbound.distribution().encode().to_vec();
     assert_prefixes_and_extension_refused("distribution", &distribution, |b| {
-        SenderKeyDistribution::decode(b).map(|_| ())
+        Ok(SenderKeyDistribution::decode(b).map(|_| ())?)
     });
     assert_eq!(
         SenderKeyDistribution::decode(&appended(&distribution)).unwrap_err(),
-        Error::TrailingBytes(1)
+        DecodeError::TrailingBytes(1)
     );
     let mut inbound = InboundGroupSession::new(
         ROOM,
@@ -545,7 +571,7 @@ fn truncated_and_extended_encodings_are_refused() {
     .unwrap();
     let group = outbound.encrypt(b"hi all").unwrap().encode();
     assert_prefixes_and_extension_refused("group message", &group, |b| {
-        inbound.decrypt(&GroupMessage::decode(b)?).map(|_| ())
+        Ok(inbound.decrypt(&GroupMessage::decode(b)?).map(|_| ())?)
     });
 }
 
@@ -612,12 +638,12 @@ fn reserved_flags_are_refused() {
         let t = with_byte(&bytes, 1, bytes[1] | 0x02);
         assert_eq!(
             PrekeyBundle::decode(&t).unwrap_err(),
-            Error::ReservedFlags(0x02)
+            DecodeError::ReservedFlags(0x02)
         );
         let t = with_byte(&bytes, 1, bytes[1] | 0x80);
         assert_eq!(
             PrekeyBundle::decode(&t).unwrap_err(),
-            Error::ReservedFlags(0x80)
+            DecodeError::ReservedFlags(0x80)
         );
     }
     let alice = Account::new().unwrap();
@@ -628,7 +654,7 @@ fn reserved_flags_are_refused() {
     let t = with_byte(&prekey, PREKEY_FLAGS, prekey[PREKEY_FLAGS] | 0x02);
     assert_eq!(
         SessionMessage::decode(&t).unwrap_err(),
-        Error::ReservedFlags(0x02)
+        DecodeError::ReservedFlags(0x02)
     );
     assert_eq!(bob_accepts(&mut bob, &prekey).unwrap(), b"hi");
 }
@@ -654,7 +680,7 @@ fn assert_pickle_tamper_proof(
     what: &str,
     sealed: &SealedPickle,
     kind: u8,
-    open: impl Fn(&[u8], &PickleKey) -> Result<(), Error>,
+    open: impl Fn(&[u8], &PickleKey) -> Result<(), PickleError>,
 ) {
     let (id, counter) = (sealed.pickle_id(), sealed.counter());
     let sealed = sealed.as_bytes();
@@ -668,54 +694,54 @@ fn assert_pickle_tamper_proof(
     for bit in 0..sealed.len() * 8 {
         let t = flipped(sealed, bit);
         let expected = match bit / 8 {
-            0 => Error::PickleVersion {
+            0 => PickleError::PickleVersion {
                 expected: PICKLE_VERSION,
                 got: t[0],
             },
-            1 => Error::PickleKind {
+            1 => PickleError::PickleKind {
                 expected: kind,
                 got: t[1],
             },
-            2..18 => Error::PickleIdMismatch {
+            2..18 => PickleError::PickleIdMismatch {
                 expected: id,
                 got: PickleId::from_bytes(t[2..18].try_into().unwrap()),
             },
             18..26 => {
                 let got = u64::from_be_bytes(t[18..26].try_into().unwrap());
                 if got < counter {
-                    Error::PickleRolledBack {
+                    PickleError::PickleRolledBack {
                         counter: got,
                         latest: counter,
                     }
                 } else {
                     // Claims to be newer: only the tag over the header can tell.
-                    Error::PickleDecryption
+                    PickleError::PickleDecryption
                 }
             }
-            _ => Error::PickleDecryption,
+            _ => PickleError::PickleDecryption,
         };
         assert_eq!(open(&t, &key()), Err(expected), "{what}: bit {bit}");
     }
     for len in 0..sealed.len() {
         let expected = match len {
-            0 | 1 => Error::Truncated {
+            0 | 1 => PickleError::Decode(DecodeError::Truncated {
                 needed: 1,
                 remaining: 0,
-            },
-            2..18 => Error::Truncated {
+            }),
+            2..18 => PickleError::Decode(DecodeError::Truncated {
                 needed: 16,
                 remaining: len - 2,
-            },
-            18..26 => Error::Truncated {
+            }),
+            18..26 => PickleError::Decode(DecodeError::Truncated {
                 needed: 8,
                 remaining: len - 18,
-            },
+            }),
             // Nonce (24) and tag (16).
-            _ if len < 26 + 40 => Error::Truncated {
+            _ if len < 26 + 40 => PickleError::Decode(DecodeError::Truncated {
                 needed: 40,
                 remaining: len - 26,
-            },
-            _ => Error::PickleDecryption,
+            }),
+            _ => PickleError::PickleDecryption,
         };
         assert_eq!(
             open(&sealed[..len], &key()),
@@ -725,12 +751,12 @@ fn assert_pickle_tamper_proof(
     }
     assert_eq!(
         open(&appended(sealed), &key()),
-        Err(Error::PickleDecryption),
+        Err(PickleError::PickleDecryption),
         "{what}: appended byte"
     );
     assert_eq!(
         open(&with_byte(sealed, 0, 1), &key()),
-        Err(Error::PickleVersion {
+        Err(PickleError::PickleVersion {
             expected: PICKLE_VERSION,
             got: 1
         }),
@@ -738,7 +764,7 @@ fn assert_pickle_tamper_proof(
     );
     assert_eq!(
         open(sealed, &PickleKey::new([0x43; 32])),
-        Err(Error::PickleDecryption),
+        Err(PickleError::PickleDecryption),
         "{what}: wrong key"
     );
 }
@@ -817,7 +843,7 @@ fn pickle_bit_flips() {
     // A pickle of one kind is not accepted as another, even under its own id.
     assert_eq!(
         Account::from_pickle(session.as_bytes(), &key(), &session.pickle_id(), 0).unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: KIND_ACCOUNT,
             got: KIND_SESSION
         }
@@ -825,7 +851,7 @@ fn pickle_bit_flips() {
     assert_eq!(
         InboundGroupSession::from_pickle(outbound.as_bytes(), &key(), &outbound.pickle_id(), 0)
             .unwrap_err(),
-        Error::PickleKind {
+        PickleError::PickleKind {
             expected: KIND_INBOUND_GROUP,
             got: KIND_OUTBOUND_GROUP
         }
@@ -852,14 +878,14 @@ fn replayed_first_message_with_non_canonical_base_key_is_refused() {
     assert_eq!(bob_accepts(&mut bob, &first).unwrap(), b"pay 10 EUR");
     assert_eq!(
         bob_accepts(&mut bob, &first).unwrap_err(),
-        Error::DuplicateMessage
+        Error::from(SessionError::DuplicateMessage)
     );
 
     let top = PREKEY_BASE_KEY.end - 1;
     let replay = with_byte(&first, top, first[top] | 0x80);
     assert_eq!(
         bob_accepts(&mut bob, &replay).unwrap_err(),
-        Error::InvalidField
+        Error::from(DecodeError::InvalidField)
     );
 
     // The other non-canonical encodings: u-coordinates from p = 2^255 - 19 up to 2^255 - 1.
@@ -869,7 +895,10 @@ fn replayed_first_message_with_non_canonical_base_key_is_refused() {
         p[31] = 0x7f;
         let mut t = first.clone();
         t[PREKEY_BASE_KEY].copy_from_slice(&p);
-        assert_eq!(SessionMessage::decode(&t).unwrap_err(), Error::InvalidField);
+        assert_eq!(
+            SessionMessage::decode(&t).unwrap_err(),
+            DecodeError::InvalidField
+        );
     }
     // The largest canonical one, p - 1, decodes (and is then refused by X3DH's decryption).
     let mut t = first.clone();

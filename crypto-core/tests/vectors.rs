@@ -700,7 +700,7 @@ fn vectors_decode_and_decrypt() {
     verify_relay_challenge(&alice_identity, RELAY_ORIGIN, &challenge, &answer).unwrap();
     assert_eq!(
         verify_relay_challenge(&bob_identity, RELAY_ORIGIN, &challenge, &answer),
-        Err(crypto_core::Error::BadSignature)
+        Err(crypto_core::RelayChallengeError::BadSignature)
     );
     let spk = vector("bob_signed_prekey");
     let decoded = SignedPrekey::decode(&spk).unwrap();
@@ -723,7 +723,7 @@ fn vectors_decode_and_decrypt() {
     };
     assert_eq!(
         bob_account.create_inbound_session(&tampered).unwrap_err(),
-        crypto_core::Error::DecryptionFailed
+        crypto_core::SessionError::DecryptionFailed
     );
     let (mut bob, plaintext) = bob_account
         .create_inbound_session_with_rng(&prekey, &mut bob_rng)
@@ -753,7 +753,7 @@ fn vectors_decode_and_decrypt() {
     assert_eq!(
         bob.decrypt(&SessionMessage::decode(&bytes).unwrap())
             .unwrap_err(),
-        crypto_core::Error::DecryptionFailed
+        crypto_core::SessionError::DecryptionFailed
     );
     assert_eq!(
         &bob.decrypt(&msg2).unwrap()[..],
@@ -786,7 +786,7 @@ fn vectors_decode_and_decrypt() {
     assert_eq!(again[26..again.len() - 16], sealed[26..sealed.len() - 16]);
     assert_eq!(
         Session::from_pickle(&sealed, &key, &id, 2).unwrap_err(),
-        crypto_core::Error::PickleRolledBack {
+        crypto_core::PickleError::PickleRolledBack {
             counter: 1,
             latest: 2
         }
@@ -794,7 +794,7 @@ fn vectors_decode_and_decrypt() {
     assert!(Session::from_pickle(&sealed, &PickleKey::new([0xAA; 32]), &id, 1).is_err());
     assert!(matches!(
         Session::from_pickle(&sealed, &key, &alice.pickle_id(), 0),
-        Err(crypto_core::Error::PickleIdMismatch { .. })
+        Err(crypto_core::PickleError::PickleIdMismatch { .. })
     ));
 
     // A member holding the distribution verifies and decrypts the group message.
@@ -806,7 +806,7 @@ fn vectors_decode_and_decrypt() {
     assert_eq!(
         InboundGroupSession::new(GROUP_ROOM_ID, GROUP_DEVICE_ID, &alice, &distribution)
             .unwrap_err(),
-        crypto_core::Error::DistributionIdentityMismatch
+        crypto_core::GroupError::DistributionIdentityMismatch
     );
     let mut inbound =
         InboundGroupSession::new(GROUP_ROOM_ID, GROUP_DEVICE_ID, &bob, &distribution).unwrap();
@@ -817,7 +817,7 @@ fn vectors_decode_and_decrypt() {
         inbound
             .decrypt(&GroupMessage::decode(&bytes).unwrap())
             .unwrap_err(),
-        crypto_core::Error::BadSignature
+        crypto_core::GroupError::BadSignature
     );
     assert_eq!(
         &inbound.decrypt(&message).unwrap()[..],

@@ -23,7 +23,10 @@ use crypto_core::group::{GroupMessage, GroupSession, SenderKeyDistribution};
 use crypto_core::primitives::{
     Ed25519KeyPair, OsRng, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal, fill_random,
 };
-use crypto_core::{Account, Error, PickleKey, PrekeyBundle, Session, SessionMessage};
+use crypto_core::{
+    Account, Error, GroupError, OpenError, PickleError, PickleKey, PrekeyBundle,
+    RelayChallengeError, Session, SessionError, SessionMessage, SignatureError,
+};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 /// The OS (here: the JavaScript host's) CSPRNG.
@@ -65,11 +68,14 @@ fn ed25519_signature_verifies_and_rejects_tampering() -> Result<(), Error> {
     public.verify(message, &signature)?;
     assert_eq!(
         public.verify(b"SecureChat wasm tesT", &signature),
-        Err(Error::BadSignature)
+        Err(SignatureError::BadSignature)
     );
     let mut bad = signature;
     bad[0] ^= 1;
-    assert_eq!(public.verify(message, &bad), Err(Error::BadSignature));
+    assert_eq!(
+        public.verify(message, &bad),
+        Err(SignatureError::BadSignature)
+    );
     Ok(())
 }
 
@@ -89,7 +95,7 @@ fn chacha20poly1305_round_trip() -> Result<(), Error> {
     // Wrong associated data: refused, buffer untouched.
     assert_eq!(
         chacha20poly1305_open(&key, &nonce, b"HEADER", &mut buf, &tag),
-        Err(Error::DecryptionFailed)
+        Err(OpenError::DecryptionFailed)
     );
     assert_eq!(buf, ciphertext);
 
@@ -100,7 +106,7 @@ fn chacha20poly1305_round_trip() -> Result<(), Error> {
 
 /// Encodes and decodes, as if the message went through the relay.
 fn wire(message: &SessionMessage) -> Result<SessionMessage, Error> {
-    SessionMessage::decode(&message.encode())
+    Ok(SessionMessage::decode(&message.encode())?)
 }
 
 /// Bob publishes a bundle; Alice's first message sets up his session.
@@ -119,7 +125,7 @@ fn establish() -> Result<(Session, Session), Error> {
     // The one-time prekey is spent: the same first message cannot open a second session.
     assert_eq!(
         bob_account.create_inbound_session(&first).err(),
-        Some(Error::DuplicateMessage)
+        Some(SessionError::DuplicateMessage)
     );
     Ok((alice, bob))
 }
@@ -143,7 +149,7 @@ fn x3dh_and_double_ratchet_with_a_turn_and_a_late_message() -> Result<(), Error>
     assert_eq!(&bob.decrypt(&m1)?[..], b"one");
     assert_eq!(&bob.decrypt(&m2)?[..], b"two");
     assert_eq!(bob.skipped_message_keys(), 0);
-    assert_eq!(bob.decrypt(&m1).err(), Some(Error::DuplicateMessage));
+    assert_eq!(bob.decrypt(&m1).err(), Some(SessionError::DuplicateMessage));
 
     // A modified message is refused and changes nothing.
     let next = wire(&bob.encrypt(b"and back")?)?;
@@ -153,7 +159,7 @@ fn x3dh_and_double_ratchet_with_a_turn_and_a_late_message() -> Result<(), Error>
     }
     assert_eq!(
         alice.decrypt(&SessionMessage::decode(&forged)?).err(),
-        Some(Error::DecryptionFailed)
+        Some(SessionError::DecryptionFailed)
     );
     assert_eq!(&alice.decrypt(&next)?[..], b"and back");
     Ok(())
@@ -189,7 +195,7 @@ fn group_of_two_encrypts_decrypts_and_refuses_duplicates() -> Result<(), Error> 
     assert_eq!(&bob.decrypt("alice", &first)?[..], b"first");
     assert_eq!(
         bob.decrypt("alice", &first).err(),
-        Some(Error::DuplicateMessage)
+        Some(GroupError::DuplicateMessage)
     );
 
     let answer = GroupMessage::decode(&bob.encrypt(b"answer")?.encode())?;
@@ -197,7 +203,7 @@ fn group_of_two_encrypts_decrypts_and_refuses_duplicates() -> Result<(), Error> 
     // A message is bound to its sender's chain.
     assert!(matches!(
         alice.decrypt("carol", &answer).err(),
-        Some(Error::UnknownSenderChain(_))
+        Some(GroupError::UnknownSenderChain(_))
     ));
     Ok(())
 }
@@ -217,11 +223,11 @@ fn account_and_session_pickles_round_trip() -> Result<(), Error> {
     let newer = bob_account.pickle(&key)?;
     assert_eq!(
         Account::from_pickle(newer.as_bytes(), &PickleKey::new([8; 32]), &id, 0).err(),
-        Some(Error::PickleDecryption)
+        Some(PickleError::PickleDecryption)
     );
     assert_eq!(
         Account::from_pickle(sealed.as_bytes(), &key, &id, newer.counter()).err(),
-        Some(Error::PickleRolledBack {
+        Some(PickleError::PickleRolledBack {
             counter: sealed.counter(),
             latest: newer.counter()
         })
@@ -243,7 +249,7 @@ fn account_and_session_pickles_round_trip() -> Result<(), Error> {
     let mut bob = Session::from_pickle(b.as_bytes(), &key, &bob_id, b.counter())?;
     assert_eq!(
         Session::from_pickle(a.as_bytes(), &key, &bob_id, a.counter()).err(),
-        Some(Error::PickleIdMismatch {
+        Some(PickleError::PickleIdMismatch {
             expected: bob_id,
             got: alice_id
         })
@@ -252,7 +258,10 @@ fn account_and_session_pickles_round_trip() -> Result<(), Error> {
     assert_eq!(&bob.decrypt(&in_flight)?[..], b"in flight");
     let reply = wire(&bob.encrypt(b"reply")?)?;
     assert_eq!(&alice.decrypt(&reply)?[..], b"reply");
-    assert_eq!(bob.decrypt(&in_flight).err(), Some(Error::DuplicateMessage));
+    assert_eq!(
+        bob.decrypt(&in_flight).err(),
+        Some(SessionError::DuplicateMessage)
+    );
     Ok(())
 }
 
@@ -305,7 +314,7 @@ fn relay_challenge_answers_verify() -> Result<(), Error> {
     )?;
     assert_eq!(
         device.sign_relay_challenge("https://relay.example/", &challenge),
-        Err(Error::InvalidRelayOrigin)
+        Err(RelayChallengeError::InvalidRelayOrigin)
     );
     Ok(())
 }

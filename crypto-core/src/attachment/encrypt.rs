@@ -7,7 +7,7 @@ use super::{
     HEADER_LEN_U64, MAX_PLAINTEXT_LEN, NONCE_PREFIX_LEN, VERSION, ciphertext_len_for, len_u64,
     next_counter, split, tail_mut, too_large,
 };
-use crate::error::{Error, Result};
+use crate::error::AttachmentError;
 use crate::primitives::{OsRng, fill_random, xchacha20poly1305_seal};
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -17,7 +17,7 @@ use zeroize::{Zeroize, Zeroizing};
 /// Encrypts a whole attachment under a fresh key from the OS random number generator.
 ///
 /// Returns the ciphertext blob (for the relay) and the [`AttachmentInfo`] (for the message).
-pub fn encrypt_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentInfo)> {
+pub fn encrypt_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentInfo), AttachmentError> {
     encrypt_attachment_with_rng(&mut OsRng, plaintext)
 }
 
@@ -25,7 +25,7 @@ pub fn encrypt_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentInfo)>
 pub fn encrypt_attachment_with_rng<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
     plaintext: &[u8],
-) -> Result<(Vec<u8>, AttachmentInfo)> {
+) -> Result<(Vec<u8>, AttachmentInfo), AttachmentError> {
     let len = len_u64(plaintext.len());
     let ciphertext_len = ciphertext_len_for(len).ok_or_else(|| too_large(len))?;
     let mut out = Vec::with_capacity(usize::try_from(ciphertext_len).unwrap_or(0));
@@ -56,12 +56,12 @@ pub struct AttachmentEncryptor {
 
 impl AttachmentEncryptor {
     /// Starts an attachment with a fresh key and nonce prefix from the OS random number generator.
-    pub fn new() -> Result<Self> {
+    pub fn new() -> Result<Self, AttachmentError> {
         Self::new_with_rng(&mut OsRng)
     }
 
     /// Starts an attachment with the key and then the nonce prefix drawn from `rng`.
-    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    pub fn new_with_rng<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, AttachmentError> {
         let key = AttachmentKey::generate(rng)?;
         let mut prefix = [0u8; NONCE_PREFIX_LEN];
         fill_random(rng, &mut prefix)?;
@@ -93,9 +93,9 @@ impl AttachmentEncryptor {
     ///
     /// Full chunks are encrypted straight from `data` into `out`; only the tail that may turn
     /// out to be the final chunk is buffered.
-    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         if self.failed {
-            return Err(Error::AttachmentStreamClosed);
+            return Err(AttachmentError::AttachmentStreamClosed);
         }
         let result = self.update_inner(data, out);
         if result.is_err() {
@@ -105,7 +105,7 @@ impl AttachmentEncryptor {
         result
     }
 
-    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn update_inner(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         self.write_header(out);
         let added = len_u64(data.len());
         self.plaintext_len = self
@@ -145,9 +145,9 @@ impl AttachmentEncryptor {
     }
 
     /// Seals the final chunk (possibly empty) into `out` and returns the attachment's metadata.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<AttachmentInfo> {
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<AttachmentInfo, AttachmentError> {
         if self.failed {
-            return Err(Error::AttachmentStreamClosed);
+            return Err(AttachmentError::AttachmentStreamClosed);
         }
         self.write_header(out);
         self.seal_buffer(true, out)?;
@@ -177,7 +177,11 @@ impl AttachmentEncryptor {
     /// AEAD per byte, both threads finish their sealing at about the same time and the call
     /// takes about 0.9 of a one-thread AEAD pass, hash included (docs/benchmarks.md,
     /// "Attachments"). The two halves write disjoint parts of `out`; nothing else is shared.
-    fn seal_full_chunks(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn seal_full_chunks(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), AttachmentError> {
         let count = plaintext.len() / CHUNK_SIZE;
         let end_counter = u32::try_from(count)
             .ok()
@@ -220,7 +224,7 @@ impl AttachmentEncryptor {
                 Ok(())
             },
         );
-        let sealed = here_result.and(there.unwrap_or(Err(Error::AttachmentStreamClosed)));
+        let sealed = here_result.and(there.unwrap_or(Err(AttachmentError::AttachmentStreamClosed)));
         match sealed {
             Ok(()) => {
                 self.hasher.update(&*region_there);
@@ -238,7 +242,7 @@ impl AttachmentEncryptor {
     }
 
     /// Seals the buffered chunk into `out` (hashed on this thread: at most one chunk).
-    fn seal_buffer(&mut self, last: bool, out: &mut Vec<u8>) -> Result<()> {
+    fn seal_buffer(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         let next = if last {
             self.counter
         } else {
@@ -288,15 +292,15 @@ mod tests {
         let err = enc
             .update(&vec![0u8; CHUNK_SIZE + 1], &mut out)
             .unwrap_err();
-        assert!(matches!(err, Error::TooLarge { .. }));
+        assert!(matches!(err, AttachmentError::TooLarge { .. }));
         assert_eq!(out.len(), HEADER_LEN, "no chunk may be emitted");
         assert_eq!(
             enc.update(b"x", &mut out),
-            Err(Error::AttachmentStreamClosed)
+            Err(AttachmentError::AttachmentStreamClosed)
         );
         assert_eq!(
             enc.finish(&mut out).unwrap_err(),
-            Error::AttachmentStreamClosed
+            AttachmentError::AttachmentStreamClosed
         );
 
         // Up to that point the final chunk may carry the last counter value.

@@ -15,7 +15,7 @@
 //! sealed under the attachment key itself but under a chunk key derived from it, and the header
 //! carries a second output of the same key, a key commitment, which the decryptor recomputes
 //! and compares (in constant time) before it opens the first chunk. A key that does not match
-//! the commitment is refused with [`Error::AttachmentKeyMismatch`].
+//! the commitment is refused with [`AttachmentError::AttachmentKeyMismatch`].
 //!
 //! # Format (version 2)
 //!
@@ -86,7 +86,7 @@ mod stream;
 pub use decrypt::{AttachmentDecryptor, decrypt_attachment};
 pub use encrypt::{AttachmentEncryptor, encrypt_attachment, encrypt_attachment_with_rng};
 
-use crate::error::{Error, Result};
+use crate::error::AttachmentError;
 use crate::primitives::{TAG_LEN, ct_eq, hmac_finish, keyed_hmac, random_key};
 use core::fmt;
 use hmac::Mac;
@@ -149,7 +149,7 @@ impl AttachmentKey {
         *expand(self.as_bytes(), COMMITMENT_INFO)
     }
 
-    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+    fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, AttachmentError> {
         let bytes = random_key(rng)?;
         Ok(Self::from_bytes(&bytes))
     }
@@ -245,21 +245,21 @@ pub fn plaintext_len_for(ciphertext_len: u64) -> Option<u64> {
 // Helpers shared by the submodules
 
 /// Checks that the lengths in `info` describe a well-formed blob; returns the plaintext length.
-fn check_info(info: &AttachmentInfo) -> Result<u64> {
+fn check_info(info: &AttachmentInfo) -> Result<u64, AttachmentError> {
     match plaintext_len_for(info.ciphertext_len) {
         Some(len) if len == info.plaintext_len => Ok(len),
-        _ => Err(Error::InvalidField),
+        _ => Err(AttachmentError::InvalidField),
     }
 }
 
-fn next_counter(counter: u32) -> Result<u32> {
+fn next_counter(counter: u32) -> Result<u32, AttachmentError> {
     counter
         .checked_add(1)
         .ok_or_else(|| too_large(MAX_PLAINTEXT_LEN.saturating_add(1)))
 }
 
-fn too_large(len: u64) -> Error {
-    Error::TooLarge {
+fn too_large(len: u64) -> AttachmentError {
+    AttachmentError::TooLarge {
         len: usize::try_from(len).unwrap_or(usize::MAX),
         max: usize::try_from(MAX_PLAINTEXT_LEN).unwrap_or(usize::MAX),
     }

@@ -6,7 +6,7 @@ use super::{
     HEADER_LEN, NONCE_PREFIX_LEN, VERSION, discard_tail, reserve_wiping, tail_mut,
 };
 use crate::codec::Reader;
-use crate::error::{Error, Result};
+use crate::error::AttachmentError;
 use crate::primitives::{TAG_LEN, ct_eq, xchacha20poly1305_open, xchacha20poly1305_seal_to};
 
 /// nonce = prefix (19 bytes) || counter (u32 big-endian) || last flag (0x00 / 0x01).
@@ -32,7 +32,7 @@ pub(super) fn seal_chunks(
     first: u32,
     plaintext: &[u8],
     out: &mut [u8],
-) -> Result<()> {
+) -> Result<(), AttachmentError> {
     let mut counter = first;
     for (dst, src) in out
         .chunks_mut(ENCRYPTED_CHUNK_LEN)
@@ -62,9 +62,9 @@ pub(super) fn open_chunk(
     last: bool,
     chunk: &[u8],
     out: &mut Vec<u8>,
-) -> Result<()> {
+) -> Result<(), AttachmentError> {
     let Some((ciphertext, tag)) = chunk.split_last_chunk::<TAG_LEN>() else {
-        return Err(Error::AttachmentTruncated);
+        return Err(AttachmentError::AttachmentTruncated);
     };
     reserve_wiping(out, ciphertext.len());
     let start = out.len();
@@ -80,19 +80,19 @@ pub(super) fn open_chunk(
         && xchacha20poly1305_open(key, &other_nonce, header, tail_mut(out, start), tag).is_ok();
     discard_tail(out, start);
     Err(match (other_flag_opens, last) {
-        (true, true) => Error::AttachmentTruncated,
-        (true, false) => Error::AttachmentTrailingData,
-        (false, _) => Error::DecryptionFailed,
+        (true, true) => AttachmentError::AttachmentTruncated,
+        (true, false) => AttachmentError::AttachmentTrailingData,
+        (false, _) => AttachmentError::DecryptionFailed,
     })
 }
 
 /// Refuses a header (or the part of it received so far) with another version or chunk size.
-pub(super) fn check_header(header: &[u8]) -> Result<()> {
+pub(super) fn check_header(header: &[u8]) -> Result<(), AttachmentError> {
     let mut reader = Reader::new(header);
     if let Ok(version) = reader.u8()
         && version != VERSION
     {
-        return Err(Error::UnsupportedVersion {
+        return Err(AttachmentError::UnsupportedVersion {
             expected: VERSION,
             got: version,
         });
@@ -100,7 +100,7 @@ pub(super) fn check_header(header: &[u8]) -> Result<()> {
     if let Ok(log2) = reader.u8()
         && log2 != CHUNK_SIZE_LOG2
     {
-        return Err(Error::InvalidField);
+        return Err(AttachmentError::InvalidField);
     }
     Ok(())
 }
@@ -109,12 +109,12 @@ pub(super) fn check_header(header: &[u8]) -> Result<()> {
 pub(super) fn check_commitment(
     header: &[u8; HEADER_LEN],
     expected: &[u8; COMMITMENT_LEN],
-) -> Result<()> {
+) -> Result<(), AttachmentError> {
     let found = header.get(COMMITMENT_OFFSET..).unwrap_or_default();
     if ct_eq(found, expected) {
         Ok(())
     } else {
-        Err(Error::AttachmentKeyMismatch)
+        Err(AttachmentError::AttachmentKeyMismatch)
     }
 }
 
