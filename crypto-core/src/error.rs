@@ -23,6 +23,9 @@
 use crate::pickle::PickleId;
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
+
 /// Result alias for crypto-core (the umbrella [`Error`] unless another is named).
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 

@@ -197,3 +197,57 @@ fn section_16_limits_are_the_code_constants() {
         crypto_core::SIGNATURE_LEN
     )));
 }
+
+/// The error enums of `crypto-core/src/error.rs` and their variants, read from the source:
+/// `(enum, [variant, …])` for every `pub enum`.
+fn error_enums() -> Vec<(String, Vec<String>)> {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/error.rs")).unwrap();
+    let mut enums: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_enum = false;
+    for line in source.lines() {
+        if let Some(rest) = line.strip_prefix("pub enum ") {
+            let name = rest.trim_end_matches(" {").to_owned();
+            enums.push((name, Vec::new()));
+            in_enum = true;
+        } else if line == "}" {
+            in_enum = false;
+        } else if in_enum
+            && let Some(rest) = line.strip_prefix("    ")
+            && rest.starts_with(|c: char| c.is_ascii_uppercase())
+        {
+            let name: String = rest
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            if let Some((_, variants)) = enums.last_mut() {
+                variants.push(name);
+            }
+        }
+    }
+    enums
+}
+
+#[test]
+fn section_17_names_every_error_enum_and_variant() {
+    let doc = doc();
+    let text = section(&doc, "17").join("\n");
+    let enums = error_enums();
+    assert!(enums.len() > 10, "parsed {enums:?}");
+    for (name, variants) in &enums {
+        assert!(!variants.is_empty(), "{name}: no variants parsed");
+        if name == "Error" {
+            continue; // the umbrella: the union of the others
+        }
+        assert!(
+            text.contains(&format!("`{name}`")),
+            "section 17 lacks {name}"
+        );
+        for variant in variants {
+            assert!(
+                text.contains(&format!("`{variant}")),
+                "section 17 lacks {name}::{variant}"
+            );
+        }
+    }
+}
