@@ -28,7 +28,7 @@ use crate::services::{friends, profiles, validate};
 use crate::state::AppState;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use crypto_core::error::Error as CryptoError;
+use crypto_core::error::{DecodeError, SignatureError};
 use crypto_core::identity::PublicIdentity;
 use crypto_core::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 use diesel::prelude::*;
@@ -96,14 +96,20 @@ fn no_such_device() -> ApiError {
 }
 
 /// A crypto-core decoding or verification failure of `field` as an API error.
-fn key_error(field: &str, e: &CryptoError) -> ApiError {
+fn key_error(field: &str, e: &DecodeError) -> ApiError {
     match e {
-        CryptoError::BadSignature => ApiError::new(
+        DecodeError::BadSignature => ApiError::new(
             ErrorCode::BadSignature,
             format!("{field}: signature does not verify"),
         ),
         other => ApiError::new(ErrorCode::InvalidKey, format!("{field}: {other}")),
     }
+}
+
+/// A signature check of `field` that failed, as an API error (the same as a decoder's
+/// `BadSignature`).
+fn signature_error(field: &str, e: SignatureError) -> ApiError {
+    key_error(field, &DecodeError::from(e))
 }
 
 fn base64(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
@@ -127,7 +133,7 @@ fn decode_signed_prekey(value: &str, identity: &PublicIdentity) -> Result<Signed
     let spk = SignedPrekey::decode(&base64("signed_prekey", value)?)
         .map_err(|e| key_error("signed_prekey", &e))?;
     spk.verify(identity)
-        .map_err(|e| key_error("signed_prekey", &e))?;
+        .map_err(|e| signature_error("signed_prekey", e))?;
     Ok(spk)
 }
 
@@ -443,7 +449,7 @@ pub async fn rotate_signed_prekey(
             write_transaction(conn, |conn| {
                 let identity = stored_identity(&owned_device(conn, caller, device_id)?)?;
                 spk.verify(&identity)
-                    .map_err(|e| key_error("signed_prekey", &e))?;
+                    .map_err(|e| signature_error("signed_prekey", e))?;
                 let new_id = i64::from(spk.id());
                 let current: Option<i64> = signed_prekeys::table
                     .filter(signed_prekeys::device_id.eq(device_id))
