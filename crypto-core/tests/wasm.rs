@@ -141,7 +141,8 @@ fn x3dh_and_double_ratchet_with_a_turn_and_a_late_message() -> Result<(), Error>
     assert_eq!(&alice.decrypt(&reply)?[..], b"hi Alice");
 
     // Three messages on Alice's new chain arrive as 3, 1, 2.
-    let [m1, m2, m3] = [b"one", b"two", b"six"].map(|p| alice.encrypt(p).and_then(|m| wire(&m)));
+    let [m1, m2, m3] =
+        [b"one", b"two", b"six"].map(|p| -> Result<_, Error> { wire(&alice.encrypt(p)?) });
     let (m1, m2, m3) = (m1?, m2?, m3?);
     assert!(matches!(m1, SessionMessage::Ratchet(_)));
     assert_eq!(&bob.decrypt(&m3)?[..], b"six");
