@@ -70,9 +70,9 @@ impl Account {
     /// challenge`, which the relay checks with [`crate::verify_relay_challenge`].
     ///
     /// `relay_origin` is the canonical origin the client connected to (`https://host[:port]`);
-    /// anything else is [`RelayChallengeError::InvalidRelayOrigin`]. The identity key signs nothing else that
-    /// a caller chooses: its own context keeps the answer from ever verifying as an identity
-    /// binding, a signed prekey or a group message (issue #10).
+    /// anything else is [`RelayChallengeError::InvalidRelayOrigin`]. The identity key signs nothing
+    /// else that a caller chooses: its own context keeps the answer from ever verifying as an
+    /// identity binding, a signed prekey or a group message (issue #10).
     pub fn sign_relay_challenge(
         &self,
         relay_origin: &str,

@@ -1,4 +1,5 @@
-//! The errors of crypto-core: one enum per operation, and the umbrella [`Error`].
+//! The errors of crypto-core: one enum per operation, and the umbrella
+//! [`Error`](enum@Error).
 //!
 //! Every public operation returns an enum that lists only the failures it can produce, so a
 //! caller can match on them exhaustively (docs/protocol.md §17 has one table per enum):
@@ -13,11 +14,14 @@
 //! | [`SafetyNumberError`] | [`crate::safety_number`] |
 //! | [`RelayChallengeError`] | relay challenges ([`crate::verify_relay_challenge`]) |
 //! | [`AccountError`] | [`crate::Account`] key generation and its prekey bundle |
-//! | [`SigningKeyError`], [`SignatureError`] | [`crate::Ed25519PublicKey`], identity and prekey signature checks |
-//! | [`RandomError`], [`AgreementError`], [`SealError`], [`SealToError`], [`OpenError`], [`KdfError`] | the raw primitives (feature `hazmat`) |
+//! | [`SigningKeyError`] | [`crate::Ed25519PublicKey::from_bytes`] |
+//! | [`SignatureError`] | identity, signed prekey and bundle signature checks |
+//! | [`RandomError`], [`AgreementError`] | raw key generation and X25519 (feature `hazmat`) |
+//! | [`SealError`], [`SealToError`], [`OpenError`] | raw AEAD (feature `hazmat`) |
+//! | [`KdfError`] | raw HKDF (feature `hazmat`) |
 //!
-//! Each converts into the umbrella [`Error`] variant for variant, with the same message, so
-//! `?` into `crypto_core::Error` keeps working. A failure that carries a nested
+//! Each converts into the umbrella [`Error`](enum@Error) variant for variant, with the same
+//! message, so `?` into `crypto_core::Error` keeps working. A failure that carries a nested
 //! [`DecodeError`] (`Decode`) converts to the umbrella variant of the inner error.
 
 use crate::pickle::PickleId;
@@ -26,7 +30,7 @@ use thiserror::Error;
 #[cfg(test)]
 mod tests;
 
-/// Result alias for crypto-core (the umbrella [`Error`] unless another is named).
+/// Result alias for crypto-core (the umbrella [`Error`](enum@Error) unless another is named).
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Every way a crypto-core operation can fail: the union of the per-operation enums.

@@ -827,10 +827,10 @@ impl InputReader<'_> {
 /// An input starting with [`SAFETY_NUMBER_SYMMETRY_MODE`] also builds the safety number of two
 /// parties from the rest (`id_a length (1 byte) || key_a (64) || key_b (64) || id_a || id_b`)
 /// on both sides with [`SafetyNumber::from_key_bytes`]; keys cut short by the end of the input
-/// must be refused with [`crate::SafetyNumberError::InvalidKeyLength`]. The digits must be equal, each side's
-/// QR payload must match on the other side, and a payload matches its own side only when both
-/// parties are the same (fingerprints are injective: every iteration hashes the key again).
-/// That costs 4 × 5200 SHA-512, so only inputs that ask for it pay it.
+/// must be refused with [`crate::SafetyNumberError::InvalidKeyLength`]. The digits must be equal,
+/// each side's QR payload must match on the other side, and a payload matches its own side only
+/// when both parties are the same (fingerprints are injective: every iteration hashes the key
+/// again). That costs 4 × 5200 SHA-512, so only inputs that ask for it pay it.
 pub fn safety_number_qr(data: &[u8]) -> Result<(), String> {
     let (fixed, peer_payload) = fixed_safety_number();
     let well_formed = data.len() == QR_PAYLOAD_LEN && data.first() == Some(&safety_number::VERSION);

@@ -612,7 +612,8 @@ impl OutboundGroupSession {
     }
 
     /// Opens a sealed outbound group session of the object `expected_id` with a counter of at
-    /// least `latest_counter` ([`PickleError::PickleIdMismatch`], [`PickleError::PickleRolledBack`]).
+    /// least `latest_counter` ([`PickleError::PickleIdMismatch`],
+    /// [`PickleError::PickleRolledBack`]).
     pub fn from_pickle(
         sealed: &[u8],
         key: &PickleKey,
@@ -891,7 +892,8 @@ impl InboundGroupSession {
     }
 
     /// Opens a sealed inbound group session of the object `expected_id` with a counter of at
-    /// least `latest_counter` ([`PickleError::PickleIdMismatch`], [`PickleError::PickleRolledBack`]).
+    /// least `latest_counter` ([`PickleError::PickleIdMismatch`],
+    /// [`PickleError::PickleRolledBack`]).
     pub fn from_pickle(
         sealed: &[u8],
         key: &PickleKey,
@@ -998,11 +1000,12 @@ impl GroupSession {
     ///
     /// `member` must be the device id the application knows for `from`'s peer, never read from
     /// the distribution. Checks, in order: the origin as in [`InboundGroupSession::new`]; a
-    /// retired signing key ([`GroupError::SenderChainRetired`]); a signing key registered to another
-    /// member ([`GroupError::SigningKeyClaimed`]); a member already known with another identity key
-    /// ([`GroupError::DistributionIdentityMismatch`]); another chain of this member with the same
-    /// chain id ([`GroupError::SenderChainConflict`]); the member limit ([`GroupError::TooLarge`]). A
-    /// distribution already recorded is ignored, so a replayed one cannot rewind a chain.
+    /// retired signing key ([`GroupError::SenderChainRetired`]); a signing key registered to
+    /// another member ([`GroupError::SigningKeyClaimed`]); a member already known with another
+    /// identity key ([`GroupError::DistributionIdentityMismatch`]); another chain of this member
+    /// with the same chain id ([`GroupError::SenderChainConflict`]); the member limit
+    /// ([`GroupError::TooLarge`]). A distribution already recorded is ignored, so a replayed one
+    /// cannot rewind a chain.
     pub fn add_member(
         &mut self,
         member: &str,

@@ -9,8 +9,8 @@
 //!
 //! # Security notes
 //! - [`X25519Secret::diffie_hellman`] refuses the all-zero output that a low-order public key
-//!   produces ([`AgreementError::NonContributory`]), as X3DH and the Double Ratchet require contributory
-//!   agreements.
+//!   produces ([`AgreementError::NonContributory`]), as X3DH and the Double Ratchet require
+//!   contributory agreements.
 //! - On x86_64 X25519 is composed from curve25519-dalek's public API (Montgomery-to-Edwards
 //!   map, clamped Edwards multiplication, Edwards-to-Montgomery map) rather than taken whole
 //!   from x25519-dalek: `tests/x25519.rs` checks it against x25519-dalek byte for byte.
@@ -165,9 +165,9 @@ impl X25519Secret {
 }
 
 /// Several X25519 agreements at once: the same outputs as [`X25519Secret::diffie_hellman`] on
-/// each `(secret, public key)` pair, in order, and [`AgreementError::NonContributory`] if any of them is
-/// all-zero. Work the pairs share is done once: each distinct public key is decoded once, and
-/// on x86_64 the final conversions share one field inversion.
+/// each `(secret, public key)` pair, in order, and [`AgreementError::NonContributory`] if any of
+/// them is all-zero. Work the pairs share is done once: each distinct public key is decoded once,
+/// and on x86_64 the final conversions share one field inversion.
 ///
 /// On x86_64 with AVX2 the multiplications run on the Edwards form of the curve, whose
 /// variable-base multiplication (curve25519-dalek's AVX2 backend, constant time) is faster than

@@ -253,8 +253,8 @@ impl Session {
 
     /// Opens a sealed session made by the session `expected_id` with a counter of at least
     /// `latest_counter` (the latest one the store recorded): another object's pickle is
-    /// [`PickleError::PickleIdMismatch`], an older one [`PickleError::PickleRolledBack`]; a wrong key,
-    /// kind or version is a typed error too. The session resumes counting from the pickle's
+    /// [`PickleError::PickleIdMismatch`], an older one [`PickleError::PickleRolledBack`]; a wrong
+    /// key, kind or version is a typed error too. The session resumes counting from the pickle's
     /// counter.
     pub fn from_pickle(
         sealed: &[u8],
