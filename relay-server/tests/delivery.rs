@@ -903,7 +903,7 @@ async fn ack_then_close_at_once(relay: &TestRelay) {
 async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
     let p = friends(relay).await;
     let dev_a2 = device(relay, p.a.id).await;
-    let mut a = open(relay, &p.a, p.dev_a).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
     a.send_msg("m1", p.dev_b, b"before the device goes").await;
     assert_eq!(a.expect("accepted").await["id"], "m1");
     a.close().await;
@@ -917,7 +917,7 @@ async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
     assert_eq!(resp.status(), 204);
     assert_eq!(rows(relay, Some(p.dev_b)).await, 1, "device deletion kept m1");
 
-    let mut a2 = open(relay, &p.a, dev_a2).await;
+    let (mut a2, _) = open_drained(relay, &p.a, dev_a2).await;
     a2.send_msg("m2", p.dev_b, b"before the account goes").await;
     assert_eq!(a2.expect("accepted").await["id"], "m2");
     a2.close().await;
