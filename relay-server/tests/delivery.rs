@@ -915,7 +915,11 @@ async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(rows(relay, Some(p.dev_b)).await, 1, "device deletion kept m1");
+    assert_eq!(
+        rows(relay, Some(p.dev_b)).await,
+        1,
+        "device deletion kept m1"
+    );
 
     let (mut a2, _) = open_drained(relay, &p.a, dev_a2).await;
     a2.send_msg("m2", p.dev_b, b"before the account goes").await;
@@ -930,7 +934,11 @@ async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(rows(relay, Some(p.dev_b)).await, 2, "account deletion kept m1, m2");
+    assert_eq!(
+        rows(relay, Some(p.dev_b)).await,
+        2,
+        "account deletion kept m1, m2"
+    );
 
     let (_b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
     let got: Vec<(String, i64, i64, Vec<u8>)> = backlog
@@ -947,8 +955,18 @@ async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
     assert_eq!(
         got,
         vec![
-            ("m1".to_owned(), p.a.id, p.dev_a, b"before the device goes".to_vec()),
-            ("m2".to_owned(), p.a.id, dev_a2, b"before the account goes".to_vec()),
+            (
+                "m1".to_owned(),
+                p.a.id,
+                p.dev_a,
+                b"before the device goes".to_vec()
+            ),
+            (
+                "m2".to_owned(),
+                p.a.id,
+                dev_a2,
+                b"before the account goes".to_vec()
+            ),
         ]
     );
 }
