@@ -13,7 +13,7 @@ mod common;
 
 use common::{Backend, PASSWORD, TestRelay, assert_error, totp_at};
 use diesel::prelude::*;
-use relay_server::db::schema::{blocks, friend_requests, friendships, sessions, users};
+use relay_server::db::schema::{blocks, friend_requests, friendships, rooms, sessions, users};
 use serde_json::{Value, json};
 
 /// How a case authenticates.
@@ -1145,6 +1145,58 @@ async fn count_users(relay: &TestRelay) -> i64 {
         .unwrap()
 }
 
+fn room_cases(w: &World) -> Vec<Case> {
+    let alice = || Auth::Bearer(w.alice.clone());
+    let named = |name: Value| Body::Json(json!({ "name": name }));
+    vec![
+        case(
+            "room name empty",
+            "POST",
+            "/api/v1/rooms",
+            alice(),
+            named(json!("")),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "room name blank",
+            "POST",
+            "/api/v1/rooms",
+            alice(),
+            named(json!("   ")),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "room name of 65 characters",
+            "POST",
+            "/api/v1/rooms",
+            alice(),
+            named(json!("é".repeat(65))),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "room name with a control character",
+            "POST",
+            "/api/v1/rooms",
+            alice(),
+            named(json!("a\u{7}b")),
+            400,
+            "invalid_input",
+        ),
+        case(
+            "room name not a string",
+            "POST",
+            "/api/v1/rooms",
+            alice(),
+            named(json!(5)),
+            400,
+            "invalid_json",
+        ),
+    ]
+}
+
 async fn bad_input_table(relay: &TestRelay) {
     let w = world(relay).await;
     let users_before = count_users(relay).await;
@@ -1152,6 +1204,7 @@ async fn bad_input_table(relay: &TestRelay) {
     cases.extend(friend_cases(&w));
     cases.extend(two_factor_cases(&w));
     cases.extend(device_cases(&w));
+    cases.extend(room_cases(&w));
     assert!(cases.len() >= 40, "the table has {} cases", cases.len());
     for c in &cases {
         let resp = send(relay, c).await;
@@ -1219,6 +1272,18 @@ async fn bad_input_table(relay: &TestRelay) {
         alice_sessions, 1,
         "only the live session is left (the revoked one is gone)"
     );
+    let room_count: i64 = relay
+        .state
+        .db
+        .run(|conn| {
+            rooms::table
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(relay_server::api::error::ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(room_count, 0, "no refused room was created");
     let (again, _) = relay.token("alice@example.org").await;
     assert!(!again.is_empty());
 

@@ -898,8 +898,82 @@ async fn ack_then_close_at_once(relay: &TestRelay) {
     a.close().await;
 }
 
+/// An envelope answered `accepted` is the recipient's: it stays queued when its sender then
+/// deletes the sending device, or the whole account (the sender columns used to cascade).
+async fn sender_deletion_keeps_accepted_envelopes(relay: &TestRelay) {
+    let p = friends(relay).await;
+    let dev_a2 = device(relay, p.a.id).await;
+    let (mut a, _) = open_drained(relay, &p.a, p.dev_a).await;
+    a.send_msg("m1", p.dev_b, b"before the device goes").await;
+    assert_eq!(a.expect("accepted").await["id"], "m1");
+    a.close().await;
+    let resp = relay
+        .client()
+        .delete(relay.url(&format!("/api/v1/devices/{}", p.dev_a)))
+        .bearer_auth(&p.a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        rows(relay, Some(p.dev_b)).await,
+        1,
+        "device deletion kept m1"
+    );
+
+    let (mut a2, _) = open_drained(relay, &p.a, dev_a2).await;
+    a2.send_msg("m2", p.dev_b, b"before the account goes").await;
+    assert_eq!(a2.expect("accepted").await["id"], "m2");
+    a2.close().await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/me"))
+        .bearer_auth(&p.a.token)
+        .json(&json!({"password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        rows(relay, Some(p.dev_b)).await,
+        2,
+        "account deletion kept m1, m2"
+    );
+
+    let (_b, backlog) = open_drained(relay, &p.b, p.dev_b).await;
+    let got: Vec<(String, i64, i64, Vec<u8>)> = backlog
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                e["from_user"].as_i64().unwrap(),
+                e["from_device"].as_i64().unwrap(),
+                B64.decode(e["ciphertext"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "m1".to_owned(),
+                p.a.id,
+                p.dev_a,
+                b"before the device goes".to_vec()
+            ),
+            (
+                "m2".to_owned(),
+                p.a.id,
+                dev_a2,
+                b"before the account goes".to_vec()
+            ),
+        ]
+    );
+}
+
 on_both_backends!(
     end_to_end_leaves_no_plaintext,
+    sender_deletion_keeps_accepted_envelopes,
     ack_then_close_at_once,
     pipelined_burst_group_commit,
     online_delivery,

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Backend, drop_pg_database, fresh_database};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use relay_server::db::{DbConnection, revert_all_migrations, run_migrations};
@@ -86,4 +87,34 @@ fn migrations_sqlite() {
 #[test]
 fn migrations_postgres() {
     up_down_up(Backend::Postgres);
+}
+
+/// Start-up on a SQLite database whose lock another connection holds waits for the lock
+/// (`busy_timeout` is set before any statement that needs it) instead of failing at once with
+/// "database is locked". The holder lets go only after the relay has started opening the
+/// database, so without the wait the open fails every time; with it, it always succeeds.
+#[test]
+fn sqlite_start_waits_for_a_locked_database() {
+    let (url, _, path) = fresh_database(Backend::Sqlite).unwrap();
+    let target = url.strip_prefix("sqlite://").unwrap().to_owned();
+    let mut holder = diesel::SqliteConnection::establish(&target).unwrap();
+    holder
+        .batch_execute("CREATE TABLE t (x INTEGER); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+        .unwrap();
+    let (started, opening) = std::sync::mpsc::channel();
+    let opener = std::thread::spawn(move || {
+        started.send(()).unwrap();
+        relay_server::db::Db::connect_waiting(&url, std::time::Duration::from_secs(120))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    opening.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    holder.batch_execute("COMMIT").unwrap();
+    let opened = opener.join().unwrap();
+    drop(holder);
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
+    assert_eq!(opened, Ok(()), "start-up must wait for the lock");
 }

@@ -854,6 +854,37 @@ async fn disable_needs_password_and_code(relay: &TestRelay) {
     );
 }
 
+/// A login challenge won with the old password dies when the password changes: whoever knew
+/// the old password cannot finish that login afterwards, even with a valid code.
+async fn password_change_ends_login_challenges(relay: &TestRelay) {
+    let user = totp_user(relay, "pia").await;
+    let c = challenge_token(relay, &user.email).await;
+    align_to_step(relay);
+    let code = totp_at(&user.secret, relay.clock().now());
+    let resp = relay
+        .client()
+        .put(relay.url("/api/v1/me/password"))
+        .bearer_auth(&user.token)
+        .json(&json!({
+            "password": PASSWORD,
+            "new_password": "a different horse battery 77",
+            "method": "totp",
+            "code": code,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    relay.clock().advance(30);
+    let code = totp_at(&user.secret, relay.clock().now());
+    assert_error(
+        submit(relay, &c, "totp", &code).await,
+        401,
+        "invalid_challenge",
+    )
+    .await;
+}
+
 async fn sensitive_changes_need_a_code(relay: &TestRelay) {
     let user = totp_user(relay, "cyd").await;
     let new_password = "a different horse battery 77";
@@ -1039,6 +1070,7 @@ on_both_backends!(
     totp_login_and_replay,
     totp_skew_window,
     challenge_dies_after_five_wrong_codes,
+    password_change_ends_login_challenges,
     challenge_expires,
     email_code_login,
     email_code_expiry_and_tries,

@@ -345,7 +345,8 @@ pub(crate) async fn me(
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))
 }
 
-/// Delete the caller's account (needs the password).
+/// Delete the caller's account (needs the password); messages its devices sent that the
+/// relay accepted still reach their recipients.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
@@ -376,7 +377,8 @@ pub(crate) async fn delete_me(
         .finish())
 }
 
-/// Change the password (needs the current one); signs out the other sessions.
+/// Change the password (needs the current one); signs out the other sessions and ends the
+/// logins still waiting for a second factor.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",

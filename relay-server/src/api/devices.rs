@@ -278,7 +278,8 @@ pub(crate) async fn rotate_signed_prekey(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Remove one of the caller's devices with its prekeys and queued messages.
+/// Remove one of the caller's devices with its prekeys and the messages queued for it;
+/// messages it sent that the relay accepted still reach their recipients.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "devices",

@@ -90,7 +90,7 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
             conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {}; \
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                  PRAGMA wal_autocheckpoint = 0;",
                 self.busy_timeout.as_millis()
@@ -144,8 +144,12 @@ impl Db {
         let mut first =
             DbConnection::establish(&target).map_err(|e| DbError::Connection(e.to_string()))?;
         if let DbConnection::Sqlite(conn) = &mut first {
-            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
-                .map_err(DbError::Query)?;
+            // The wait first: changing the journal mode needs the lock.
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;",
+                wait.as_millis()
+            ))
+            .map_err(DbError::Query)?;
         }
         run_migrations(&mut first)?;
         drop(first);

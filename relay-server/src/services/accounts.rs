@@ -7,7 +7,7 @@
 //! ([`require_second_factor_if_enabled`]).
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::db::schema::{email_codes, ms_id_holds, sessions, users};
+use crate::db::schema::{email_codes, login_challenges, ms_id_holds, sessions, users};
 use crate::services::twofa::{self, Challenge, SecondFactor};
 use crate::services::{passwords, tokens, validate};
 use crate::state::AppState;
@@ -525,6 +525,11 @@ pub async fn change_password(
                     sessions::table
                         .filter(sessions::user_id.eq(user_id))
                         .filter(sessions::id.ne(current_session)),
+                )
+                .execute(conn)?;
+                // A login half done with the old password must not be finished with it.
+                diesel::delete(
+                    login_challenges::table.filter(login_challenges::user_id.eq(user_id)),
                 )
                 .execute(conn)?;
                 twofa::log_event(conn, user_id, "password_changed", now)?;

@@ -63,10 +63,11 @@ fn no_such_room() -> ApiError {
 }
 
 /// Trims a room name and checks it like a display name (1–64 characters, no control or
-/// deceptive format characters). An absent or blank name is no name.
+/// deceptive format characters). An absent name is no name; an empty or blank one is refused
+/// (docs/api.md: 1–64 characters).
 pub fn room_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw.map(str::trim) {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(name) => validate::display_name(name).map(Some).map_err(|_| {
             ApiError::new(
                 ErrorCode::InvalidInput,
