@@ -788,7 +788,8 @@ async fn delete_device_and_ownership(relay: &TestRelay) {
     let resp = call(relay, Method::DELETE, "/api/v1/devices/x", &alice, None).await;
     assert_error(resp, 400, "invalid_input").await;
 
-    // Envelopes to and from the device go with it.
+    // Envelopes to the device go with it; the one it sent, already accepted, still waits for
+    // Bob's device (issue #12, item 2).
     queue_envelope(relay, bob.id, bob_device, device).await;
     queue_envelope(relay, alice.id, device, bob_device).await;
     assert_eq!(envelopes_of(relay, device).await, 2);
@@ -803,7 +804,8 @@ async fn delete_device_and_ownership(relay: &TestRelay) {
     .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(rows_of(relay, device).await, (0, 0, 0));
-    assert_eq!(envelopes_of(relay, device).await, 0);
+    assert_eq!(envelopes_of(relay, device).await, 1);
+    assert_eq!(envelopes_of(relay, bob_device).await, 1);
     assert!(own_devices(relay, &alice).await.is_empty());
     let resp = call(
         relay,
