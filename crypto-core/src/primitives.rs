@@ -459,6 +459,17 @@ const AEAD_MAX_LEN: usize = usize::MAX;
 // Hashes and KDFs
 
 type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA256 that keeps its keyed inner state so that `finalize_reset` can start over
+/// under the same key: several outputs from one state, one state to wipe.
+type HmacSha256Reset = hmac::HmacReset<Sha256>;
+
+fn keyed_hmac_reset(key: &[u8]) -> HmacSha256Reset {
+    // HMAC accepts keys of any length (RFC 2104 section 2), so this cannot fail.
+    match <HmacSha256Reset as KeyInit>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => <HmacSha256Reset as KeyInit>::new(&Default::default()),
+    }
+}
 
 /// SHA-256.
 #[must_use]
@@ -524,18 +535,46 @@ pub(crate) fn hkdf_sha256_array<const N: usize>(
 
 /// [`hkdf_sha256_expand`] into a fixed-size array (see [`hkdf_sha256_array`]): a 32-byte PRK
 /// is always long enough and `N` is checked at compile time, so it cannot fail.
+///
+/// RFC 5869 section 2.3 over one keyed HMAC state, reset between blocks (`T(i) =
+/// HMAC(PRK, T(i-1) || info || i)`), rather than the `hkdf` crate's keyed state plus a copy:
+/// this runs for every message, and every HMAC state dropped is wiped byte by byte (the
+/// `zeroize` feature). The unit test below checks it against the `hkdf` crate.
 pub(crate) fn hkdf_sha256_expand_array<const N: usize>(
     prk: &[u8; 32],
     info: &[u8],
 ) -> Zeroizing<[u8; N]> {
     const { assert!(N <= HKDF_MAX_LEN) };
     let mut okm = Zeroizing::new([0u8; N]);
-    // `from_prk` refuses only a PRK shorter than the hash (32 bytes); `expand` only an output
-    // over HKDF_MAX_LEN: neither can happen.
-    if let Ok(hkdf) = hkdf::Hkdf::<Sha256>::from_prk(prk) {
-        let _cannot_fail = hkdf.expand(info, okm.as_mut_slice());
+    let mut mac = keyed_hmac_reset(prk);
+    let mut previous = Zeroizing::new([0u8; 32]);
+    for (counter, chunk) in (1..=u8::MAX).zip(okm.chunks_mut(32)) {
+        if counter > 1 {
+            mac.update(previous.as_slice());
+        }
+        mac.update(info);
+        mac.update(&[counter]);
+        previous.copy_from_slice(&mac.finalize_reset().into_bytes());
+        for (out, byte) in chunk.iter_mut().zip(previous.iter()) {
+            *out = *byte;
+        }
     }
     okm
+}
+
+/// Two HMAC-SHA256 outputs under one key, `(HMAC(key, first), HMAC(key, second))`, from one
+/// keyed state (reset in between, no copy to wipe): the Double Ratchet's `KDF_CK`.
+pub(crate) fn hmac_sha256_pair(
+    key: &[u8],
+    first: &[u8],
+    second: &[u8],
+) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+    let mut mac = keyed_hmac_reset(key);
+    mac.update(first);
+    let a = Zeroizing::new(mac.finalize_reset().into_bytes().into());
+    mac.update(second);
+    let b = Zeroizing::new(mac.finalize().into_bytes().into());
+    (a, b)
 }
 
 /// First bytes of a public value in hex, for Debug output.
@@ -549,8 +588,44 @@ pub(crate) fn hex_short(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn expand_matches_the_hkdf_crate<const N: usize>(prk: &[u8; 32], info: &[u8]) {
+        let ours = hkdf_sha256_expand_array::<N>(prk, info);
+        let mut theirs = vec![0u8; N];
+        hkdf::Hkdf::<Sha256>::from_prk(prk)
+            .unwrap()
+            .expand(info, &mut theirs)
+            .unwrap();
+        assert_eq!(ours.as_slice(), theirs.as_slice(), "N = {N}");
+    }
+
+    #[test]
+    fn one_state_hkdf_expand_matches_the_hkdf_crate() {
+        for (prk, info) in [
+            ([0u8; 32], &b""[..]),
+            ([0xa5; 32], b"SecureChat v2 message keys"),
+        ] {
+            expand_matches_the_hkdf_crate::<1>(&prk, info);
+            expand_matches_the_hkdf_crate::<31>(&prk, info);
+            expand_matches_the_hkdf_crate::<32>(&prk, info);
+            expand_matches_the_hkdf_crate::<33>(&prk, info);
+            expand_matches_the_hkdf_crate::<44>(&prk, info);
+            expand_matches_the_hkdf_crate::<64>(&prk, info);
+            expand_matches_the_hkdf_crate::<100>(&prk, info);
+            expand_matches_the_hkdf_crate::<HKDF_MAX_LEN>(&prk, info);
+        }
+    }
+
+    #[test]
+    fn hmac_pair_is_two_hmacs() {
+        let key = [0x42u8; 32];
+        let (a, b) = hmac_sha256_pair(&key, &[1], &[2]);
+        assert_eq!(*a, *hmac_sha256(&key, &[1]));
+        assert_eq!(*b, *hmac_sha256(&key, &[2]));
+    }
 
     #[test]
     fn low_order_point_is_refused() {

@@ -20,7 +20,7 @@ use crate::error::{DecodeError, GroupError, SessionError};
 use crate::message::{MAX_PLAINTEXT_LEN, RATCHET_HEADER_LEN, RatchetMessage};
 use crate::primitives::{
     TAG_LEN, X25519PublicKey, X25519Secret, chacha20poly1305_open, chacha20poly1305_seal,
-    hkdf_sha256_array, hkdf_sha256_expand_array, hmac_finish, keyed_hmac,
+    hkdf_sha256_array, hkdf_sha256_expand_array, hmac_sha256_pair,
 };
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -120,9 +120,7 @@ impl From<ChainError> for GroupError {
 /// `KDF_CK`: the message key at `index` and the chain position after it.
 fn kdf_ck(chain_key: &[u8; 32], index: u32) -> Result<(MessageKey, PendingChain), ChainError> {
     let next_index = index.checked_add(1).ok_or(ChainError::ChainExhausted)?;
-    let mac = keyed_hmac(chain_key);
-    let message_key = hmac_finish(mac.clone(), MESSAGE_KEY_SEED);
-    let next = hmac_finish(mac, CHAIN_KEY_SEED);
+    let (message_key, next) = hmac_sha256_pair(chain_key, MESSAGE_KEY_SEED, CHAIN_KEY_SEED);
     Ok((
         MessageKey {
             key: message_key,
