@@ -386,6 +386,44 @@ async fn wrong_credentials(relay: &TestRelay) {
     assert_eq!(b["message"], c["message"]);
 }
 
+/// `last_used_at` of the caller's session, from `GET /api/v1/sessions` (itself a use).
+async fn last_used(relay: &TestRelay, token: &str) -> i64 {
+    let list: Vec<Value> = relay
+        .client()
+        .get(relay.url("/api/v1/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list.iter().find(|s| s["current"] == true).unwrap()["last_used_at"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A session's `last_used_at` is written at most once a minute, not on every request (each
+/// write takes SQLite's write lock).
+async fn last_used_written_once_a_minute(relay: &TestRelay) {
+    relay.register("lou@example.org", "lou").await;
+    let (token, _) = relay.token("lou@example.org").await;
+    let signed_in = relay.clock().now();
+    relay.clock().advance(30);
+    assert_eq!(get_me(relay, &token).await.status(), 200);
+    assert_eq!(
+        last_used(relay, &token).await,
+        signed_in,
+        "30 s later: not rewritten"
+    );
+    relay.clock().advance(30);
+    assert_eq!(
+        last_used(relay, &token).await,
+        signed_in + 60,
+        "a minute later: rewritten"
+    );
+}
+
 async fn delete_account(relay: &TestRelay) {
     relay.register("ivy@example.org", "ivy").await;
     let (token, _) = relay.token("ivy@example.org").await;
@@ -572,6 +610,7 @@ on_both_backends!(
     malformed_bodies,
     wrong_credentials,
     delete_account,
+    last_used_written_once_a_minute,
     password_change,
     email_change_conflicts,
 );
