@@ -70,7 +70,7 @@ pub struct SessionView {
     pub id: i64,
     /// Created, Unix seconds.
     pub created_at: i64,
-    /// Last used, Unix seconds.
+    /// Last used, Unix seconds (updated at most once a minute).
     pub last_used_at: i64,
     /// Expiry, Unix seconds.
     pub expires_at: i64,

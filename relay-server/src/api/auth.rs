@@ -69,6 +69,9 @@ fn check_csrf(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
     }
 }
 
+/// How stale a session's `last_used_at` may be before a request rewrites it.
+const LAST_USED_GRANULARITY_SECS: i64 = 60;
+
 /// Looks up a live session by token; returns (session id, user id).
 pub async fn session_for_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
     if !tokens::looks_like_token(token) {
@@ -79,18 +82,21 @@ pub async fn session_for_token(state: &AppState, token: &str) -> Result<AuthUser
     let found = state
         .db
         .run(move |conn| {
-            let row: Option<(i64, i64)> = sessions::table
+            let row: Option<(i64, i64, i64)> = sessions::table
                 .filter(sessions::token_hash.eq(&hash))
                 .filter(sessions::expires_at.gt(now))
-                .select((sessions::id, sessions::user_id))
+                .select((sessions::id, sessions::user_id, sessions::last_used_at))
                 .first(conn)
                 .optional()?;
-            if let Some((id, _)) = row {
+            // At most one write a minute per session: most requests only read.
+            if let Some((id, _, last_used)) = row
+                && now.saturating_sub(last_used) >= LAST_USED_GRANULARITY_SECS
+            {
                 diesel::update(sessions::table.filter(sessions::id.eq(id)))
                     .set(sessions::last_used_at.eq(now))
                     .execute(conn)?;
             }
-            Ok::<_, ApiError>(row)
+            Ok::<_, ApiError>(row.map(|(id, user, _)| (id, user)))
         })
         .await?;
     match found {
