@@ -485,19 +485,13 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
-/// An HMAC-SHA256 instance keyed once, cloned for several outputs under the same key.
-pub(crate) fn keyed_hmac(key: &[u8]) -> HmacSha256 {
+/// An HMAC-SHA256 instance keyed with `key`.
+fn keyed_hmac(key: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length (RFC 2104 section 2), so this cannot fail.
     match <HmacSha256 as KeyInit>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     }
-}
-
-/// Finishes a keyed HMAC over one more input byte string.
-pub(crate) fn hmac_finish(mut mac: HmacSha256, data: &[u8]) -> Zeroizing<[u8; 32]> {
-    mac.update(data);
-    Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
 /// HKDF-SHA256 extract-and-expand (RFC 5869) into `okm` (at most 255 × 32 bytes).

@@ -87,11 +87,10 @@ pub use decrypt::{AttachmentDecryptor, decrypt_attachment};
 pub use encrypt::{AttachmentEncryptor, encrypt_attachment, encrypt_attachment_with_rng};
 
 use crate::error::AttachmentError;
-use crate::primitives::{TAG_LEN, ct_eq, hmac_finish, keyed_hmac, random_key};
+use crate::primitives::{TAG_LEN, ct_eq, hkdf_sha256_expand_array, random_key};
 use core::fmt;
-use hmac::Mac;
 use rand_core::TryCryptoRng;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// The format version this build writes and reads (first header byte). Version 1 had no key
 /// commitment; its blobs are refused.
@@ -146,7 +145,7 @@ impl AttachmentKey {
     /// The key commitment this key gives, as written in the attachment header (public).
     #[must_use]
     pub fn commitment(&self) -> [u8; COMMITMENT_LEN] {
-        *expand(self.as_bytes(), COMMITMENT_INFO)
+        *hkdf_sha256_expand_array::<32>(self.as_bytes(), COMMITMENT_INFO)
     }
 
     fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, AttachmentError> {
@@ -156,16 +155,11 @@ impl AttachmentKey {
 
     /// The key the chunks are sealed under (never the attachment key itself).
     fn chunk_key(&self) -> Self {
-        Self::from_bytes(&expand(self.as_bytes(), CHUNK_KEY_INFO))
+        Self::from_bytes(&hkdf_sha256_expand_array::<32>(
+            self.as_bytes(),
+            CHUNK_KEY_INFO,
+        ))
     }
-}
-
-/// HKDF-Expand (RFC 5869 section 2.3) of a uniform 32-byte key to 32 bytes: T(1) =
-/// HMAC-SHA256(key, info || 0x01), which cannot fail.
-fn expand(key: &[u8; 32], info: &[u8]) -> Zeroizing<[u8; 32]> {
-    let mut mac = keyed_hmac(key);
-    mac.update(info);
-    hmac_finish(mac, &[1])
 }
 
 impl Zeroize for AttachmentKey {
