@@ -197,7 +197,7 @@ async fn rename_keeps_friends(relay: &TestRelay) {
     let profile = ok_json(lookup(relay, &bob, "ALICE.two").await, 200).await;
     assert_eq!(
         profile,
-        json!({"ms_id": "alice.two", "display_name": "Test User"})
+        json!({"user_id": alice.id, "ms_id": "alice.two", "display_name": "Test User"})
     );
 
     // The old ms_id is held for alice: nobody else gets it, by edit or registration.
@@ -811,6 +811,104 @@ async fn block_hides_blocker(relay: &TestRelay) {
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
+/// Every view of another user names them by user id too (the id WebSocket frames use:
+/// `presence.user`, `typing.from_user`, `envelope.from_user`), and an ms_id edit keeps it.
+async fn views_carry_user_ids(relay: &TestRelay) {
+    let alice = user(relay, "alice").await;
+    let bob = user(relay, "bob").await;
+    let carol = user(relay, "carol").await;
+    let dave = user(relay, "dave").await;
+
+    // A pending request: the recipient's id in the answer and in the outgoing list, the
+    // sender's in the recipient's incoming list.
+    let sent = ok_json(send(relay, &alice, "bob", Some("hi")).await, 201).await;
+    assert_eq!(sent["request"]["user_id"], bob.id, "{sent}");
+    let out = requests(relay, &alice).await;
+    assert_eq!(out["outgoing"][0]["user_id"], bob.id, "{out}");
+    let inc = requests(relay, &bob).await;
+    assert_eq!(inc["incoming"][0]["user_id"], alice.id, "{inc}");
+    let item = inc["incoming"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = item.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "display_name",
+            "id",
+            "ms_id",
+            "note",
+            "user_id"
+        ]
+    );
+
+    // A profile.
+    let profile = ok_json(lookup(relay, &bob, "ALICE").await, 200).await;
+    assert_eq!(
+        profile,
+        json!({"user_id": alice.id, "ms_id": "alice", "display_name": "Test User"})
+    );
+
+    // A mutual request accepted at once names the new friend.
+    let accepted = ok_json(send(relay, &bob, "alice", None).await, 200).await;
+    assert_eq!(accepted["friend"]["user_id"], alice.id, "{accepted}");
+    // An accepted request too.
+    let sent = ok_json(send(relay, &carol, "alice", None).await, 201).await;
+    let id = sent["request"]["id"].as_i64().unwrap();
+    assert_eq!(sent["request"]["user_id"], alice.id);
+    let friend = ok_json(request_action(relay, &alice, id, "accept").await, 200).await;
+    assert_eq!(friend["user_id"], carol.id, "{friend}");
+
+    // The friend list.
+    let list = ok_json(
+        call(relay, Method::GET, "/api/v1/friends", &alice, None).await,
+        200,
+    )
+    .await;
+    let ids: Vec<(String, i64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["ms_id"].as_str().unwrap().to_owned(),
+                f["user_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [("bob".to_owned(), bob.id), ("carol".to_owned(), carol.id)]
+    );
+
+    // The block list.
+    let resp = call(
+        relay,
+        Method::POST,
+        "/api/v1/blocks",
+        &alice,
+        Some(json!({"ms_id": "dave"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    let blocked = ok_json(
+        call(relay, Method::GET, "/api/v1/blocks", &alice, None).await,
+        200,
+    )
+    .await;
+    assert_eq!(blocked[0]["user_id"], dave.id, "{blocked}");
+
+    // A rename keeps the id.
+    ok_json(set_ms_id(relay, &bob, "robert").await, 200).await;
+    let list = ok_json(
+        call(relay, Method::GET, "/api/v1/friends", &alice, None).await,
+        200,
+    )
+    .await;
+    assert_eq!(list[1]["ms_id"], "robert");
+    assert_eq!(list[1]["user_id"], bob.id);
+}
+
 async fn openapi_lists_routes(relay: &TestRelay) {
     let doc: Value = relay
         .client()
@@ -905,6 +1003,7 @@ on_both_backends!(
     someone_elses_request,
     block_hides_blocker,
     openapi_lists_routes,
+    views_carry_user_ids,
 );
 
 async fn assert_rate_limited(resp: reqwest::Response) {
