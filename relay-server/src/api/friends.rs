@@ -29,6 +29,8 @@ pub struct SendRequestBody {
 pub struct FriendRequestView {
     /// Request id (for accept, decline, cancel).
     pub id: i64,
+    /// The other user's id (the id WebSocket frames name users by).
+    pub user_id: i64,
     /// The other user's current ms_id (sender of an incoming, recipient of an outgoing one).
     pub ms_id: String,
     /// The other user's display name.
@@ -43,6 +45,7 @@ impl From<RequestInfo> for FriendRequestView {
     fn from(r: RequestInfo) -> Self {
         Self {
             id: r.id,
+            user_id: r.other.user_id,
             ms_id: r.other.ms_id,
             display_name: r.other.display_name,
             note: r.note,
@@ -63,6 +66,8 @@ pub struct FriendRequestsView {
 /// A friend.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FriendView {
+    /// Their user id (`presence.user`, `typing.from_user`, `envelope.from_user`).
+    pub user_id: i64,
     /// Their current ms_id.
     pub ms_id: String,
     /// Their display name.
@@ -74,6 +79,7 @@ pub struct FriendView {
 impl From<Friend> for FriendView {
     fn from(f: Friend) -> Self {
         Self {
+            user_id: f.profile.user_id,
             ms_id: f.profile.ms_id,
             display_name: f.profile.display_name,
             since: f.since,
@@ -115,6 +121,8 @@ pub struct BlockBody {
 /// A user the caller blocked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlockView {
+    /// Their user id.
+    pub user_id: i64,
     /// Their current ms_id.
     pub ms_id: String,
     /// Their display name.
@@ -126,6 +134,7 @@ pub struct BlockView {
 impl From<BlockedUser> for BlockView {
     fn from(b: BlockedUser) -> Self {
         Self {
+            user_id: b.profile.user_id,
             ms_id: b.profile.ms_id,
             display_name: b.profile.display_name,
             blocked_at: b.blocked_at,
@@ -264,7 +273,7 @@ pub(crate) async fn cancel_request(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The caller's friends, by ms_id.
+/// The caller's friends (user id, ms_id, display name, since), ordered by ms_id.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "friends",

@@ -42,6 +42,8 @@ pub struct ChangeMsIdRequest {
 /// A public profile.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileView {
+    /// User id (the id WebSocket frames name users by).
+    pub user_id: i64,
     /// Public handle (lowercase).
     pub ms_id: String,
     /// Display name.
@@ -51,6 +53,7 @@ pub struct ProfileView {
 impl From<Profile> for ProfileView {
     fn from(p: Profile) -> Self {
         Self {
+            user_id: p.user_id,
             ms_id: p.ms_id,
             display_name: p.display_name,
         }
@@ -86,8 +89,8 @@ pub(crate) async fn change_ms_id(
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))
 }
 
-/// Look up a user's public profile by ms_id (case-insensitive). A user who blocked the caller
-/// is `not_found`, like one that does not exist.
+/// Look up a user's public profile (user id, ms_id, display name) by ms_id (case-insensitive).
+/// A user who blocked the caller is `not_found`, like one that does not exist.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "profiles",

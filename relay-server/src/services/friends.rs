@@ -174,6 +174,7 @@ fn profile_of(conn: &mut DbConnection, user_id: i64) -> Result<Profile, ApiError
         .select((users::ms_id, users::display_name))
         .first(conn)?;
     Ok(Profile {
+        user_id,
         ms_id,
         display_name,
     })
@@ -281,12 +282,13 @@ fn duplicate() -> ApiError {
     )
 }
 
-type RequestRow = (i64, Option<String>, i64, String, String);
+type RequestRow = (i64, Option<String>, i64, i64, String, String);
 
-fn request_info((id, note, created_at, ms_id, display_name): RequestRow) -> RequestInfo {
+fn request_info((id, note, created_at, user_id, ms_id, display_name): RequestRow) -> RequestInfo {
     RequestInfo {
         id,
         other: Profile {
+            user_id,
             ms_id,
             display_name,
         },
@@ -308,6 +310,7 @@ pub async fn list_requests(state: &AppState, caller: i64) -> Result<Requests, Ap
                     friend_requests::id,
                     friend_requests::note,
                     friend_requests::created_at,
+                    users::id,
                     users::ms_id,
                     users::display_name,
                 ))
@@ -320,6 +323,7 @@ pub async fn list_requests(state: &AppState, caller: i64) -> Result<Requests, Ap
                     friend_requests::id,
                     friend_requests::note,
                     friend_requests::created_at,
+                    users::id,
                     users::ms_id,
                     users::display_name,
                 ))
@@ -400,27 +404,39 @@ async fn delete_request(
     Ok(())
 }
 
-/// The caller's friends, by ms_id.
+/// The caller's friends, ordered by ms_id.
 pub async fn list_friends(state: &AppState, caller: i64) -> Result<Vec<Friend>, ApiError> {
     state
         .db
         .run(move |conn| {
-            let mut rows: Vec<(i64, String, String)> = friendships::table
+            type Row = (i64, i64, String, String);
+            let mut rows: Vec<Row> = friendships::table
                 .inner_join(users::table.on(users::id.eq(friendships::user_high)))
                 .filter(friendships::user_low.eq(caller))
-                .select((friendships::created_at, users::ms_id, users::display_name))
+                .select((
+                    friendships::created_at,
+                    users::id,
+                    users::ms_id,
+                    users::display_name,
+                ))
                 .load(conn)?;
-            let high: Vec<(i64, String, String)> = friendships::table
+            let high: Vec<Row> = friendships::table
                 .inner_join(users::table.on(users::id.eq(friendships::user_low)))
                 .filter(friendships::user_high.eq(caller))
-                .select((friendships::created_at, users::ms_id, users::display_name))
+                .select((
+                    friendships::created_at,
+                    users::id,
+                    users::ms_id,
+                    users::display_name,
+                ))
                 .load(conn)?;
             rows.extend(high);
-            rows.sort_by(|a, b| a.1.cmp(&b.1));
+            rows.sort_by(|a, b| a.2.cmp(&b.2));
             Ok::<_, ApiError>(
                 rows.into_iter()
-                    .map(|(since, ms_id, display_name)| Friend {
+                    .map(|(since, user_id, ms_id, display_name)| Friend {
                         profile: Profile {
+                            user_id,
                             ms_id,
                             display_name,
                         },
@@ -538,16 +554,22 @@ pub async fn list_blocks(state: &AppState, caller: i64) -> Result<Vec<BlockedUse
     state
         .db
         .run(move |conn| {
-            let rows: Vec<(i64, String, String)> = blocks::table
+            let rows: Vec<(i64, i64, String, String)> = blocks::table
                 .inner_join(users::table.on(users::id.eq(blocks::blocked_id)))
                 .filter(blocks::blocker_id.eq(caller))
                 .order(blocks::created_at.desc())
-                .select((blocks::created_at, users::ms_id, users::display_name))
+                .select((
+                    blocks::created_at,
+                    users::id,
+                    users::ms_id,
+                    users::display_name,
+                ))
                 .load(conn)?;
             Ok::<_, ApiError>(
                 rows.into_iter()
-                    .map(|(blocked_at, ms_id, display_name)| BlockedUser {
+                    .map(|(blocked_at, user_id, ms_id, display_name)| BlockedUser {
                         profile: Profile {
+                            user_id,
                             ms_id,
                             display_name,
                         },

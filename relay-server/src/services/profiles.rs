@@ -21,6 +21,8 @@ pub const MS_ID_HOLD_SECONDS: i64 = 30 * 86_400;
 /// What anyone signed in may see of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
+    /// Internal user id (the id WebSocket frames name users by).
+    pub user_id: i64,
     /// Public handle.
     pub ms_id: String,
     /// Display name.
@@ -50,6 +52,7 @@ pub fn find_by_ms_id(
         (
             id,
             Profile {
+                user_id: id,
                 ms_id,
                 display_name,
             },
