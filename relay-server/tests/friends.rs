@@ -909,6 +909,86 @@ async fn views_carry_user_ids(relay: &TestRelay) {
     assert_eq!(list[1]["user_id"], bob.id);
 }
 
+/// `GET /api/v1/ms_ids/{ms_id}` without a session.
+async fn availability(relay: &TestRelay, ms_id: &str) -> reqwest::Response {
+    relay
+        .client()
+        .get(relay.url(&format!("/api/v1/ms_ids/{ms_id}")))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn available(relay: &TestRelay, ms_id: &str) -> Value {
+    ok_json(availability(relay, ms_id).await, 200).await
+}
+
+/// Sign-up asks whether an ms_id can be had: free, taken (in any case), held back after its
+/// release (rename or account deletion) until the hold ends, or malformed.
+async fn ms_id_availability(relay: &TestRelay) {
+    assert_eq!(
+        available(relay, "NewUser").await,
+        json!({"ms_id": "newuser", "available": true})
+    );
+    let alice = user(relay, "alice").await;
+    for form in ["alice", "ALICE", "aLiCe"] {
+        assert_eq!(
+            available(relay, form).await,
+            json!({"ms_id": "alice", "available": false}),
+            "{form}"
+        );
+    }
+    // Released by a rename: held back (for everyone asking here, the previous owner included:
+    // this is the sign-up check; the owner takes it back with PUT /me/ms_id).
+    ok_json(set_ms_id(relay, &alice, "alice.two").await, 200).await;
+    assert_eq!(available(relay, "alice").await["available"], false);
+    assert_eq!(available(relay, "Alice.Two").await["available"], false);
+    let with_session = relay
+        .client()
+        .get(relay.url("/api/v1/ms_ids/alice"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(with_session, 200).await["available"], false);
+    // Released by deleting the account: held back too.
+    let bob = user(relay, "bob").await;
+    let resp = call(
+        relay,
+        Method::DELETE,
+        "/api/v1/me",
+        &bob,
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(available(relay, "bob").await["available"], false);
+    // Free again when the holds end (30 days); the taken one stays taken.
+    relay.clock().advance(30 * DAY);
+    assert_eq!(available(relay, "alice").await["available"], true);
+    assert_eq!(available(relay, "bob").await["available"], true);
+    assert_eq!(available(relay, "alice.two").await["available"], false);
+
+    // Malformed: the rules for a new ms_id, not only the shape of one.
+    let long = "a".repeat(33);
+    for bad in [
+        "ab",
+        long.as_str(),
+        ".alice",
+        "alice-",
+        "a..b",
+        "a._b",
+        "ali\u{0430}ce",
+        "\u{ff41}lice",
+        "ali\u{200b}ce",
+        "a%20b",
+    ] {
+        assert_error(availability(relay, bad).await, 400, "invalid_ms_id").await;
+    }
+    // Nothing was created by asking.
+    assert_eq!(available(relay, "newuser").await["available"], true);
+}
+
 async fn openapi_lists_routes(relay: &TestRelay) {
     let doc: Value = relay
         .client()
@@ -922,6 +1002,7 @@ async fn openapi_lists_routes(relay: &TestRelay) {
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/v1/me/ms_id", "put"),
+        ("/api/v1/ms_ids/{ms_id}", "get"),
         ("/api/v1/users/{ms_id}", "get"),
         ("/api/v1/friends/requests", "post"),
         ("/api/v1/friends/requests", "get"),
@@ -1004,6 +1085,7 @@ on_both_backends!(
     block_hides_blocker,
     openapi_lists_routes,
     views_carry_user_ids,
+    ms_id_availability,
 );
 
 async fn assert_rate_limited(resp: reqwest::Response) {
@@ -1076,6 +1158,35 @@ async fn rate_limits_sqlite() {
 #[actix_web::test]
 async fn rate_limits_postgres() {
     rate_limits(Backend::Postgres).await;
+}
+
+/// The availability check is an anonymous ms_id oracle: 60 a minute per IP (a burst of 60,
+/// then one a second), malformed questions included; `429 rate_limited` with `Retry-After`.
+async fn ms_id_availability_rate_limited(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    for i in 0..59 {
+        let resp = availability(&relay, &format!("free{i}")).await;
+        assert_eq!(resp.status(), 200, "question {i}");
+    }
+    assert_eq!(availability(&relay, "x").await.status(), 400);
+    // The relay's clock is frozen: no token comes back while the test runs.
+    assert_rate_limited(availability(&relay, "free60").await).await;
+    relay.clock().advance(1);
+    assert_eq!(availability(&relay, "free61").await.status(), 200);
+    assert_rate_limited(availability(&relay, "free62").await).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn ms_id_availability_rate_limited_sqlite() {
+    ms_id_availability_rate_limited(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn ms_id_availability_rate_limited_postgres() {
+    ms_id_availability_rate_limited(Backend::Postgres).await;
 }
 
 /// Many users ask one user at the same moment: every request lands (no `database is locked`
