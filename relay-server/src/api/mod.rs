@@ -113,6 +113,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(accounts::change_email)
         .service(profiles::change_ms_id)
         .service(profiles::lookup)
+        .service(profiles::availability)
         // Literal `/friends/requests` paths before `/friends/{ms_id}` and `/friends/requests/{id}`.
         .service(friends::send_request)
         .service(friends::list_requests)

@@ -1,4 +1,4 @@
-//! ms_id profiles: `PUT /me/ms_id`, `GET /users/{ms_id}`.
+//! ms_id profiles: `PUT /me/ms_id`, `GET /users/{ms_id}`, `GET /ms_ids/{ms_id}`.
 
 use crate::api::accounts::MeResponse;
 use crate::api::auth::AuthUser;
@@ -37,6 +37,15 @@ pub struct ChangeMsIdRequest {
     /// The new ms_id: 3–32 of `a-z0-9._-` (stored lowercased), starting and ending with a
     /// letter or digit, no two of `._-` in a row.
     pub ms_id: String,
+}
+
+/// Whether an ms_id can be had.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MsIdAvailability {
+    /// The ms_id as it would be stored (lowercase).
+    pub ms_id: String,
+    /// `false` when it is taken (in any case) or held back after its release.
+    pub available: bool,
 }
 
 /// A public profile.
@@ -113,4 +122,26 @@ pub(crate) async fn lookup(
     limit(&state, &req, &user, Action::Lookup)?;
     let profile = profiles::lookup(&state, user.user_id, &path).await?;
     Ok(HttpResponse::Ok().json(ProfileView::from(profile)))
+}
+
+/// Whether an ms_id is available for sign-up (no session needed): taken (in any case) or held
+/// back after its release is `available: false`. Limited to 60 questions a minute per IP.
+#[utoipa::path(
+    tag = "profiles",
+    params(("ms_id" = String, Path, description = "the wanted ms_id, any case")),
+    responses(
+        (status = 200, body = MsIdAvailability),
+        (status = 400, description = "invalid_ms_id: breaks the rules for a new ms_id", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+    )
+)]
+#[get("/ms_ids/{ms_id}")]
+pub(crate) async fn availability(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.limits.check_ip(Action::MsIdCheck, client_ip(&req))?;
+    let (ms_id, available) = profiles::availability(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(MsIdAvailability { ms_id, available }))
 }

@@ -101,6 +101,22 @@ pub async fn lookup(state: &AppState, viewer: i64, raw_ms_id: &str) -> Result<Pr
         .await
 }
 
+/// Whether `raw_ms_id` could be registered now: `(normalized ms_id, available)`. Malformed
+/// (by the rules for a new ms_id) is `invalid_ms_id`; taken (in any case) or held back after
+/// its release is unavailable — also to the previous owner, who takes a held ms_id back with
+/// [`change_ms_id`]: this answers for sign-up.
+pub async fn availability(state: &AppState, raw_ms_id: &str) -> Result<(String, bool), ApiError> {
+    let ms_id = validate::ms_id(raw_ms_id)?;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            let free = accounts::ms_id_free(conn, &ms_id, None, now)?;
+            Ok::<_, ApiError>((ms_id, free))
+        })
+        .await
+}
+
 /// Changes the caller's ms_id (`invalid_ms_id`, `ms_id_unavailable`). The old one is held for
 /// the caller for 30 days; taking back one's own held ms_id ends its hold. Setting the current
 /// ms_id again changes nothing.

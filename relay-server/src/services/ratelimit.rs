@@ -29,6 +29,8 @@ pub enum Action {
     MsIdEdit,
     /// Looking up a profile by ms_id.
     Lookup,
+    /// Asking whether an ms_id is available (`GET /ms_ids/{ms_id}`, no session: per IP only).
+    MsIdCheck,
     /// Sending a friend request.
     FriendRequest,
     /// Fetching a prekey bundle (each one consumes a one-time prekey of the target device).
@@ -57,6 +59,7 @@ pub struct RateLimits {
     email_send: Limit,
     ms_id_edit: Limit,
     lookup: Limit,
+    ms_id_check: Limit,
     friend_request: Limit,
     bundle_fetch: Limit,
     ws_connect: Limit,
@@ -119,6 +122,10 @@ impl RateLimits {
             email_send: limit((20, HOUR), (5, HOUR)),
             ms_id_edit: limit((20, HOUR), (3, DAY)),
             lookup: limit((120, MINUTE), (60, MINUTE)),
+            // Anonymous, so only the per-IP bucket is used: a burst of 60, then one a second —
+            // enough for a sign-up form checking as the user types, too slow to enumerate
+            // ms_ids. (The per-account bucket exists only because every limit has one.)
+            ms_id_check: limit((60, MINUTE), (60, MINUTE)),
             friend_request: limit((60, HOUR), (30, HOUR)),
             // A new device starts sessions with every device of every friend at once, so the
             // burst is generous; the refill (one every 18 s per account) still stops a friend
@@ -140,6 +147,7 @@ impl RateLimits {
             Action::EmailSend => &self.email_send,
             Action::MsIdEdit => &self.ms_id_edit,
             Action::Lookup => &self.lookup,
+            Action::MsIdCheck => &self.ms_id_check,
             Action::FriendRequest => &self.friend_request,
             Action::BundleFetch => &self.bundle_fetch,
             Action::WsConnect => &self.ws_connect,
@@ -226,6 +234,7 @@ impl RateLimits {
             &self.email_send,
             &self.ms_id_edit,
             &self.lookup,
+            &self.ms_id_check,
             &self.friend_request,
             &self.bundle_fetch,
             &self.ws_connect,
