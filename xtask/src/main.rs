@@ -15,6 +15,7 @@
 mod bench;
 mod flaky;
 mod fuzz;
+mod package;
 mod steps;
 mod test;
 mod tools;
@@ -48,6 +49,10 @@ Commands:
                                (durability, delivery, ...) or relay (default: the whole
                                package). --load: a release build of the workspace in
                                target/flaky-load runs over and over meanwhile (both cores busy).
+  package [--test]             Build the npm package of wasm-client into
+                               target/npm/securechat-client (wasm-bindgen, size gate);
+                               --test: then run it in Node against a real relay, directly
+                               and installed from `npm pack` into an empty project.
   run [-- ARGS]                Build and start the relay server on http://127.0.0.1:8080 with
                                SQLite (./securechat.db) and a mail outbox (./mail-outbox);
                                ARGS go to securechat-relay (`cargo xtask run -- --help`).
@@ -86,6 +91,11 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fuzz" => fuzz::run(&util::Ctx::new()?, rest),
         "flaky" => flaky::run(&util::Ctx::new()?, rest),
         "run" => run_relay(&util::Ctx::new()?, rest),
+        "package" => match rest {
+            [] => package::run(&util::Ctx::new()?),
+            [flag] if flag == "--test" => package::node_tests(&util::Ctx::new()?),
+            _ => bail!("usage: cargo xtask package [--test]"),
+        },
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -27,12 +27,12 @@ const STEPS: &[Step] = &[
         run: clippy,
     },
     Step {
-        name: "cargo clippy (wasm32: crypto-core lib + tests)",
+        name: "cargo clippy (wasm32: crypto-core lib + tests, wasm-client lib)",
         needs: &[Tool::Clippy, Tool::Wasm32Target],
         run: clippy_wasm,
     },
     Step {
-        name: "cargo test (native: crypto-core, xtask; unit, integration, fuzz corpus, doc tests)",
+        name: "cargo test (native: crypto-core, wasm-client against the relay binary, xtask; doc tests)",
         needs: &[],
         run: native_tests,
     },
@@ -42,7 +42,7 @@ const STEPS: &[Step] = &[
         run: relay_tests,
     },
     Step {
-        name: "cargo build crypto-core for wasm32",
+        name: "cargo build crypto-core and wasm-client for wasm32",
         needs: &[Tool::Wasm32Target],
         run: wasm_build,
     },
@@ -51,7 +51,12 @@ const STEPS: &[Step] = &[
         needs: &[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node],
         run: wasm_tests,
     },
-    // Next: end-to-end tests, browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
+    Step {
+        name: "npm package of wasm-client: build, size gate, Node round trip, npm pack",
+        needs: &[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node],
+        run: npm_package,
+    },
+    // Next: browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
 ];
 
 pub(crate) fn run(ctx: &Ctx) -> Result<()> {
@@ -75,6 +80,7 @@ fn clippy(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 
 /// `crypto-core/tests/wasm.rs` only exists for wasm32, so the native clippy never sees it.
 /// `--lib --tests` leaves out benches (criterion is a native-only dev-dependency).
+/// wasm-client's web transport only exists for wasm32 too.
 fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
     let mut cmd = ctx.cargo_with(&[
         "clippy",
@@ -87,6 +93,16 @@ fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         "--all-features",
     ]);
     cmd.args(["--", "-D", "warnings"]);
+    exec(&mut cmd)?;
+    let mut cmd = ctx.cargo_with(&[
+        "clippy",
+        "-p",
+        "wasm-client",
+        "--target",
+        WASM_TARGET,
+        "--lib",
+    ]);
+    cmd.args(["--", "-D", "warnings"]);
     exec(&mut cmd)
 }
 
@@ -96,14 +112,21 @@ fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 /// (cargo skips them otherwise); the relay is tested without them, as it is built.
 /// crypto-core's doc tests run a second time without features: there, `compile_fail` examples
 /// show that applications cannot reach the raw primitives or the fuzz helpers.
+/// wasm-client's tests start the real relay binary, built first (`target/debug/securechat-relay`).
 fn native_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
-    exec(&mut ctx.cargo_with(&[
+    exec(&mut ctx.cargo_with(&["build", "-p", "relay-server", "--bin", "securechat-relay"]))?;
+    let mut cmd = ctx.cargo_with(&[
         "test",
         "--workspace",
         "--exclude",
         "relay-server",
         "--all-features",
-    ]))?;
+    ]);
+    cmd.env(
+        "SECURECHAT_RELAY_BIN",
+        ctx.target_dir().join("debug").join("securechat-relay"),
+    );
+    exec(&mut cmd)?;
     exec(&mut ctx.cargo_with(&["test", "-p", "crypto-core", "--doc"]))
 }
 
@@ -115,7 +138,15 @@ fn relay_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 }
 
 fn wasm_build(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
-    exec(&mut ctx.cargo_with(&["build", "-p", "crypto-core", "--target", WASM_TARGET]))
+    exec(&mut ctx.cargo_with(&[
+        "build",
+        "-p",
+        "crypto-core",
+        "-p",
+        "wasm-client",
+        "--target",
+        WASM_TARGET,
+    ]))
 }
 
 /// The `wasm_bindgen_test` tests of crypto-core, run under Node by `wasm-bindgen-test-runner`
@@ -136,4 +167,9 @@ fn wasm_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         "--tests",
         "--all-features",
     ]))
+}
+
+/// `cargo xtask package`, then the package in Node against a real relay (xtask/src/package.rs).
+fn npm_package(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    crate::package::node_tests(ctx)
 }

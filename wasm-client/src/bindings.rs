@@ -1,0 +1,636 @@
+//! The JavaScript API (wasm-bindgen): `SecureChatClient`, over the web transport and a store
+//! the app passes in (the package ships an IndexedDB store and a memory store in JavaScript;
+//! any object with `get(key)` and `write(ops)` works).
+//!
+//! Every method returns a Promise; results are plain objects (JSON-shaped, see the TypeScript
+//! declarations below); failures reject with an `Error` whose `name` is `SecureChatError` and
+//! whose `code` is an [`ErrorCode`] string. The client's state sits behind an async mutex, so
+//! overlapping calls wait for each other instead of failing.
+
+use crate::api::{Reauth, SecondFactor};
+use crate::error::{ClientError, ErrorCode};
+use crate::store::sealed::{KdfParams, SealedStore};
+use crate::store::{Store, StoreError, StoreOp};
+use crate::transport::web::{WebReceiver, WebTransport};
+use crate::transport::{SocketReceiver, Transport};
+use crate::{Client, ConnectionState, Conversation, Event};
+use futures_util::lock::Mutex;
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** A raw key–value store; `write` must apply all operations atomically. */
+export interface RawStore {
+  get(key: string): Promise<Uint8Array | undefined>;
+  write(ops: StoreOp[]): Promise<void>;
+}
+export type StoreOp = { put: string; value: Uint8Array } | { delete: string };
+export type Conversation = { user: number } | { room: number };
+export type MessageStatus = "pending" | "sent" | "delivered" | "received";
+export interface AttachmentRef { id: string; key: string; digest: string; size: number; mime: string; name: string }
+export interface Message {
+  id: string; conversation: Conversation; from_user: number; from_device: number; outgoing: boolean;
+  sent_at: number; stored_at: number; text: string; attachment: AttachmentRef | null;
+  reply_to: string | null; status: MessageStatus; unverified_key: boolean;
+}
+export type FailureReason = "unknown_session" | "duplicate" | "corrupted" | "key_changed" | "too_old" | "unsupported";
+export type ConnectionState = "connecting" | "syncing" | "online" | "offline" | "stopped";
+export type ClientEvent =
+  | { type: "message"; message: Message }
+  | { type: "status"; id: string; conversation: Conversation; status: MessageStatus }
+  | { type: "send_failed"; id: string; device_id: number; code: string }
+  | { type: "typing"; user_id: number; typing: boolean }
+  | { type: "presence"; user_id: number; online: boolean }
+  | { type: "friends_changed" }
+  | { type: "rooms_changed"; room_id: number }
+  | { type: "devices_changed"; user_id: number }
+  | { type: "key_changed"; user_id: number; device_id: number; was_verified: boolean }
+  | { type: "decryption_failed"; from_user: number; from_device: number; id: string; reason: FailureReason }
+  | { type: "connection"; state: ConnectionState };
+export type SecondFactor = "totp" | "email" | "recovery";
+export type LoginOutcome =
+  | { status: "signed_in" }
+  | { status: "second_factor_required"; challenge: string; methods: SecondFactor[]; expires_at: number };
+export interface AccountCreated { user_id: number; email: string; ms_id: string; display_name: string }
+export interface Me { user_id: number; email: string; email_verified: boolean; ms_id: string; display_name: string; totp_enabled: boolean }
+export interface MsIdAvailability { ms_id: string; available: boolean }
+export interface Friend { user_id: number; ms_id: string; display_name: string; since: number }
+export interface FriendRequest { id: number; user_id: number; ms_id: string; display_name: string; note: string | null; created_at: number }
+export interface FriendRequests { incoming: FriendRequest[]; outgoing: FriendRequest[] }
+export interface TotpSetup { secret: string; otpauth_uri: string; qr_png_base64: string }
+export interface SessionInfo { id: number; created_at: number; last_used_at: number; expires_at: number; user_agent: string | null; current: boolean }
+export interface ConversationSummary { count: number; unread: number; last: Message | null }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The app's raw store.
+    #[wasm_bindgen(typescript_type = "RawStore")]
+    pub type JsRawStore;
+
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &JsRawStore, key: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn write(this: &JsRawStore, ops: Array) -> Result<Promise, JsValue>;
+}
+
+/// [`Store`] over a JavaScript object.
+pub struct JsStore(JsRawStore);
+
+impl std::fmt::Debug for JsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JsStore")
+    }
+}
+
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "JavaScript error".to_owned())
+}
+
+impl Store for JsStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let promise = self.0.get(key).map_err(|e| StoreError(js_message(&e)))?;
+        let value: JsValue = JsFuture::from(promise)
+            .await
+            .map_err(|e| StoreError(js_message(&e)))?;
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        let bytes = value
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| StoreError("store.get must give a Uint8Array or undefined".into()))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        let array = Array::new();
+        for op in ops {
+            let o = Object::new();
+            let set = |k: &str, v: &JsValue| {
+                Reflect::set(&o, &JsValue::from_str(k), v)
+                    .map(drop)
+                    .map_err(|e| StoreError(js_message(&e)))
+            };
+            match op {
+                StoreOp::Put(k, v) => {
+                    set("put", &JsValue::from_str(&k))?;
+                    set("value", &Uint8Array::from(v.as_slice()).into())?;
+                }
+                StoreOp::Delete(k) => {
+                    set("delete", &JsValue::from_str(&k))?;
+                }
+            }
+            array.push(&o);
+        }
+        let promise = self
+            .0
+            .write(array)
+            .map_err(|e| StoreError(js_message(&e)))?;
+        let _: JsValue = JsFuture::from(promise)
+            .await
+            .map_err(|e| StoreError(js_message(&e)))?;
+        Ok(())
+    }
+}
+
+/// The error every method rejects with: an `Error` named `SecureChatError` with a `code`
+/// (an error-code string) and, for rate limits, `retryAfter` (seconds).
+fn js_error(e: &ClientError) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    error.set_name("SecureChatError");
+    let _ = Reflect::set(
+        &error,
+        &JsValue::from_str("code"),
+        &JsValue::from_str(e.code().as_str()),
+    );
+    if let Some(seconds) = e.retry_after() {
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = seconds as f64;
+        let _ = Reflect::set(
+            &error,
+            &JsValue::from_str("retryAfter"),
+            &JsValue::from_f64(seconds),
+        );
+    }
+    error.into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let json = serde_json::to_string(value).map_err(|e| {
+        js_error(&ClientError::InvalidArgument(format!(
+            "cannot encode a result: {e}"
+        )))
+    })?;
+    js_sys::JSON::parse(&json)
+}
+
+fn result<T: Serialize>(r: crate::Result<T>) -> Result<JsValue, JsValue> {
+    match r {
+        Ok(v) => to_js(&v),
+        Err(e) => Err(js_error(&e)),
+    }
+}
+
+fn conversation(value: &JsValue) -> Result<Conversation, JsValue> {
+    let get = |k: &str| {
+        Reflect::get(value, &JsValue::from_str(k))
+            .ok()
+            .and_then(|v| v.as_f64())
+    };
+    #[allow(clippy::cast_possible_truncation)]
+    match (get("user"), get("room")) {
+        (Some(u), None) if u.fract() == 0.0 => Ok(Conversation::User(u as i64)),
+        (None, Some(r)) if r.fract() == 0.0 => Ok(Conversation::Room(r as i64)),
+        _ => Err(js_error(&ClientError::InvalidArgument(
+            "a conversation is {user: id} or {room: id}".into(),
+        ))),
+    }
+}
+
+fn second_factor(method: &str) -> Result<SecondFactor, JsValue> {
+    match method {
+        "totp" => Ok(SecondFactor::Totp),
+        "email" => Ok(SecondFactor::Email),
+        "recovery" => Ok(SecondFactor::Recovery),
+        other => Err(js_error(&ClientError::InvalidArgument(format!(
+            "unknown second factor {other:?}"
+        )))),
+    }
+}
+
+type Inner = Client<WebTransport, JsStore>;
+
+/// The high-level client.
+#[wasm_bindgen]
+pub struct SecureChatClient {
+    inner: Rc<Mutex<Inner>>,
+    listeners: Rc<RefCell<Vec<Function>>>,
+    /// Set by `disconnect()`: the reconnect loop stops.
+    stopped: Rc<RefCell<bool>>,
+}
+
+fn emit(listeners: &Rc<RefCell<Vec<Function>>>, events: &[Event]) {
+    let listeners = listeners.borrow().clone();
+    for event in events {
+        let Ok(value) = to_js(event) else { continue };
+        for f in &listeners {
+            // A listener that throws must not stop the others or the client.
+            let _ = f.call1(&JsValue::NULL, &value);
+        }
+    }
+}
+
+fn jitter(max: u64) -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0;
+    }
+    u64::from_le_bytes(b) % max.max(1)
+}
+
+async fn run_socket(
+    inner: Rc<Mutex<Inner>>,
+    listeners: Rc<RefCell<Vec<Function>>>,
+    stopped: Rc<RefCell<bool>>,
+    mut socket: WebReceiver,
+) {
+    let mut backoff: u64 = 500;
+    loop {
+        let event = socket.recv().await;
+        let events = {
+            let mut client = inner.lock().await;
+            client.handle(event).await
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => {
+                // A storage failure while handling a frame: the envelope was not acked and
+                // comes again; report the connection as offline and reconnect.
+                let _ = e;
+                vec![Event::Connection {
+                    state: ConnectionState::Offline,
+                }]
+            }
+        };
+        emit(&listeners, &events);
+        if events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Connection {
+                    state: ConnectionState::Stopped
+                }
+            )
+        }) {
+            return;
+        }
+        let connected = inner.lock().await.is_connected();
+        if connected {
+            if events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Connection {
+                        state: ConnectionState::Online
+                    }
+                )
+            }) {
+                backoff = 500;
+            }
+            continue;
+        }
+        // Reconnect with exponential back-off and jitter until it works or the app stops it.
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let wait = backoff + jitter(backoff);
+            let transport = inner.lock().await.transport().clone();
+            transport.sleep(wait).await;
+            if *stopped.borrow() {
+                return;
+            }
+            emit(
+                &listeners,
+                &[Event::Connection {
+                    state: ConnectionState::Connecting,
+                }],
+            );
+            let attempt = inner.lock().await.connect().await;
+            match attempt {
+                Ok(s) => {
+                    socket = s;
+                    emit(
+                        &listeners,
+                        &[Event::Connection {
+                            state: ConnectionState::Syncing,
+                        }],
+                    );
+                    break;
+                }
+                Err(e) if e.code() == ErrorCode::Unauthorized => {
+                    emit(
+                        &listeners,
+                        &[Event::Connection {
+                            state: ConnectionState::Stopped,
+                        }],
+                    );
+                    return;
+                }
+                Err(_) => {
+                    backoff = (backoff * 2).min(30_000);
+                    emit(
+                        &listeners,
+                        &[Event::Connection {
+                            state: ConnectionState::Offline,
+                        }],
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl SecureChatClient {
+    /// Opens (or with `create`, starts) the sealed store in `store` with `password`, and a
+    /// client for the relay at `relayUrl` (`""`: this page's origin).
+    #[wasm_bindgen(unchecked_return_type = "SecureChatClient")]
+    pub fn open(relay_url: String, store: JsRawStore, password: String, create: bool) -> Promise {
+        future_to_promise(async move {
+            let raw = JsStore(store);
+            let sealed = if create {
+                SealedStore::create(raw, &password, KdfParams::RECOMMENDED).await
+            } else {
+                SealedStore::open(raw, &password).await
+            }
+            .map_err(|e| js_error(&e))?;
+            let client = Client::new(WebTransport::new(&relay_url), sealed)
+                .await
+                .map_err(|e| js_error(&e))?;
+            Ok(SecureChatClient {
+                inner: Rc::new(Mutex::new(client)),
+                listeners: Rc::new(RefCell::new(Vec::new())),
+                stopped: Rc::new(RefCell::new(false)),
+            }
+            .into())
+        })
+    }
+
+    /// Calls `listener` with every event.
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: ClientEvent) => void")] listener: Function,
+    ) {
+        self.listeners.borrow_mut().push(listener);
+    }
+
+    /// Creates an account on the relay.
+    #[wasm_bindgen(unchecked_return_type = "Promise<AccountCreated>")]
+    pub fn register(
+        &self,
+        email: String,
+        password: String,
+        ms_id: String,
+        display_name: String,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let c = inner.lock().await;
+            result(c.register(&email, &password, &ms_id, &display_name).await)
+        })
+    }
+
+    /// Whether an ms_id is free.
+    #[wasm_bindgen(js_name = checkMsId, unchecked_return_type = "Promise<MsIdAvailability>")]
+    pub fn check_ms_id(&self, ms_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let c = inner.lock().await;
+            result(c.check_ms_id(&ms_id).await)
+        })
+    }
+
+    /// Signs in with e-mail and password.
+    #[wasm_bindgen(unchecked_return_type = "Promise<LoginOutcome>")]
+    pub fn login(&self, email: String, password: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut c = inner.lock().await;
+            match c.login(&email, &password).await.map_err(|e| js_error(&e))? {
+                crate::LoginOutcome::SignedIn => to_js(&serde_json::json!({"status": "signed_in"})),
+                crate::LoginOutcome::SecondFactorRequired {
+                    challenge,
+                    methods,
+                    expires_at,
+                } => to_js(&serde_json::json!({
+                    "status": "second_factor_required",
+                    "challenge": challenge,
+                    "methods": methods,
+                    "expires_at": expires_at,
+                })),
+            }
+        })
+    }
+
+    /// Answers a login challenge with a second factor (`totp`, `email`, `recovery`).
+    #[wasm_bindgen(js_name = completeSecondFactor, unchecked_return_type = "Promise<void>")]
+    pub fn complete_second_factor(
+        &self,
+        challenge: String,
+        method: String,
+        code: String,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let method = second_factor(&method)?;
+            let mut c = inner.lock().await;
+            result(c.complete_second_factor(&challenge, method, &code).await)
+        })
+    }
+
+    /// Signs out (the store keeps keys and history).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn logout(&self) -> Promise {
+        let inner = self.inner.clone();
+        *self.stopped.borrow_mut() = true;
+        future_to_promise(async move {
+            let mut c = inner.lock().await;
+            result(c.logout().await)
+        })
+    }
+
+    /// The signed-in account.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Me>")]
+    pub fn me(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.me().await) })
+    }
+
+    /// Registers this device on first use; tops up prekeys later.
+    #[wasm_bindgen(js_name = ensureDevice, unchecked_return_type = "Promise<number>")]
+    pub fn ensure_device(&self, name: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.ensure_device(&name).await) })
+    }
+
+    /// Connects and keeps the connection up (back-off with jitter) until `disconnect()`,
+    /// sign-out, or a close that forbids reconnecting (4001, 4004).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn connect(&self) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        let stopped = self.stopped.clone();
+        *stopped.borrow_mut() = false;
+        future_to_promise(async move {
+            emit(
+                &listeners,
+                &[Event::Connection {
+                    state: ConnectionState::Connecting,
+                }],
+            );
+            let socket = inner
+                .lock()
+                .await
+                .connect()
+                .await
+                .map_err(|e| js_error(&e))?;
+            emit(
+                &listeners,
+                &[Event::Connection {
+                    state: ConnectionState::Syncing,
+                }],
+            );
+            spawn_local(run_socket(inner, listeners, stopped, socket));
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Closes the connection and stops reconnecting.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn disconnect(&self) -> Promise {
+        let inner = self.inner.clone();
+        *self.stopped.borrow_mut() = true;
+        future_to_promise(async move {
+            inner.lock().await.disconnect();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Sends a text to a friend; resolves with the stored message (status `pending`).
+    #[wasm_bindgen(js_name = sendText, unchecked_return_type = "Promise<Message>")]
+    pub fn send_text(&self, to_user: f64, text: String) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        future_to_promise(async move {
+            let to_user = user_id(to_user)?;
+            let (message, events) = inner
+                .lock()
+                .await
+                .send_text(to_user, &text)
+                .await
+                .map_err(|e| js_error(&e))?;
+            emit(&listeners, &events);
+            to_js(&message)
+        })
+    }
+
+    /// Tells a friend this user is typing (or stopped).
+    #[wasm_bindgen(js_name = sendTyping, unchecked_return_type = "Promise<void>")]
+    pub fn send_typing(&self, to_user: f64, typing: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let to_user = user_id(to_user)?;
+            result(inner.lock().await.send_typing(to_user, typing))
+        })
+    }
+
+    /// The friend list.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Friend[]>")]
+    pub fn friends(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.friends().await) })
+    }
+
+    /// Pending friend requests both ways.
+    #[wasm_bindgen(js_name = friendRequests, unchecked_return_type = "Promise<FriendRequests>")]
+    pub fn friend_requests(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.friend_requests().await) })
+    }
+
+    /// Sends a friend request by ms_id.
+    #[wasm_bindgen(js_name = sendFriendRequest, unchecked_return_type = "Promise<void>")]
+    pub fn send_friend_request(&self, ms_id: String, note: Option<String>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            result(
+                inner
+                    .lock()
+                    .await
+                    .send_friend_request(&ms_id, note.as_deref())
+                    .await,
+            )
+        })
+    }
+
+    /// Accepts an incoming friend request.
+    #[wasm_bindgen(js_name = acceptFriendRequest, unchecked_return_type = "Promise<void>")]
+    pub fn accept_friend_request(&self, id: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id = user_id(id)?;
+            result(inner.lock().await.accept_friend_request(id).await)
+        })
+    }
+
+    /// The conversations, most recent first, as `[conversation, summary]` pairs.
+    #[wasm_bindgen(unchecked_return_type = "Promise<[Conversation, ConversationSummary][]>")]
+    pub fn conversations(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.conversations().await) })
+    }
+
+    /// Up to `limit` messages before message number `before` (the latest when omitted).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Message[]>")]
+    pub fn history(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Conversation")] conversation_: JsValue,
+        limit: u32,
+        before: Option<f64>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let conv = conversation(&conversation_)?;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let before = before.filter(|b| *b >= 0.0).map(|b| b as u64);
+            result(
+                inner
+                    .lock()
+                    .await
+                    .history(conv, u64::from(limit), before)
+                    .await,
+            )
+        })
+    }
+
+    /// Starts TOTP setup (needs the password).
+    #[wasm_bindgen(js_name = totpSetup, unchecked_return_type = "Promise<TotpSetup>")]
+    pub fn totp_setup(&self, password: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let reauth = Reauth {
+                password,
+                method: None,
+                code: None,
+            };
+            result(inner.lock().await.totp_setup(&reauth).await)
+        })
+    }
+
+    /// Turns TOTP on with a first code; resolves with the recovery codes (shown once) or null.
+    #[wasm_bindgen(js_name = totpActivate, unchecked_return_type = "Promise<string[] | null>")]
+    pub fn totp_activate(&self, code: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.totp_activate(&code).await) })
+    }
+}
+
+fn user_id(value: f64) -> Result<i64, JsValue> {
+    if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
+        return Err(js_error(&ClientError::InvalidArgument(format!(
+            "{value} is not an id"
+        ))));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(value as i64)
+}

@@ -1,0 +1,855 @@
+//! Sending and receiving: pairwise sessions per device, the two-stage outbox, ack-after-store,
+//! dedup, trust on first use and key-change detection.
+//!
+//! Outgoing messages go through two durable queues:
+//! 1. `compose`: the message as written (sealed at rest), until it is encrypted for every
+//!    recipient device: composing works offline.
+//! 2. `outbox`: one ciphertext per recipient device, until the relay answers `accepted` for
+//!    it; resent after every reconnect with the same id (the relay stores it once). The ratchet
+//!    state that produced a ciphertext is committed in the same write as the ciphertext, so a
+//!    crash can neither reuse a message key nor lose the message.
+//!
+//! Incoming envelopes are decrypted, then the message, the ratchet state and a `seen` marker
+//! for `(from_device, id)` are committed in one write, and only then is the envelope
+//! acknowledged: a tab that dies in between gets the envelope again and drops it as seen.
+
+use super::events::{ConnectionState, Conversation, Event, FailureReason, Message, MessageStatus};
+use super::history::MessageLocation;
+use super::{Client, StoredPickle, Trust, b64_decode, pickle_id_from_hex};
+use crate::api::{self, segment};
+use crate::error::{ClientError, ErrorCode, Result};
+use crate::frames::{ClientFrame, Envelope, RelayFrame, send_frame};
+use crate::payload::{Body, KIND_PAIRWISE, MAX_TEXT_BYTES, Payload};
+use crate::platform::{now_ms, random_id};
+use crate::store::Store;
+use crate::store::sealed::Batch;
+use crate::transport::{Method, Outgoing, SocketEvent, Transport};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use crypto_core::safety_number::SafetyNumber;
+use crypto_core::{PrekeyBundle, PublicIdentity, Session, SessionError, SessionMessage};
+use serde::{Deserialize, Serialize};
+
+/// Sessions kept per remote device (the newest is used to send).
+const SESSIONS_PER_DEVICE: usize = 4;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Composed {
+    id: String,
+    conversation: Conversation,
+    /// The payload as JSON (sealed at rest by the store).
+    payload: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Wire {
+    id: String,
+    to_device: i64,
+    kind: u16,
+    ciphertext: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct SessionsRecord {
+    pickles: Vec<StoredPickle>,
+}
+
+/// A recipient device and the user it belongs to.
+#[derive(Clone, Debug)]
+struct Recipient {
+    user_id: i64,
+    device: api::Device,
+}
+
+impl<T: Transport, S: Store> Client<T, S> {
+    // ----- sending -----
+
+    /// Sends a text to a friend: encrypted for each of their devices and each of this
+    /// account's other devices. Returns the stored message (status `pending`); progress comes
+    /// as [`Event::Status`]. Works offline: the message waits in the outbox.
+    pub async fn send_text(&mut self, to_user: i64, text: &str) -> Result<(Message, Vec<Event>)> {
+        let me = self.signed_in_user()?;
+        let device_id = self.state.device_id.ok_or(ClientError::NoDevice)?;
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(ClientError::InvalidArgument(format!(
+                "text of {} bytes; the limit is {MAX_TEXT_BYTES}",
+                text.len()
+            )));
+        }
+        if to_user == me {
+            return Err(ClientError::InvalidArgument(
+                "messages go to another user".into(),
+            ));
+        }
+        let id = random_id()?;
+        let sent_at = now_ms();
+        let payload = Payload::new(Body::Message {
+            id: id.clone(),
+            to_user: Some(to_user),
+            sent_at,
+            text: text.to_owned(),
+            attachment: None,
+            reply_to: None,
+        });
+        let json = String::from_utf8(payload.encode().to_vec())
+            .map_err(|_| ClientError::InvalidArgument("payload".into()))?;
+        let conversation = Conversation::User(to_user);
+        let message = Message {
+            id: id.clone(),
+            conversation,
+            from_user: me,
+            from_device: device_id,
+            outgoing: true,
+            sent_at,
+            stored_at: sent_at,
+            text: text.to_owned(),
+            attachment: None,
+            reply_to: None,
+            status: MessageStatus::Pending,
+            unverified_key: false,
+        };
+        let mut compose: Vec<Composed> = self.store.get("compose").await?.unwrap_or_default();
+        compose.push(Composed {
+            id,
+            conversation,
+            payload: json,
+        });
+        let mut batch = self.store.batch();
+        self.stage_message(&mut batch, &message, Vec::new()).await?;
+        batch.put("compose", &compose);
+        batch.commit().await?;
+        let events = self.flush_outbox().await?;
+        Ok((message, events))
+    }
+
+    /// Encrypts what waits in `compose` (as far as the network allows) and sends every
+    /// ciphertext of the outbox over the socket, if one is open.
+    pub async fn flush_outbox(&mut self) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        loop {
+            let compose: Vec<Composed> = self.store.get("compose").await?.unwrap_or_default();
+            let Some(next) = compose.first().cloned() else {
+                break;
+            };
+            match self.encrypt_composed(&next, &mut events).await {
+                Ok(()) => {}
+                // Offline: try again after the next connect.
+                Err(e) if is_transient(&e) => break,
+                Err(e) => {
+                    // A refusal (no longer friends, no devices …): the message cannot go out.
+                    let mut rest = compose;
+                    rest.retain(|c| c.id != next.id);
+                    let mut b = self.store.batch();
+                    b.put("compose", &rest);
+                    b.commit().await?;
+                    events.push(Event::SendFailed {
+                        id: next.id.clone(),
+                        device_id: 0,
+                        code: e.code(),
+                    });
+                }
+            }
+        }
+        if let Some(socket) = &self.socket {
+            let outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
+            for w in &outbox {
+                let ciphertext = b64_decode("outbox ciphertext", &w.ciphertext)?;
+                let _ = socket.unbounded_send(Outgoing::Text(send_frame(
+                    &w.id,
+                    w.to_device,
+                    w.kind,
+                    &ciphertext,
+                )));
+            }
+        }
+        Ok(events)
+    }
+
+    async fn encrypt_composed(&mut self, c: &Composed, events: &mut Vec<Event>) -> Result<()> {
+        let Conversation::User(to_user) = c.conversation else {
+            return Err(ClientError::InvalidArgument("room messages".into()));
+        };
+        let me = self.signed_in_user()?;
+        let my_device = self.state.device_id.ok_or(ClientError::NoDevice)?;
+        let mut recipients: Vec<Recipient> = self
+            .devices_of(to_user)
+            .await?
+            .into_iter()
+            .map(|device| Recipient {
+                user_id: to_user,
+                device,
+            })
+            .collect();
+        if recipients.is_empty() {
+            return Err(ClientError::Relay {
+                code: ErrorCode::UnknownDevice,
+                status: 0,
+                message: "the recipient has no devices".into(),
+                retry_after: None,
+            });
+        }
+        for device in self.devices_of(me).await? {
+            if device.device_id != my_device {
+                recipients.push(Recipient {
+                    user_id: me,
+                    device,
+                });
+            }
+        }
+        for user in [to_user, me] {
+            let devices: Vec<api::Device> = recipients
+                .iter()
+                .filter(|r| r.user_id == user)
+                .map(|r| r.device.clone())
+                .collect();
+            self.check_identities(user, &devices, events).await?;
+        }
+        let mut wires = Vec::new();
+        let mut updated: Vec<(i64, Vec<Session>)> = Vec::new();
+        for r in &recipients {
+            let mut sessions = self.load_sessions(r.device.device_id).await?;
+            if sessions.is_empty() {
+                sessions.push(self.outbound_session(r).await?);
+            }
+            let Some(session) = sessions.first_mut() else {
+                continue;
+            };
+            let ciphertext = session.encrypt(c.payload.as_bytes())?.encode();
+            wires.push(Wire {
+                id: c.id.clone(),
+                to_device: r.device.device_id,
+                kind: KIND_PAIRWISE,
+                ciphertext: BASE64.encode(ciphertext),
+            });
+            updated.push((r.device.device_id, sessions));
+        }
+        let mut batch = self.store.batch();
+        for (device_id, sessions) in &mut updated {
+            self.stage_sessions(&mut batch, *device_id, sessions)?;
+        }
+        let mut outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
+        outbox.extend(wires.iter().cloned());
+        batch.put("outbox", &outbox);
+        let mut compose: Vec<Composed> = self.store.get("compose").await?.unwrap_or_default();
+        compose.retain(|x| x.id != c.id);
+        batch.put("compose", &compose);
+        let location_name = format!("msgid:{}", c.id);
+        if let Some(mut location) = self.store.get::<MessageLocation>(&location_name).await? {
+            location.pending = wires.iter().map(|w| w.to_device).collect();
+            batch.put(&location_name, &location);
+        }
+        batch.commit().await
+    }
+
+    async fn outbound_session(&mut self, r: &Recipient) -> Result<Session> {
+        let ms_id = self.ms_id_of(r.user_id).await?;
+        let path = format!(
+            "/api/v1/users/{}/devices/{}/bundle",
+            segment(&ms_id),
+            r.device.device_id
+        );
+        let answer: api::Bundle = self.relay.call(Method::Post, &path, None::<&()>).await?;
+        let bytes = BASE64
+            .decode(&answer.bundle)
+            .map_err(|_| ClientError::bad_response("bundle is not base64"))?;
+        let bundle = PrekeyBundle::decode(&bytes)?;
+        if BASE64.encode(bundle.identity().encode()) != r.device.identity_key {
+            return Err(ClientError::IdentityMismatch {
+                user_id: r.user_id,
+                device_id: r.device.device_id,
+            });
+        }
+        let account = self.account.as_ref().ok_or(ClientError::NoDevice)?;
+        Ok(account.create_outbound_session(&bundle)?)
+    }
+
+    async fn ms_id_of(&mut self, user_id: i64) -> Result<String> {
+        if let Some(ms_id) = self.ms_ids.get(&user_id) {
+            return Ok(ms_id.clone());
+        }
+        if Some(user_id) == self.state.user_id {
+            let me = self.me().await?;
+            self.ms_ids.insert(user_id, me.ms_id.clone());
+            return Ok(me.ms_id);
+        }
+        self.friends().await?;
+        self.ms_ids
+            .get(&user_id)
+            .cloned()
+            .ok_or(ClientError::Relay {
+                code: ErrorCode::NotFriends,
+                status: 0,
+                message: format!("user {user_id} is not a friend"),
+                retry_after: None,
+            })
+    }
+
+    /// A user's devices (this account's own with its user id), cached per connection.
+    async fn devices_of(&mut self, user_id: i64) -> Result<Vec<api::Device>> {
+        if let Some(devices) = self.devices.get(&user_id) {
+            return Ok(devices.clone());
+        }
+        let devices: Vec<api::Device> = if Some(user_id) == self.state.user_id {
+            self.own_devices()
+                .await?
+                .into_iter()
+                .map(|d| api::Device {
+                    device_id: d.device_id,
+                    identity_key: d.identity_key,
+                    name: d.name,
+                })
+                .collect()
+        } else {
+            let ms_id = self.ms_id_of(user_id).await?;
+            self.relay
+                .call(
+                    Method::Get,
+                    &format!("/api/v1/users/{}/devices", segment(&ms_id)),
+                    None::<&()>,
+                )
+                .await?
+        };
+        self.devices.insert(user_id, devices.clone());
+        Ok(devices)
+    }
+
+    /// Trust on first use per device: the devices of a user's first listing are recorded
+    /// silently; a device that appears later is a key change, reported, and flagged until
+    /// [`Client::accept_identity`] if the user had been verified. Returns the flagged devices.
+    async fn check_identities(
+        &mut self,
+        user_id: i64,
+        devices: &[api::Device],
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<i64>> {
+        let name = format!("trust:{user_id}");
+        let mut trust: Trust = self.store.get(&name).await?.unwrap_or_default();
+        let first_contact = trust.devices.is_empty();
+        let mut changed = false;
+        for device in devices {
+            match trust.devices.get(&device.device_id) {
+                Some(known) if *known == device.identity_key => continue,
+                // Device ids are never reused by the relay: a different key under a known id is
+                // a relay that lies.
+                Some(_) => {
+                    return Err(ClientError::IdentityMismatch {
+                        user_id,
+                        device_id: device.device_id,
+                    });
+                }
+                None => {}
+            }
+            changed = true;
+            trust
+                .devices
+                .insert(device.device_id, device.identity_key.clone());
+            if !first_contact && Some(user_id) != self.state.user_id {
+                if trust.verified {
+                    trust.unverified_devices.push(device.device_id);
+                }
+                events.push(Event::KeyChanged {
+                    user_id,
+                    device_id: device.device_id,
+                    was_verified: trust.verified,
+                });
+            }
+        }
+        if changed {
+            let mut b = self.store.batch();
+            b.put(&name, &trust);
+            b.commit().await?;
+        }
+        Ok(trust.unverified_devices)
+    }
+
+    /// The safety number between this device and device `device_id` of `user_id`, from the
+    /// identity key recorded for that device (compare it out of band, then
+    /// [`Client::mark_verified`]). The users' stable ids (not their editable ms_ids) go into
+    /// it, so it is the same on both sides and survives ms_id changes.
+    pub async fn safety_number(&self, user_id: i64, device_id: i64) -> Result<SafetyNumber> {
+        let me = self.signed_in_user()?;
+        let own = self
+            .account
+            .as_ref()
+            .ok_or(ClientError::NoDevice)?
+            .identity();
+        let trust: Trust = self
+            .store
+            .get(&format!("trust:{user_id}"))
+            .await?
+            .unwrap_or_default();
+        let key = trust.devices.get(&device_id).ok_or_else(|| {
+            ClientError::InvalidArgument(format!(
+                "no identity recorded for device {device_id} of user {user_id}"
+            ))
+        })?;
+        let remote = PublicIdentity::decode(&b64_decode("identity", key)?)?;
+        Ok(SafetyNumber::new(
+            own,
+            me.to_string().as_bytes(),
+            &remote,
+            user_id.to_string().as_bytes(),
+        ))
+    }
+
+    /// Marks a user verified (after comparing safety numbers).
+    pub async fn mark_verified(&self, user_id: i64, verified: bool) -> Result<()> {
+        let name = format!("trust:{user_id}");
+        let mut trust: Trust = self.store.get(&name).await?.unwrap_or_default();
+        trust.verified = verified;
+        trust.unverified_devices.clear();
+        let mut b = self.store.batch();
+        b.put(&name, &trust);
+        b.commit().await
+    }
+
+    /// Accepts the new keys of a verified user: their messages are no longer flagged (the
+    /// user stays verified only by comparing safety numbers again).
+    pub async fn accept_identity(&self, user_id: i64) -> Result<()> {
+        let name = format!("trust:{user_id}");
+        let mut trust: Trust = self.store.get(&name).await?.unwrap_or_default();
+        trust.unverified_devices.clear();
+        trust.verified = false;
+        let mut b = self.store.batch();
+        b.put(&name, &trust);
+        b.commit().await
+    }
+
+    async fn load_sessions(&self, device_id: i64) -> Result<Vec<Session>> {
+        let record: SessionsRecord = self
+            .store
+            .get(&format!("sessions:{device_id}"))
+            .await?
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(record.pickles.len());
+        for p in record.pickles {
+            let id = pickle_id_from_hex(&p.id)?;
+            let sealed = b64_decode("session", &p.sealed)?;
+            out.push(Session::from_pickle(
+                &sealed,
+                &self.pickle_key,
+                &id,
+                p.counter,
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn stage_sessions(
+        &self,
+        batch: &mut Batch<'_, S>,
+        device_id: i64,
+        sessions: &mut [Session],
+    ) -> Result<()> {
+        let mut record = SessionsRecord::default();
+        for s in sessions.iter_mut().take(SESSIONS_PER_DEVICE) {
+            let sealed = s.pickle(&self.pickle_key)?;
+            record.pickles.push(StoredPickle {
+                id: s.pickle_id().to_string(),
+                counter: sealed.counter(),
+                sealed: BASE64.encode(sealed.as_bytes()),
+            });
+        }
+        batch.put(&format!("sessions:{device_id}"), &record);
+        Ok(())
+    }
+
+    /// Tells the friend `to_user` that this user is typing (or stopped).
+    pub fn send_typing(&self, to_user: i64, typing: bool) -> Result<()> {
+        let socket = self
+            .socket
+            .as_ref()
+            .ok_or_else(|| ClientError::Network("not connected".into()))?;
+        let frame = ClientFrame::Typing {
+            v: 1,
+            to_user,
+            state: if typing { "typing" } else { "idle" },
+        }
+        .to_json();
+        socket
+            .unbounded_send(Outgoing::Text(frame))
+            .map_err(|_| ClientError::Network("not connected".into()))
+    }
+
+    // ----- receiving -----
+
+    /// Handles one event of the socket and returns what the app should hear about.
+    pub async fn handle(&mut self, event: SocketEvent) -> Result<Vec<Event>> {
+        let text = match event {
+            SocketEvent::Text(text) => text,
+            SocketEvent::Closed(code) => {
+                self.socket = None;
+                self.synced = false;
+                let state = if Self::should_reconnect(code) {
+                    ConnectionState::Offline
+                } else {
+                    ConnectionState::Stopped
+                };
+                return Ok(vec![Event::Connection { state }]);
+            }
+        };
+        // A frame that does not follow the protocol is skipped: there is nothing to answer.
+        let Ok(frame) = RelayFrame::parse(&text) else {
+            return Ok(Vec::new());
+        };
+        let mut events = Vec::new();
+        match frame {
+            RelayFrame::Envelope(env) => self.receive(env, &mut events).await?,
+            RelayFrame::Accepted {
+                id,
+                to_device: Some(device),
+                ..
+            } => self.accepted(&id, device, &mut events).await?,
+            RelayFrame::Accepted { .. } | RelayFrame::Unknown(_) => {}
+            RelayFrame::QueueEmpty => {
+                self.synced = true;
+                events.push(Event::Connection {
+                    state: ConnectionState::Online,
+                });
+                // Top up prekeys now that the backlog consumed some; a failure waits for the
+                // next connection.
+                let _ = self.maintain_prekeys().await;
+            }
+            RelayFrame::Delivered { id, to_device } => {
+                self.delivered(&id, to_device, &mut events).await?;
+            }
+            RelayFrame::Typing { from_user, typing } => events.push(Event::Typing {
+                user_id: from_user,
+                typing,
+            }),
+            RelayFrame::Presence { user, online } => events.push(Event::Presence {
+                user_id: user,
+                online,
+            }),
+            RelayFrame::FriendsChanged => {
+                self.ms_ids.clear();
+                events.push(Event::FriendsChanged);
+            }
+            RelayFrame::RoomsChanged { room } => events.push(Event::RoomsChanged { room_id: room }),
+            RelayFrame::DevicesChanged { user } => {
+                self.devices.remove(&user);
+                events.push(Event::DevicesChanged { user_id: user });
+            }
+            RelayFrame::Error {
+                code,
+                id,
+                to_device,
+                ..
+            } => {
+                let code = ErrorCode::from_relay(&code).unwrap_or(ErrorCode::UnknownRelayCode);
+                if let (Some(id), Some(device)) = (id, to_device)
+                    && !matches!(
+                        code,
+                        ErrorCode::QueueFull
+                            | ErrorCode::RateLimited
+                            | ErrorCode::Unavailable
+                            | ErrorCode::Internal
+                    )
+                {
+                    // Not retryable: the ciphertext leaves the outbox.
+                    self.remove_from_outbox(&id, device, &mut events).await?;
+                    events.push(Event::SendFailed {
+                        id,
+                        device_id: device,
+                        code,
+                    });
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    async fn accepted(&mut self, id: &str, device: i64, events: &mut Vec<Event>) -> Result<()> {
+        self.remove_from_outbox(id, device, events).await
+    }
+
+    async fn remove_from_outbox(
+        &mut self,
+        id: &str,
+        device: i64,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        let mut outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
+        let before = outbox.len();
+        outbox.retain(|w| !(w.id == id && w.to_device == device));
+        if outbox.len() == before {
+            return Ok(());
+        }
+        let mut batch = self.store.batch();
+        batch.put("outbox", &outbox);
+        let name = format!("msgid:{id}");
+        if let Some(mut location) = self.store.get::<MessageLocation>(&name).await? {
+            location.pending.retain(|d| *d != device);
+            if location.pending.is_empty() {
+                self.stage_status(&mut batch, &location, MessageStatus::Sent)
+                    .await?;
+                events.push(Event::Status {
+                    id: id.to_owned(),
+                    conversation: location.conversation,
+                    status: MessageStatus::Sent,
+                });
+            }
+            batch.put(&name, &location);
+        }
+        batch.commit().await
+    }
+
+    async fn delivered(&mut self, id: &str, device: i64, events: &mut Vec<Event>) -> Result<()> {
+        let Some(location) = self
+            .store
+            .get::<MessageLocation>(&format!("msgid:{id}"))
+            .await?
+        else {
+            return Ok(());
+        };
+        let Conversation::User(peer) = location.conversation else {
+            return Ok(());
+        };
+        // A receipt from one of the peer's devices (not from this account's own).
+        let peer_devices = self.devices.get(&peer);
+        if peer_devices.is_some_and(|d| !d.iter().any(|d| d.device_id == device)) {
+            return Ok(());
+        }
+        let name = format!("msg:{}:{}", location.conversation.key(), location.index);
+        let Some(message) = self.store.get::<Message>(&name).await? else {
+            return Ok(());
+        };
+        if !message.outgoing || message.status == MessageStatus::Delivered {
+            return Ok(());
+        }
+        let mut batch = self.store.batch();
+        self.stage_status(&mut batch, &location, MessageStatus::Delivered)
+            .await?;
+        batch.commit().await?;
+        events.push(Event::Status {
+            id: id.to_owned(),
+            conversation: location.conversation,
+            status: MessageStatus::Delivered,
+        });
+        Ok(())
+    }
+
+    fn ack(&self, eid: i64) {
+        if let Some(socket) = &self.socket {
+            let frame = ClientFrame::Ack { v: 1, ids: &[eid] }.to_json();
+            let _ = socket.unbounded_send(Outgoing::Text(frame));
+        }
+    }
+
+    async fn receive(&mut self, env: Envelope, events: &mut Vec<Event>) -> Result<()> {
+        let seen = format!("seen:{}:{}", env.from_device, env.id);
+        if self.store.get::<u8>(&seen).await?.is_some() {
+            self.ack(env.eid);
+            return Ok(());
+        }
+        match self.open_envelope(&env, events).await {
+            Ok(Some(mut batch_parts)) => {
+                let account = if batch_parts.account_changed {
+                    self.account_pickle()?
+                } else {
+                    None
+                };
+                if let Some((r, _)) = &account {
+                    self.state.account = Some(r.clone());
+                }
+                let mut batch = self.store.batch();
+                let fresh = self
+                    .stage_message(&mut batch, &batch_parts.message, Vec::new())
+                    .await?;
+                self.stage_sessions(&mut batch, env.from_device, &mut batch_parts.sessions)?;
+                if let Some((_, stored)) = &account {
+                    batch.put("account", stored);
+                    batch.put("state", &self.state);
+                }
+                batch.put(&seen, &1u8);
+                batch.commit().await?;
+                if fresh {
+                    events.push(Event::Message {
+                        message: Box::new(batch_parts.message),
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                let mut batch = self.store.batch();
+                batch.put(&seen, &1u8);
+                batch.commit().await?;
+                events.push(Event::DecryptionFailed {
+                    from_user: env.from_user,
+                    from_device: env.from_device,
+                    id: env.id.clone(),
+                    reason,
+                });
+            }
+        }
+        self.ack(env.eid);
+        Ok(())
+    }
+
+    /// Decrypts an envelope; `Err` is the reason it cannot be read.
+    async fn open_envelope(
+        &mut self,
+        env: &Envelope,
+        events: &mut Vec<Event>,
+    ) -> std::result::Result<Option<Opened>, FailureReason> {
+        if env.kind != KIND_PAIRWISE || env.room.is_some() {
+            return Err(FailureReason::Unsupported);
+        }
+        let me = self.state.user_id.ok_or(FailureReason::UnknownSession)?;
+        let message =
+            SessionMessage::decode(&env.ciphertext).map_err(|_| FailureReason::Corrupted)?;
+        let mut sessions = self
+            .load_sessions(env.from_device)
+            .await
+            .map_err(|_| FailureReason::UnknownSession)?;
+        let mut account_changed = false;
+        let (plaintext, flagged) = match &message {
+            SessionMessage::Prekey(prekey) => {
+                let flagged = self.verify_sender(env, prekey.sender(), events).await?;
+                if let Some(pos) = sessions
+                    .iter()
+                    .position(|s| s.matches_prekey_message(prekey))
+                {
+                    let session = sessions.get_mut(pos).ok_or(FailureReason::UnknownSession)?;
+                    let plaintext = session.decrypt(&message).map_err(failure_reason)?;
+                    let s = sessions.remove(pos);
+                    sessions.insert(0, s);
+                    (plaintext, flagged)
+                } else {
+                    let account = self.account.as_mut().ok_or(FailureReason::UnknownSession)?;
+                    let (session, plaintext) = account
+                        .create_inbound_session(prekey)
+                        .map_err(failure_reason)?;
+                    account_changed = true;
+                    sessions.insert(0, session);
+                    (plaintext, flagged)
+                }
+            }
+            SessionMessage::Ratchet(_) => {
+                let mut last = FailureReason::UnknownSession;
+                let mut opened = None;
+                for (i, session) in sessions.iter_mut().enumerate() {
+                    match session.decrypt(&message) {
+                        Ok(p) => {
+                            opened = Some((i, p));
+                            break;
+                        }
+                        Err(e) => last = failure_reason(e),
+                    }
+                }
+                let Some((i, plaintext)) = opened else {
+                    return Err(last);
+                };
+                let s = sessions.remove(i);
+                let identity = s.remote_identity().clone();
+                sessions.insert(0, s);
+                let flagged = self.verify_sender(env, &identity, events).await?;
+                (plaintext, flagged)
+            }
+        };
+        let payload = Payload::decode(&plaintext).map_err(|_| FailureReason::Unsupported)?;
+        let Body::Message {
+            id,
+            to_user,
+            sent_at,
+            text,
+            attachment,
+            reply_to,
+        } = payload.body;
+        if id != env.id {
+            return Err(FailureReason::Corrupted);
+        }
+        let outgoing = env.from_user == me;
+        let conversation = if outgoing {
+            Conversation::User(to_user.ok_or(FailureReason::Corrupted)?)
+        } else {
+            Conversation::User(env.from_user)
+        };
+        Ok(Some(Opened {
+            message: Message {
+                id,
+                conversation,
+                from_user: env.from_user,
+                from_device: env.from_device,
+                outgoing,
+                sent_at,
+                stored_at: now_ms(),
+                text,
+                attachment,
+                reply_to,
+                status: if outgoing {
+                    MessageStatus::Sent
+                } else {
+                    MessageStatus::Received
+                },
+                unverified_key: flagged,
+            },
+            sessions,
+            account_changed,
+        }))
+    }
+
+    /// Checks that `identity` is the key the relay lists for the sending device (trust on
+    /// first use, then fixed). Returns whether messages from it are flagged.
+    async fn verify_sender(
+        &mut self,
+        env: &Envelope,
+        identity: &PublicIdentity,
+        events: &mut Vec<Event>,
+    ) -> std::result::Result<bool, FailureReason> {
+        let key = BASE64.encode(identity.encode());
+        let listed: Vec<api::Device> = self.devices_of(env.from_user).await.unwrap_or_default();
+        let device = match listed.iter().find(|d| d.device_id == env.from_device) {
+            Some(d) => d.clone(),
+            // The device list is unavailable (offline, or no longer friends): check against
+            // what was recorded before, or record it.
+            None => api::Device {
+                device_id: env.from_device,
+                identity_key: key.clone(),
+                name: String::new(),
+            },
+        };
+        if device.identity_key != key {
+            return Err(FailureReason::KeyChanged);
+        }
+        let known = if listed.iter().any(|d| d.device_id == env.from_device) {
+            listed
+        } else {
+            vec![device]
+        };
+        match self.check_identities(env.from_user, &known, events).await {
+            Ok(flagged) => Ok(flagged.contains(&env.from_device)),
+            Err(_) => Err(FailureReason::KeyChanged),
+        }
+    }
+}
+
+struct Opened {
+    message: Message,
+    sessions: Vec<Session>,
+    account_changed: bool,
+}
+
+fn failure_reason(e: SessionError) -> FailureReason {
+    match e {
+        SessionError::DuplicateMessage => FailureReason::Duplicate,
+        SessionError::UnknownOneTimePrekey(_)
+        | SessionError::UnknownSignedPrekey(_)
+        | SessionError::SessionMismatch
+        | SessionError::CannotEncrypt => FailureReason::UnknownSession,
+        SessionError::TooFarAhead { .. } => FailureReason::TooOld,
+        _ => FailureReason::Corrupted,
+    }
+}
+
+/// Whether an error means "try again later" rather than "this cannot work".
+fn is_transient(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::Network
+            | ErrorCode::RateLimited
+            | ErrorCode::Unavailable
+            | ErrorCode::Internal
+            | ErrorCode::Unauthorized
+    )
+}

@@ -1,0 +1,90 @@
+// Two clients of the npm package against a real relay (started by `cargo xtask test`, URL in
+// RELAY_URL): sign-up, friends by ms_id, a message each way, typed errors, hostile arguments.
+// Usage: RELAY_URL=http://127.0.0.1:PORT node roundtrip.mjs [package specifier or path]
+import assert from "node:assert/strict";
+import { WebSocket } from "ws";
+
+globalThis.WebSocket = WebSocket;
+const spec = process.argv[2] ?? "securechat-client";
+const { init, SecureChatClient, MemoryStore } = await import(spec);
+await init();
+
+const relay = process.env.RELAY_URL;
+assert.ok(relay, "RELAY_URL is not set");
+const password = "correct horse battery staple 42";
+const tag = `${process.pid}${Date.now() % 100000}`;
+
+async function user(name) {
+  const store = new MemoryStore();
+  const client = await SecureChatClient.open(relay, store, "local pw", true);
+  const email = `${name}${tag}@example.org`;
+  const msId = `${name}${tag}`;
+  const created = await client.register(email, password, msId, name);
+  const outcome = await client.login(email, password);
+  assert.deepEqual(outcome, { status: "signed_in" });
+  await client.ensureDevice(`${name} node`);
+  const events = [];
+  const waiters = [];
+  client.onEvent((e) => {
+    events.push(e);
+    for (const w of waiters.splice(0)) w();
+  });
+  const until = async (what, pred, ms = 30000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = events.find(pred);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(events)}`);
+      await new Promise((r) => { waiters.push(r); setTimeout(r, 200); });
+    }
+  };
+  return { client, store, created, msId, until };
+}
+
+const ada = await user("ada");
+const bob = await user("bob");
+
+// Typed errors.
+await assert.rejects(ada.client.login(`nobody${tag}@example.org`, password), (e) => {
+  assert.equal(e.name, "SecureChatError");
+  assert.equal(e.code, "invalid_credentials");
+  return true;
+});
+await assert.rejects(ada.client.sendText(1.5, "x"), (e) => e.code === "invalid_argument");
+await assert.rejects(ada.client.history({ nope: 1 }, 10), (e) => e.code === "invalid_argument");
+await assert.rejects(SecureChatClient.open(relay, ada.store, "wrong local pw", false), (e) => e.code === "wrong_password");
+
+await bob.client.sendFriendRequest(ada.msId, null);
+const requests = await ada.client.friendRequests();
+assert.equal(requests.incoming.length, 1);
+await ada.client.acceptFriendRequest(requests.incoming[0].id);
+
+await ada.client.connect();
+await bob.client.connect();
+await ada.until("online", (e) => e.type === "connection" && e.state === "online");
+await bob.until("online", (e) => e.type === "connection" && e.state === "online");
+
+const hello = `hello from node ${tag}`;
+const sent = await ada.client.sendText(bob.created.user_id, hello);
+assert.equal(sent.status, "pending");
+const got = await bob.until("message", (e) => e.type === "message" && e.message.text === hello);
+assert.equal(got.message.from_user, ada.created.user_id);
+assert.deepEqual(got.message.conversation, { user: ada.created.user_id });
+await ada.until("sent", (e) => e.type === "status" && e.id === sent.id && e.status !== "pending");
+
+const reply = `reply from node ${tag}`;
+await bob.client.sendText(ada.created.user_id, reply);
+await ada.until("reply", (e) => e.type === "message" && e.message.text === reply);
+const history = await ada.client.history({ user: bob.created.user_id }, 10);
+assert.deepEqual(history.map((m) => m.text), [hello, reply]);
+
+// The store holds nothing readable.
+for (const [k, v] of ada.store.map) {
+  const text = k + Buffer.from(v).toString("latin1");
+  for (const secret of [hello, reply, ada.msId, bob.msId]) assert.ok(!text.includes(secret), `store holds ${secret}`);
+}
+
+await ada.client.disconnect();
+await bob.client.disconnect();
+console.log("node round trip: ok");
+process.exit(0);
