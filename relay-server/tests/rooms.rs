@@ -547,6 +547,128 @@ async fn queue_full_stores_nothing(relay: &TestRelay) {
     ws.close().await;
 }
 
+/// A device registered through the API (real crypto-core keys and three one-time prekeys),
+/// so that its bundle can be fetched.
+async fn api_device(relay: &TestRelay, who: &User) -> i64 {
+    let mut acc = crypto_core::Account::new().unwrap();
+    acc.generate_signed_prekey(1_790_000_000).unwrap();
+    let keys = acc.generate_one_time_prekeys(3).unwrap();
+    let body = json!({
+        "identity_key": B64.encode(acc.identity().encode()),
+        "name": "laptop",
+        "signed_prekey": B64.encode(acc.signed_prekey().unwrap().encode()),
+        "one_time_prekeys": keys.iter().map(|k| B64.encode(k.encode())).collect::<Vec<_>>(),
+    });
+    let resp = post(relay, who, "/api/v1/devices", Some(body)).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    resp.json::<Value>().await.unwrap()["device_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// What `from` may do with `to`'s device `to_device`: list `to`'s devices, fetch the
+/// device's bundle, send it a direct envelope over `ws` (the first two answer `not_found`, the
+/// send `not_friends`, when they are not in contact).
+async fn assert_contact(
+    relay: &TestRelay,
+    from: &User,
+    ws: &mut Ws,
+    (to, to_ms_id, to_device): (&User, &str, i64),
+    expected: bool,
+) {
+    use common::assert_error;
+    let devices = get(relay, from, &format!("/api/v1/users/{to_ms_id}/devices")).await;
+    let bundle = post(
+        relay,
+        from,
+        &format!("/api/v1/users/{to_ms_id}/devices/{to_device}/bundle"),
+        None,
+    )
+    .await;
+    let id = format!("{}-{}-{}", from.id, to.id, rows(relay, None).await);
+    ws.send_msg(&id, to_device, b"a sender key, say").await;
+    if expected {
+        let list: Value = devices.json().await.unwrap();
+        assert_eq!(list[0]["device_id"], to_device, "{list}");
+        assert_eq!(bundle.status().as_u16(), 200);
+        let bundle: Value = bundle.json().await.unwrap();
+        assert_eq!(bundle["device_id"], to_device);
+        let accepted = ws.expect("accepted").await;
+        assert_eq!(accepted["id"], id.as_str());
+        assert_eq!(accepted["to_device"], to_device);
+    } else {
+        assert_error(devices, 404, "not_found").await;
+        assert_error(bundle, 404, "not_found").await;
+        let err = ws.expect_error("not_friends").await;
+        assert_eq!(err["id"], id.as_str());
+    }
+}
+
+/// Joined members of one room are in contact although they are not friends (A is friends with
+/// B and C; B and C are not): each may list the other's devices, fetch their bundles and
+/// send to their devices — the pairwise sessions that carry the room's sender keys. Not while
+/// one is only invited, not while either blocks the other, not after one leaves. Typing stays
+/// between friends.
+async fn joined_members_are_in_contact(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    let c = user(relay, "carol").await;
+    befriend(relay, &a, &b).await;
+    befriend(relay, &a, &c).await;
+    let b1 = api_device(relay, &b).await;
+    let c1 = api_device(relay, &c).await;
+    let (mut wb, _) = open_drained(relay, &b, b1).await;
+    let (mut wc, _) = open_drained(relay, &c, c1).await;
+    let room = create_room(relay, &a, None).await;
+    assert_eq!(invite(relay, &a, room, "bob").await.status().as_u16(), 204);
+    assert_eq!(join(relay, &b, room).await.status().as_u16(), 200);
+    assert_eq!(
+        invite(relay, &a, room, "carol").await.status().as_u16(),
+        204
+    );
+
+    // Carol is invited, not joined: not in contact with Bob either way.
+    assert_contact(relay, &b, &mut wb, (&c, "carol", c1), false).await;
+    assert_contact(relay, &c, &mut wc, (&b, "bob", b1), false).await;
+
+    // Both joined: in contact both ways, and the envelopes arrive.
+    assert_eq!(join(relay, &c, room).await.status().as_u16(), 200);
+    assert_contact(relay, &b, &mut wb, (&c, "carol", c1), true).await;
+    let env = wc.expect("envelope").await;
+    assert_eq!(env["from_user"], b.id);
+    assert!(env.get("room").is_none(), "a direct envelope: {env}");
+    assert_contact(relay, &c, &mut wc, (&b, "bob", b1), true).await;
+    assert_eq!(wb.expect("envelope").await["from_user"], c.id);
+    // Typing is still for friends only.
+    wb.send(json!({"v": 1, "type": "typing", "to_user": c.id, "state": "typing"}))
+        .await;
+    wb.expect_error("not_friends").await;
+
+    // A block by either ends it both ways; lifting it restores it.
+    let resp = post(relay, &c, "/api/v1/blocks", Some(json!({"ms_id": "bob"}))).await;
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_contact(relay, &b, &mut wb, (&c, "carol", c1), false).await;
+    assert_contact(relay, &c, &mut wc, (&b, "bob", b1), false).await;
+    let resp = relay
+        .client()
+        .delete(relay.url("/api/v1/blocks/bob"))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_contact(relay, &b, &mut wb, (&c, "carol", c1), true).await;
+    wc.expect("envelope").await;
+
+    // Carol leaves: not in contact any more.
+    let leave = format!("/api/v1/rooms/{room}/leave");
+    assert_eq!(post(relay, &c, &leave, None).await.status().as_u16(), 204);
+    assert_contact(relay, &b, &mut wb, (&c, "carol", c1), false).await;
+    assert_contact(relay, &c, &mut wc, (&b, "bob", b1), false).await;
+    wb.close().await;
+    wc.close().await;
+}
+
 on_both_backends!(
     lifecycle,
     queue_full_stores_nothing,
@@ -555,4 +677,5 @@ on_both_backends!(
     fan_out_online,
     backlog_duplicates_ack_leave,
     room_send_refusals,
+    joined_members_are_in_contact,
 );

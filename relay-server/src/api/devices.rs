@@ -69,7 +69,7 @@ impl From<OwnDevice> for OwnDeviceView {
     }
 }
 
-/// A friend's device.
+/// A device of a contact (a friend or a fellow joined room member), or one's own.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceView {
     /// Device id (for the bundle fetch).
@@ -302,16 +302,17 @@ pub(crate) async fn delete_device(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A friend's devices, oldest first (the caller's own too). Anyone else looks nonexistent.
+/// A contact's devices (a friend's or a fellow joined room member's), oldest first (the caller's
+/// own too). Anyone else looks nonexistent.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "devices",
-    params(("ms_id" = String, Path, description = "the friend's ms_id, any case")),
+    params(("ms_id" = String, Path, description = "the contact's ms_id, any case")),
     responses(
         (status = 200, body = Vec<DeviceView>),
         (status = 400, description = "invalid_ms_id", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 404, description = "not_found: no such user, or not a friend", body = ErrorBody),
+        (status = 404, description = "not_found: no such user, or not in contact (friend or fellow joined room member)", body = ErrorBody),
     )
 )]
 #[get("/users/{ms_id}/devices")]
@@ -324,14 +325,14 @@ pub(crate) async fn list_for_user(
     Ok(HttpResponse::Ok().json(list.into_iter().map(DeviceView::from).collect::<Vec<_>>()))
 }
 
-/// Fetch a friend's device's prekey bundle (the caller's own devices too). Each fetch claims
+/// Fetch a contact's device's prekey bundle (the caller's own devices too). Each fetch claims
 /// one one-time prekey, never handed out twice; when none remain the bundle has none.
 /// Limited to 200 fetches an hour per account (burst) and 600 per IP.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "devices",
     params(
-        ("ms_id" = String, Path, description = "the friend's ms_id, any case"),
+        ("ms_id" = String, Path, description = "the contact's ms_id, any case"),
         ("device_id" = i64, Path, description = "one of their device ids"),
     ),
     responses(
@@ -339,7 +340,7 @@ pub(crate) async fn list_for_user(
         (status = 400, description = "invalid_ms_id, invalid_input (device id)", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
-        (status = 404, description = "not_found: no such user, not a friend, or no such device of theirs", body = ErrorBody),
+        (status = 404, description = "not_found: no such user, not in contact, or no such device of theirs", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
     )
 )]

@@ -150,7 +150,8 @@ pub enum WsErrorCode {
     TooLarge,
     /// No such recipient device.
     UnknownDevice,
-    /// The recipient device (or user) is not a friend's.
+    /// The recipient device is not a contact's (friend or fellow joined room member) nor one's
+    /// own; for `typing`, the user is not a friend.
     NotFriends,
     /// The recipient device's queue is full; retry later.
     QueueFull,

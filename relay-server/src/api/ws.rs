@@ -789,7 +789,7 @@ impl Connection {
                     DeliveryError::UnknownDevice => (WsErrorCode::UnknownDevice, "no such device"),
                     DeliveryError::NotFriends => (
                         WsErrorCode::NotFriends,
-                        "you can only send to your friends' devices and your own",
+                        "you can only send to your own devices and those of your friends and fellow room members",
                     ),
                     DeliveryError::QueueFull => (
                         WsErrorCode::QueueFull,

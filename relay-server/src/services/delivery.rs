@@ -1,9 +1,10 @@
 //! The envelope queue: store, fetch in arrival order, delete on acknowledgement, expire.
 //!
 //! Rules (see `docs/api.md`):
-//! - A device may send to the devices of its user's friends and to its own user's other
-//!   devices; anything else is `not_friends` (or `unknown_device` when the device id does not
-//!   exist).
+//! - A device may send to the devices of the users in contact with its user (friends, or
+//!   joined members of a common room, and no block either way: [`in_contact`]) and to its own
+//!   user's other devices; anything else is `not_friends` (or `unknown_device` when the device
+//!   id does not exist). The check runs inside the transaction that stores the envelope.
 //! - `(sender device, client id, recipient device)` is stored once: a repeated send while the
 //!   envelope is still queued answers with the existing envelope (idempotent retries).
 //! - An envelope stays until its recipient device acknowledges it, or until it expires
@@ -15,7 +16,7 @@
 use crate::api::error::ApiError;
 use crate::db::schema::{devices, envelopes, friendships, sessions};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::services::friends::are_friends;
+use crate::services::contacts::in_contact;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -38,7 +39,7 @@ pub const MAX_ACK_IDS: usize = 1000;
 pub enum DeliveryError {
     /// No such recipient device.
     UnknownDevice,
-    /// The recipient device belongs to someone who is not a friend.
+    /// The recipient device belongs to someone not in contact with the sender.
     NotFriends,
     /// The recipient's queue is full.
     QueueFull,
@@ -205,8 +206,9 @@ pub(crate) fn find_queued(
         .optional()
 }
 
-/// The owner of `to_device` if `from_user` may send to it: a friend's device or one of the
-/// sender's own (`unknown_device`, `not_friends` otherwise).
+/// The owner of `to_device` if `from_user` may send to it: a device of someone in contact with
+/// the sender ([`in_contact`]) or one of the sender's own (`unknown_device`, `not_friends`
+/// otherwise).
 pub(crate) fn reach(
     conn: &mut DbConnection,
     from_user: i64,
@@ -215,7 +217,7 @@ pub(crate) fn reach(
     let Some(to_user) = device_owner(conn, to_device)? else {
         return Err(DeliveryError::UnknownDevice);
     };
-    if to_user != from_user && !are_friends(conn, from_user, to_user)? {
+    if to_user != from_user && !in_contact(conn, from_user, to_user)? {
         return Err(DeliveryError::NotFriends);
     }
     Ok(to_user)

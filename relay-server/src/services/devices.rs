@@ -14,9 +14,10 @@
 //! - A rotated signed prekey must have a greater id than the current one (`stale_prekey`), so
 //!   an old prekey (whose secret may have leaked) cannot be put back.
 //! - A device addressed by id that is not the caller's is `not_found`, like an unknown one.
-//! - Only friends see a user's devices and fetch their bundles; to anyone else the user looks
-//!   like no account at all (`not_found`, as for blocks). A user also sees their own devices
-//!   this way, so their devices can start sessions with each other.
+//! - Only users **in contact** ([`contacts::in_contact`]: friends, or joined members of a
+//!   common room, and no block either way) see a user's devices and fetch their bundles; to
+//!   anyone else the user looks like no account at all (`not_found`, as for blocks). A user
+//!   also sees their own devices this way, so their devices can start sessions with each other.
 //! - A bundle fetch claims the device's oldest one-time prekey **atomically**: concurrent
 //!   fetches never get the same one (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the write
 //!   lock of `BEGIN IMMEDIATE`). When none remain, the bundle comes without one.
@@ -24,7 +25,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{devices, one_time_prekeys, signed_prekeys};
 use crate::db::{DbConnection, write_transaction};
-use crate::services::{friends, profiles, validate};
+use crate::services::{contacts, profiles, validate};
 use crate::state::AppState;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -393,17 +394,18 @@ pub async fn delete(state: &AppState, caller: i64, device_id: i64) -> Result<(),
     Ok(())
 }
 
-/// The user `ms_id` addresses, if the caller may see their devices: a friend, or the caller.
+/// The user `ms_id` addresses, if the caller may see their devices: someone in contact with
+/// the caller ([`contacts::in_contact`]), or the caller.
 fn directory_owner(conn: &mut DbConnection, caller: i64, ms_id: &str) -> Result<i64, ApiError> {
     let (owner, _) = profiles::find_visible(conn, caller, ms_id)?;
-    if owner != caller && !friends::are_friends(conn, caller, owner)? {
+    if owner != caller && !contacts::in_contact(conn, caller, owner)? {
         return Err(profiles::no_such_user());
     }
     Ok(owner)
 }
 
-/// The devices of `raw_ms_id`, oldest first, if they are a friend of the caller (or the
-/// caller); otherwise `not_found`.
+/// The devices of `raw_ms_id`, oldest first, if they are in contact with the caller (or are
+/// the caller); otherwise `not_found`.
 pub async fn list_for(
     state: &AppState,
     caller: i64,
@@ -592,8 +594,8 @@ fn claim_one_time_prekey(
 }
 
 /// The prekey bundle of device `device_id` of `raw_ms_id`, claiming one of its one-time
-/// prekeys. Only for friends (and the owner); `not_found` otherwise, and for a device that is
-/// not theirs.
+/// prekeys. Only for users in contact with the owner (and the owner); `not_found` otherwise,
+/// and for a device that is not theirs.
 pub async fn claim_bundle(
     state: &AppState,
     caller: i64,

@@ -266,7 +266,7 @@ enum Slot {
 /// inserted before it, and new envelopes get ids in job order.
 fn run_batch(conn: &mut DbConnection, batch: &[Job]) -> Result<Vec<Outcome>, ApiError> {
     let mut memo = Memo::default();
-    // 1. Checks that do not depend on the other sends: device owner and friendship.
+    // 1. Checks that do not depend on the other sends: device owner and contact.
     let mut checked: Vec<Option<Result<i64, DeliveryError>>> = Vec::with_capacity(batch.len());
     for job in batch {
         checked.push(match job {
