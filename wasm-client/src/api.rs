@@ -190,6 +190,34 @@ pub struct Profile {
     pub display_name: String,
 }
 
+/// A room as this user sees it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Room {
+    /// Room id.
+    pub id: i64,
+    /// Optional name (readable by the relay).
+    pub name: Option<String>,
+    /// This user's state: `invited` or `joined`.
+    pub state: String,
+    /// Created at (Unix seconds).
+    pub created_at: i64,
+}
+
+/// A member of a room.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Member {
+    /// User id.
+    pub user_id: i64,
+    /// ms_id.
+    pub ms_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// `invited` or `joined`.
+    pub state: String,
+    /// Device ids of a joined member.
+    pub devices: Vec<i64>,
+}
+
 /// A signed-in session of the account.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct SessionInfo {

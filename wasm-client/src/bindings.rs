@@ -66,6 +66,8 @@ export interface FriendRequests { incoming: FriendRequest[]; outgoing: FriendReq
 export interface TotpSetup { secret: string; otpauth_uri: string; qr_png_base64: string }
 export interface SessionInfo { id: number; created_at: number; last_used_at: number; expires_at: number; user_agent: string | null; current: boolean }
 export interface ConversationSummary { count: number; unread: number; last: Message | null }
+export interface Room { id: number; name: string | null; state: "invited" | "joined"; created_at: number }
+export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; devices: number[] }
 "#;
 
 #[wasm_bindgen]
@@ -622,6 +624,83 @@ impl SecureChatClient {
     pub fn totp_activate(&self, code: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move { result(inner.lock().await.totp_activate(&code).await) })
+    }
+}
+
+#[wasm_bindgen]
+impl SecureChatClient {
+    /// Creates a room (its name, if given, is readable by the relay).
+    #[wasm_bindgen(js_name = createRoom, unchecked_return_type = "Promise<Room>")]
+    pub fn create_room(&self, name: Option<String>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(
+            async move { result(inner.lock().await.create_room(name.as_deref()).await) },
+        )
+    }
+
+    /// The rooms this user joined or is invited to.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Room[]>")]
+    pub fn rooms(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { result(inner.lock().await.rooms().await) })
+    }
+
+    /// Invites a friend (by ms_id) to a room.
+    #[wasm_bindgen(js_name = inviteToRoom, unchecked_return_type = "Promise<void>")]
+    pub fn invite_to_room(&self, room: f64, ms_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.invite_to_room(room, &ms_id).await)
+        })
+    }
+
+    /// Accepts an invitation.
+    #[wasm_bindgen(js_name = joinRoom, unchecked_return_type = "Promise<void>")]
+    pub fn join_room(&self, room: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.join_room(room).await)
+        })
+    }
+
+    /// Leaves a room.
+    #[wasm_bindgen(js_name = leaveRoom, unchecked_return_type = "Promise<void>")]
+    pub fn leave_room(&self, room: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.leave_room(room).await)
+        })
+    }
+
+    /// The members of a room.
+    #[wasm_bindgen(js_name = roomMembers, unchecked_return_type = "Promise<RoomMember[]>")]
+    pub fn room_members(&self, room: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.room_members(room).await)
+        })
+    }
+
+    /// Sends a text to a room; resolves with the stored message (status `pending`).
+    #[wasm_bindgen(js_name = sendRoomText, unchecked_return_type = "Promise<Message>")]
+    pub fn send_room_text(&self, room: f64, text: String) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            let (message, events) = inner
+                .lock()
+                .await
+                .send_room_text(room, &text)
+                .await
+                .map_err(|e| js_error(&e))?;
+            emit(&listeners, &events);
+            to_js(&message)
+        })
     }
 }
 

@@ -48,6 +48,18 @@ pub(crate) fn send_frame(id: &str, to_device: i64, kind: u16, ciphertext: &[u8])
     .to_json()
 }
 
+pub(crate) fn room_frame(id: &str, room: i64, kind: u16, ciphertext: &[u8]) -> String {
+    ClientFrame::Send {
+        v: 1,
+        id,
+        to_device: None,
+        room: Some(room),
+        kind,
+        ciphertext: BASE64.encode(ciphertext),
+    }
+    .to_json()
+}
+
 /// Relay → client. Unknown types are kept as [`RelayFrame::Unknown`] (a newer relay may add
 /// frames; they are ignored, not fatal).
 #[derive(Debug, PartialEq, Eq)]

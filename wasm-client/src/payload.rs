@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Envelope `kind` of a pairwise (Double Ratchet) message; its plaintext is a [`Payload`].
 pub(crate) const KIND_PAIRWISE: u16 = 1;
+/// Envelope `kind` of a room message: a crypto-core group message whose plaintext is a
+/// [`Payload`] (protocol.md §12, §21).
+pub(crate) const KIND_GROUP: u16 = 2;
 
 /// The largest text a message carries, in bytes (longer texts belong in an attachment).
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
@@ -55,6 +58,13 @@ pub(crate) enum Body {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
+    /// The sender's key for a room (only inside a pairwise session).
+    SenderKey {
+        /// The room.
+        room: i64,
+        /// The crypto-core `SenderKeyDistribution`, base64 (secret).
+        distribution: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,12 +105,13 @@ impl Payload {
         }
         let payload: Self =
             serde_json::from_slice(bytes).map_err(|e| PayloadError(format!("payload: {e}")))?;
-        let Body::Message { id, text, .. } = &payload.body;
-        if id.is_empty() || id.len() > 64 {
-            return Err(PayloadError("message id length".into()));
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(PayloadError("text over the limit".into()));
+        if let Body::Message { id, text, .. } = &payload.body {
+            if id.is_empty() || id.len() > 64 {
+                return Err(PayloadError("message id length".into()));
+            }
+            if text.len() > MAX_TEXT_BYTES {
+                return Err(PayloadError("text over the limit".into()));
+            }
         }
         Ok(payload)
     }

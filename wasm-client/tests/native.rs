@@ -325,3 +325,104 @@ async fn two_users_two_devices_each_through_a_real_relay() {
         }
     }
 }
+
+/// A room of three where two members are not friends: sender keys go over pairwise sessions
+/// (fellow members may reach each other's devices), every member reads every message, a
+/// second device of a member gets the keys too, and whoever left gets nothing more.
+#[tokio::test(flavor = "current_thread")]
+async fn a_room_of_three() {
+    let relay = Relay::start("room");
+    let mut ada = Device::new(&relay).await;
+    let mut bob = Device::new(&relay).await;
+    let mut carol = Device::new(&relay).await;
+    let mut ids = Vec::new();
+    for (d, name) in [(&mut ada, "ada"), (&mut bob, "bob"), (&mut carol, "carol")] {
+        let created = d
+            .client
+            .register(&format!("{name}@example.org"), PASSWORD, name, name)
+            .await
+            .unwrap();
+        ids.push(created.user_id);
+        d.sign_in(&format!("{name}@example.org"), &format!("{name} laptop"))
+            .await;
+    }
+    let (ada_id, bob_id, carol_id) = (ids[0], ids[1], ids[2]);
+    // Ada is friends with Bob and with Carol; Bob and Carol are not friends.
+    for (d, ms_id) in [(&mut bob, "ada"), (&mut carol, "ada")] {
+        d.client.send_friend_request(ms_id, None).await.unwrap();
+    }
+    for r in ada.client.friend_requests().await.unwrap().incoming {
+        ada.client.accept_friend_request(r.id).await.unwrap();
+    }
+    let room = ada.client.create_room(None).await.unwrap().id;
+    ada.client.invite_to_room(room, "bob").await.unwrap();
+    ada.client.invite_to_room(room, "carol").await.unwrap();
+    bob.client.join_room(room).await.unwrap();
+    // Only friends may be invited: Bob cannot invite Carol, a stranger to him.
+    let refused = bob.client.invite_to_room(room, "carol").await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::NotFound);
+    carol.client.join_room(room).await.unwrap();
+    let mut bob2 = Device::new(&relay).await;
+    bob2.sign_in("bob@example.org", "bob phone").await;
+    for d in [&mut ada, &mut bob, &mut bob2, &mut carol] {
+        d.connect().await;
+        d.synced().await;
+    }
+
+    let first = "room secret one a81f";
+    ada.send_room(room, first).await;
+    for d in [&mut bob, &mut bob2, &mut carol] {
+        let m = d.receives(first).await;
+        assert_eq!(
+            (m.conversation, m.from_user),
+            (Conversation::Room(room), ada_id)
+        );
+    }
+    let from_bob = "bob to the room 44c2";
+    bob.send_room(room, from_bob).await;
+    for d in [&mut ada, &mut bob2, &mut carol] {
+        let m = d.receives(from_bob).await;
+        assert_eq!(
+            (m.conversation, m.from_user),
+            (Conversation::Room(room), bob_id)
+        );
+    }
+    let from_carol = "carol answers 0b9e";
+    carol.send_room(room, from_carol).await;
+    for d in [&mut ada, &mut bob, &mut bob2] {
+        assert_eq!(d.receives(from_carol).await.from_user, carol_id);
+    }
+
+    // Carol leaves; Ada's next message reaches Bob's devices, not Carol.
+    carol.client.leave_room(room).await.unwrap();
+    let after = "after carol left 6d07";
+    ada.send_room(room, after).await;
+    bob.receives(after).await;
+    bob2.receives(after).await;
+    let from_bob_again = "bob after carol left 19fa";
+    bob.send_room(room, from_bob_again).await;
+    ada.receives(from_bob_again).await;
+    let history = carol
+        .client
+        .history(Conversation::Room(room), 50, None)
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|m| m.text != after && m.text != from_bob_again)
+    );
+    let texts: Vec<String> = ada
+        .client
+        .history(Conversation::Room(room), 50, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, [first, from_bob, from_carol, after, from_bob_again]);
+    let at_rest = relay.bytes_at_rest();
+    for p in [first, from_bob, from_carol, after, from_bob_again] {
+        assert!(!contains(&at_rest, p.as_bytes()), "relay holds {p:?}");
+    }
+}

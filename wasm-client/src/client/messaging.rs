@@ -18,9 +18,9 @@ use super::history::MessageLocation;
 use super::{Client, StoredPickle, Trust, b64_decode, pickle_id_from_hex};
 use crate::api::{self, segment};
 use crate::error::{ClientError, ErrorCode, Result};
-use crate::frames::{ClientFrame, Envelope, RelayFrame, send_frame};
-use crate::payload::{Body, KIND_PAIRWISE, MAX_TEXT_BYTES, Payload};
-use crate::platform::{now_ms, random_id};
+use crate::frames::{ClientFrame, Envelope, RelayFrame, room_frame, send_frame};
+use crate::payload::{Body, KIND_GROUP, KIND_PAIRWISE, Payload};
+use crate::platform::now_ms;
 use crate::store::Store;
 use crate::store::sealed::Batch;
 use crate::transport::{Method, Outgoing, SocketEvent, Transport};
@@ -34,19 +34,22 @@ use serde::{Deserialize, Serialize};
 const SESSIONS_PER_DEVICE: usize = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Composed {
-    id: String,
-    conversation: Conversation,
+pub(crate) struct Composed {
+    pub(crate) id: String,
+    pub(crate) conversation: Conversation,
     /// The payload as JSON (sealed at rest by the store).
-    payload: String,
+    pub(crate) payload: String,
 }
 
+/// One ciphertext waiting for `accepted`: to one device, or (`to_device` 0) to a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Wire {
-    id: String,
-    to_device: i64,
-    kind: u16,
-    ciphertext: String,
+pub(crate) struct Wire {
+    pub(crate) id: String,
+    pub(crate) to_device: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) room: Option<i64>,
+    pub(crate) kind: u16,
+    pub(crate) ciphertext: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -56,9 +59,9 @@ struct SessionsRecord {
 
 /// A recipient device and the user it belongs to.
 #[derive(Clone, Debug)]
-struct Recipient {
-    user_id: i64,
-    device: api::Device,
+pub(crate) struct Recipient {
+    pub(crate) user_id: i64,
+    pub(crate) device: api::Device,
 }
 
 impl<T: Transport, S: Store> Client<T, S> {
@@ -68,58 +71,13 @@ impl<T: Transport, S: Store> Client<T, S> {
     /// account's other devices. Returns the stored message (status `pending`); progress comes
     /// as [`Event::Status`]. Works offline: the message waits in the outbox.
     pub async fn send_text(&mut self, to_user: i64, text: &str) -> Result<(Message, Vec<Event>)> {
-        let me = self.signed_in_user()?;
-        let device_id = self.state.device_id.ok_or(ClientError::NoDevice)?;
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(ClientError::InvalidArgument(format!(
-                "text of {} bytes; the limit is {MAX_TEXT_BYTES}",
-                text.len()
-            )));
-        }
-        if to_user == me {
+        if Some(to_user) == self.state.user_id {
             return Err(ClientError::InvalidArgument(
                 "messages go to another user".into(),
             ));
         }
-        let id = random_id()?;
-        let sent_at = now_ms();
-        let payload = Payload::new(Body::Message {
-            id: id.clone(),
-            to_user: Some(to_user),
-            sent_at,
-            text: text.to_owned(),
-            attachment: None,
-            reply_to: None,
-        });
-        let json = String::from_utf8(payload.encode().to_vec())
-            .map_err(|_| ClientError::InvalidArgument("payload".into()))?;
-        let conversation = Conversation::User(to_user);
-        let message = Message {
-            id: id.clone(),
-            conversation,
-            from_user: me,
-            from_device: device_id,
-            outgoing: true,
-            sent_at,
-            stored_at: sent_at,
-            text: text.to_owned(),
-            attachment: None,
-            reply_to: None,
-            status: MessageStatus::Pending,
-            unverified_key: false,
-        };
-        let mut compose: Vec<Composed> = self.store.get("compose").await?.unwrap_or_default();
-        compose.push(Composed {
-            id,
-            conversation,
-            payload: json,
-        });
-        let mut batch = self.store.batch();
-        self.stage_message(&mut batch, &message, Vec::new()).await?;
-        batch.put("compose", &compose);
-        batch.commit().await?;
-        let events = self.flush_outbox().await?;
-        Ok((message, events))
+        self.compose(Conversation::User(to_user), Some(to_user), text)
+            .await
     }
 
     /// Encrypts what waits in `compose` (as far as the network allows) and sends every
@@ -154,23 +112,21 @@ impl<T: Transport, S: Store> Client<T, S> {
             let outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
             for w in &outbox {
                 let ciphertext = b64_decode("outbox ciphertext", &w.ciphertext)?;
-                let _ = socket.unbounded_send(Outgoing::Text(send_frame(
-                    &w.id,
-                    w.to_device,
-                    w.kind,
-                    &ciphertext,
-                )));
+                let frame = match w.room {
+                    Some(room) => room_frame(&w.id, room, w.kind, &ciphertext),
+                    None => send_frame(&w.id, w.to_device, w.kind, &ciphertext),
+                };
+                let _ = socket.unbounded_send(Outgoing::Text(frame));
             }
         }
         Ok(events)
     }
 
     async fn encrypt_composed(&mut self, c: &Composed, events: &mut Vec<Event>) -> Result<()> {
-        let Conversation::User(to_user) = c.conversation else {
-            return Err(ClientError::InvalidArgument("room messages".into()));
+        let to_user = match c.conversation {
+            Conversation::User(to_user) => to_user,
+            Conversation::Room(room) => return self.encrypt_room(c, room, events).await,
         };
-        let me = self.signed_in_user()?;
-        let my_device = self.state.device_id.ok_or(ClientError::NoDevice)?;
         let mut recipients: Vec<Recipient> = self
             .devices_of(to_user)
             .await?
@@ -188,15 +144,43 @@ impl<T: Transport, S: Store> Client<T, S> {
                 retry_after: None,
             });
         }
-        for device in self.devices_of(me).await? {
-            if device.device_id != my_device {
-                recipients.push(Recipient {
-                    user_id: me,
-                    device,
-                });
-            }
-        }
-        for user in [to_user, me] {
+        recipients.extend(self.own_other_devices().await?);
+        self.check_recipients(&recipients, events).await?;
+        let mut updated = Vec::new();
+        let wires = self
+            .pairwise_wires(&recipients, &c.id, c.payload.as_bytes(), &mut updated)
+            .await?;
+        let pending = wires.iter().map(|w| w.to_device).collect();
+        self.commit_encrypted(self.store.batch(), c, wires, &mut updated, pending)
+            .await
+    }
+
+    /// This account's devices other than this one.
+    pub(crate) async fn own_other_devices(&mut self) -> Result<Vec<Recipient>> {
+        let me = self.signed_in_user()?;
+        let my_device = self.state.device_id.ok_or(ClientError::NoDevice)?;
+        Ok(self
+            .devices_of(me)
+            .await?
+            .into_iter()
+            .filter(|d| d.device_id != my_device)
+            .map(|device| Recipient {
+                user_id: me,
+                device,
+            })
+            .collect())
+    }
+
+    /// Trust on first use for every recipient user's listed devices.
+    pub(crate) async fn check_recipients(
+        &mut self,
+        recipients: &[Recipient],
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        let mut users: Vec<i64> = recipients.iter().map(|r| r.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
             let devices: Vec<api::Device> = recipients
                 .iter()
                 .filter(|r| r.user_id == user)
@@ -204,38 +188,68 @@ impl<T: Transport, S: Store> Client<T, S> {
                 .collect();
             self.check_identities(user, &devices, events).await?;
         }
+        Ok(())
+    }
+
+    /// Encrypts `plaintext` once per recipient device with its newest session (created from a
+    /// fetched bundle when there is none). The sessions end up in `updated`, to be committed
+    /// with the ciphertexts.
+    pub(crate) async fn pairwise_wires(
+        &mut self,
+        recipients: &[Recipient],
+        id: &str,
+        plaintext: &[u8],
+        updated: &mut Vec<(i64, Vec<Session>)>,
+    ) -> Result<Vec<Wire>> {
         let mut wires = Vec::new();
-        let mut updated: Vec<(i64, Vec<Session>)> = Vec::new();
-        for r in &recipients {
-            let mut sessions = self.load_sessions(r.device.device_id).await?;
+        for r in recipients {
+            let device_id = r.device.device_id;
+            let position = updated.iter().position(|(d, _)| *d == device_id);
+            let mut sessions = match position {
+                Some(i) => updated.swap_remove(i).1,
+                None => self.load_sessions(device_id).await?,
+            };
             if sessions.is_empty() {
                 sessions.push(self.outbound_session(r).await?);
             }
             let Some(session) = sessions.first_mut() else {
                 continue;
             };
-            let ciphertext = session.encrypt(c.payload.as_bytes())?.encode();
+            let ciphertext = session.encrypt(plaintext)?.encode();
             wires.push(Wire {
-                id: c.id.clone(),
-                to_device: r.device.device_id,
+                id: id.to_owned(),
+                to_device: device_id,
+                room: None,
                 kind: KIND_PAIRWISE,
                 ciphertext: BASE64.encode(ciphertext),
             });
-            updated.push((r.device.device_id, sessions));
+            updated.push((device_id, sessions));
         }
-        let mut batch = self.store.batch();
-        for (device_id, sessions) in &mut updated {
+        Ok(wires)
+    }
+
+    /// Moves a composed message to the outbox: ciphertexts and the sessions that made them,
+    /// with whatever `batch` already holds (a room's group session), in one write.
+    pub(crate) async fn commit_encrypted(
+        &self,
+        mut batch: Batch<'_, S>,
+        c: &Composed,
+        wires: Vec<Wire>,
+        updated: &mut [(i64, Vec<Session>)],
+        pending: Vec<i64>,
+    ) -> Result<()> {
+        for (device_id, sessions) in updated.iter_mut() {
             self.stage_sessions(&mut batch, *device_id, sessions)?;
         }
         let mut outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
-        outbox.extend(wires.iter().cloned());
+        outbox.extend(wires);
         batch.put("outbox", &outbox);
         let mut compose: Vec<Composed> = self.store.get("compose").await?.unwrap_or_default();
         compose.retain(|x| x.id != c.id);
         batch.put("compose", &compose);
         let location_name = format!("msgid:{}", c.id);
         if let Some(mut location) = self.store.get::<MessageLocation>(&location_name).await? {
-            location.pending = wires.iter().map(|w| w.to_device).collect();
+            location.pending = pending;
             batch.put(&location_name, &location);
         }
         batch.commit().await
@@ -263,7 +277,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         Ok(account.create_outbound_session(&bundle)?)
     }
 
-    async fn ms_id_of(&mut self, user_id: i64) -> Result<String> {
+    pub(crate) async fn ms_id_of(&mut self, user_id: i64) -> Result<String> {
         if let Some(ms_id) = self.ms_ids.get(&user_id) {
             return Ok(ms_id.clone());
         }
@@ -285,7 +299,7 @@ impl<T: Transport, S: Store> Client<T, S> {
     }
 
     /// A user's devices (this account's own with its user id), cached per connection.
-    async fn devices_of(&mut self, user_id: i64) -> Result<Vec<api::Device>> {
+    pub(crate) async fn devices_of(&mut self, user_id: i64) -> Result<Vec<api::Device>> {
         if let Some(devices) = self.devices.get(&user_id) {
             return Ok(devices.clone());
         }
@@ -415,7 +429,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         b.commit().await
     }
 
-    async fn load_sessions(&self, device_id: i64) -> Result<Vec<Session>> {
+    pub(crate) async fn load_sessions(&self, device_id: i64) -> Result<Vec<Session>> {
         let record: SessionsRecord = self
             .store
             .get(&format!("sessions:{device_id}"))
@@ -435,7 +449,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         Ok(out)
     }
 
-    fn stage_sessions(
+    pub(crate) fn stage_sessions(
         &self,
         batch: &mut Batch<'_, S>,
         device_id: i64,
@@ -500,6 +514,10 @@ impl<T: Transport, S: Store> Client<T, S> {
                 to_device: Some(device),
                 ..
             } => self.accepted(&id, device, &mut events).await?,
+            // A room send is accepted once for every member device (`to_device` 0 in the outbox).
+            RelayFrame::Accepted {
+                id, room: Some(_), ..
+            } => self.accepted(&id, 0, &mut events).await?,
             RelayFrame::Accepted { .. } | RelayFrame::Unknown(_) => {}
             RelayFrame::QueueEmpty => {
                 self.synced = true;
@@ -534,10 +552,12 @@ impl<T: Transport, S: Store> Client<T, S> {
                 code,
                 id,
                 to_device,
+                room,
                 ..
             } => {
                 let code = ErrorCode::from_relay(&code).unwrap_or(ErrorCode::UnknownRelayCode);
-                if let (Some(id), Some(device)) = (id, to_device)
+                let device = to_device.or(room.map(|_| 0));
+                if let (Some(id), Some(device)) = (id, device)
                     && !matches!(
                         code,
                         ErrorCode::QueueFull
@@ -563,7 +583,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         self.remove_from_outbox(id, device, events).await
     }
 
-    async fn remove_from_outbox(
+    pub(crate) async fn remove_from_outbox(
         &mut self,
         id: &str,
         device: i64,
@@ -642,60 +662,154 @@ impl<T: Transport, S: Store> Client<T, S> {
             self.ack(env.eid);
             return Ok(());
         }
-        match self.open_envelope(&env, events).await {
-            Ok(Some(mut batch_parts)) => {
-                let account = if batch_parts.account_changed {
-                    self.account_pickle()?
-                } else {
-                    None
-                };
-                if let Some((r, _)) = &account {
-                    self.state.account = Some(r.clone());
-                }
-                let mut batch = self.store.batch();
-                let fresh = self
-                    .stage_message(&mut batch, &batch_parts.message, Vec::new())
-                    .await?;
-                self.stage_sessions(&mut batch, env.from_device, &mut batch_parts.sessions)?;
-                if let Some((_, stored)) = &account {
-                    batch.put("account", stored);
-                    batch.put("state", &self.state);
-                }
-                batch.put(&seen, &1u8);
-                batch.commit().await?;
-                if fresh {
-                    events.push(Event::Message {
-                        message: Box::new(batch_parts.message),
-                    });
-                }
+        let outcome = if env.kind == KIND_GROUP {
+            self.receive_group(&env, &seen, events).await?
+        } else {
+            match self.open_pairwise(&env, events).await {
+                Ok(opened) => self.store_pairwise(&env, &seen, opened, events).await?,
+                Err(reason) => Err(reason),
             }
-            Ok(None) => {}
-            Err(reason) => {
-                let mut batch = self.store.batch();
-                batch.put(&seen, &1u8);
-                batch.commit().await?;
-                events.push(Event::DecryptionFailed {
-                    from_user: env.from_user,
-                    from_device: env.from_device,
-                    id: env.id.clone(),
-                    reason,
-                });
-            }
+        };
+        if let Err(reason) = outcome {
+            let mut batch = self.store.batch();
+            batch.put(&seen, &1u8);
+            batch.commit().await?;
+            events.push(Event::DecryptionFailed {
+                from_user: env.from_user,
+                from_device: env.from_device,
+                id: env.id.clone(),
+                reason,
+            });
         }
         self.ack(env.eid);
         Ok(())
     }
 
-    /// Decrypts an envelope; `Err` is the reason it cannot be read.
-    async fn open_envelope(
+    /// The message a payload describes, for the conversation it belongs to.
+    pub(crate) fn message_from(
+        &self,
+        env: &Envelope,
+        body: Body,
+        flagged: bool,
+    ) -> std::result::Result<Message, FailureReason> {
+        let me = self.state.user_id.ok_or(FailureReason::UnknownSession)?;
+        let Body::Message {
+            id,
+            to_user,
+            sent_at,
+            text,
+            attachment,
+            reply_to,
+        } = body
+        else {
+            return Err(FailureReason::Unsupported);
+        };
+        if id != env.id {
+            return Err(FailureReason::Corrupted);
+        }
+        let outgoing = env.from_user == me;
+        let conversation = match env.room {
+            Some(room) => Conversation::Room(room),
+            None if outgoing => Conversation::User(to_user.ok_or(FailureReason::Corrupted)?),
+            None => Conversation::User(env.from_user),
+        };
+        Ok(Message {
+            id,
+            conversation,
+            from_user: env.from_user,
+            from_device: env.from_device,
+            outgoing,
+            sent_at,
+            stored_at: now_ms(),
+            text,
+            attachment,
+            reply_to,
+            status: if outgoing {
+                MessageStatus::Sent
+            } else {
+                MessageStatus::Received
+            },
+            unverified_key: flagged,
+        })
+    }
+
+    /// Stores what a pairwise envelope carried, with the session state, in one write.
+    async fn store_pairwise(
+        &mut self,
+        env: &Envelope,
+        seen: &str,
+        mut opened: Opened,
+        events: &mut Vec<Event>,
+    ) -> Result<std::result::Result<(), FailureReason>> {
+        let account = if opened.account_changed {
+            self.account_pickle()?
+        } else {
+            None
+        };
+        if let Some((r, _)) = &account {
+            self.state.account = Some(r.clone());
+        }
+        let mut message = None;
+        let mut released = Vec::new();
+        let mut group = None;
+        match opened.body {
+            Body::SenderKey { room, distribution } => {
+                let Some(session) = opened.sessions.first() else {
+                    return Ok(Err(FailureReason::UnknownSession));
+                };
+                match self.accept_distribution(env, room, &distribution, session) {
+                    Ok(inbound) => group = Some((room, inbound)),
+                    Err(reason) => return Ok(Err(reason)),
+                }
+            }
+            body => match self.message_from(env, body, opened.flagged) {
+                Ok(m) => message = Some(m),
+                Err(reason) => return Ok(Err(reason)),
+            },
+        }
+        let mut batch = self.store.batch();
+        if let Some((room, inbound)) = group {
+            released = self
+                .stage_inbound_group(&mut batch, room, env.from_device, inbound)
+                .await?;
+        }
+        let fresh = match &message {
+            Some(m) => self.stage_message(&mut batch, m, Vec::new()).await?,
+            None => false,
+        };
+        self.stage_sessions(&mut batch, env.from_device, &mut opened.sessions)?;
+        if let Some((_, stored)) = &account {
+            batch.put("account", stored);
+            batch.put("state", &self.state);
+        }
+        batch.put(seen, &1u8);
+        batch.commit().await?;
+        if let (true, Some(m)) = (fresh, message) {
+            events.push(Event::Message {
+                message: Box::new(m),
+            });
+        }
+        for held in released {
+            self.receive_group(
+                &held,
+                &format!("seen:{}:{}", held.from_device, held.id),
+                events,
+            )
+            .await?
+            .ok();
+        }
+        Ok(Ok(()))
+    }
+
+    /// Decrypts a pairwise envelope; `Err` is the reason it cannot be read.
+    async fn open_pairwise(
         &mut self,
         env: &Envelope,
         events: &mut Vec<Event>,
-    ) -> std::result::Result<Option<Opened>, FailureReason> {
+    ) -> std::result::Result<Opened, FailureReason> {
         if env.kind != KIND_PAIRWISE || env.room.is_some() {
             return Err(FailureReason::Unsupported);
         }
-        let me = self.state.user_id.ok_or(FailureReason::UnknownSession)?;
         let message =
             SessionMessage::decode(&env.ciphertext).map_err(|_| FailureReason::Corrupted)?;
         let mut sessions = self
@@ -748,50 +862,17 @@ impl<T: Transport, S: Store> Client<T, S> {
             }
         };
         let payload = Payload::decode(&plaintext).map_err(|_| FailureReason::Unsupported)?;
-        let Body::Message {
-            id,
-            to_user,
-            sent_at,
-            text,
-            attachment,
-            reply_to,
-        } = payload.body;
-        if id != env.id {
-            return Err(FailureReason::Corrupted);
-        }
-        let outgoing = env.from_user == me;
-        let conversation = if outgoing {
-            Conversation::User(to_user.ok_or(FailureReason::Corrupted)?)
-        } else {
-            Conversation::User(env.from_user)
-        };
-        Ok(Some(Opened {
-            message: Message {
-                id,
-                conversation,
-                from_user: env.from_user,
-                from_device: env.from_device,
-                outgoing,
-                sent_at,
-                stored_at: now_ms(),
-                text,
-                attachment,
-                reply_to,
-                status: if outgoing {
-                    MessageStatus::Sent
-                } else {
-                    MessageStatus::Received
-                },
-                unverified_key: flagged,
-            },
+        Ok(Opened {
+            body: payload.body,
             sessions,
             account_changed,
-        }))
+            flagged,
+        })
     }
 
     /// Checks that `identity` is the key the relay lists for the sending device (trust on
     /// first use, then fixed). Returns whether messages from it are flagged.
-    async fn verify_sender(
+    pub(crate) async fn verify_sender(
         &mut self,
         env: &Envelope,
         identity: &PublicIdentity,
@@ -825,9 +906,10 @@ impl<T: Transport, S: Store> Client<T, S> {
 }
 
 struct Opened {
-    message: Message,
+    body: Body,
     sessions: Vec<Session>,
     account_changed: bool,
+    flagged: bool,
 }
 
 fn failure_reason(e: SessionError) -> FailureReason {

@@ -9,9 +9,11 @@
 mod events;
 mod history;
 mod messaging;
+mod rooms;
 
 pub use events::{ConnectionState, Conversation, Event, FailureReason, Message, MessageStatus};
 pub use history::{ConversationSummary, MAX_PAGE};
+pub use rooms::MAX_HELD;
 
 use crate::api::{self, Relay, segment};
 use crate::error::{ClientError, ErrorCode, Result};

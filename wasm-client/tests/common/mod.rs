@@ -247,6 +247,13 @@ impl Device {
         message
     }
 
+    /// Sends a text to a room, keeping the events it causes.
+    pub async fn send_room(&mut self, room: i64, text: &str) -> wasm_client::Message {
+        let (message, events) = self.client.send_room_text(room, text).await.unwrap();
+        self.events.extend(events);
+        message
+    }
+
     /// Waits for the backlog to be received.
     pub async fn synced(&mut self) {
         self.until("queue_empty", |e| {

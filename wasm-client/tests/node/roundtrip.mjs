@@ -78,10 +78,22 @@ await ada.until("reply", (e) => e.type === "message" && e.message.text === reply
 const history = await ada.client.history({ user: bob.created.user_id }, 10);
 assert.deepEqual(history.map((m) => m.text), [hello, reply]);
 
+// A room: one send, fanned out by the relay, sender key over the pairwise session.
+const room = await ada.client.createRoom(null);
+await ada.client.inviteToRoom(room.id, bob.msId);
+assert.deepEqual((await bob.client.rooms()).map((r) => [r.id, r.state]), [[room.id, "invited"]]);
+await bob.client.joinRoom(room.id);
+const members = await ada.client.roomMembers(room.id);
+assert.deepEqual(members.map((m) => m.state).sort(), ["joined", "joined"]);
+const inRoom = `room message from node ${tag}`;
+await ada.client.sendRoomText(room.id, inRoom);
+const roomMessage = await bob.until("room message", (e) => e.type === "message" && e.message.text === inRoom);
+assert.deepEqual(roomMessage.message.conversation, { room: room.id });
+
 // The store holds nothing readable.
 for (const [k, v] of ada.store.map) {
   const text = k + Buffer.from(v).toString("latin1");
-  for (const secret of [hello, reply, ada.msId, bob.msId]) assert.ok(!text.includes(secret), `store holds ${secret}`);
+  for (const secret of [hello, reply, inRoom, ada.msId, bob.msId]) assert.ok(!text.includes(secret), `store holds ${secret}`);
 }
 
 await ada.client.disconnect();
