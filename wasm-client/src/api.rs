@@ -342,6 +342,25 @@ impl<T: Transport> Relay<T> {
             .map_err(ClientError::Network)
     }
 
+    /// Sends a raw body (attachments).
+    pub(crate) async fn raw_body(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<crate::transport::Response> {
+        self.transport
+            .request(Request {
+                method,
+                path: path.to_owned(),
+                token: self.token.clone(),
+                body: Some((content_type, body)),
+            })
+            .await
+            .map_err(ClientError::Network)
+    }
+
     /// A JSON call; a non-2xx answer becomes [`ClientError::Relay`].
     pub(crate) async fn call<R: DeserializeOwned>(
         &self,
@@ -380,6 +399,21 @@ impl<T: Transport> Relay<T> {
         } else {
             Err(relay_error(answer.status, answer.retry_after, &answer.body))
         }
+    }
+}
+
+/// A 2xx answer's JSON body, or the relay's error.
+pub(crate) fn judge<R: DeserializeOwned>(answer: crate::transport::Response) -> Result<R> {
+    let body = judge_bytes(answer)?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::bad_response(e.to_string()))
+}
+
+/// A 2xx answer's body, or the relay's error.
+pub(crate) fn judge_bytes(answer: crate::transport::Response) -> Result<Vec<u8>> {
+    if (200..300).contains(&answer.status) {
+        Ok(answer.body)
+    } else {
+        Err(relay_error(answer.status, answer.retry_after, &answer.body))
     }
 }
 

@@ -704,6 +704,79 @@ impl SecureChatClient {
     }
 }
 
+#[wasm_bindgen]
+impl SecureChatClient {
+    /// Encrypts and uploads a file; resolves with the reference to send.
+    #[wasm_bindgen(js_name = uploadAttachment, unchecked_return_type = "Promise<AttachmentRef>")]
+    pub fn upload_attachment(&self, data: Vec<u8>, mime: String, name: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            result(
+                inner
+                    .lock()
+                    .await
+                    .upload_attachment(&data, &mime, &name)
+                    .await,
+            )
+        })
+    }
+
+    /// Sends an uploaded attachment with a caption to `{user}` or `{room}`.
+    #[wasm_bindgen(js_name = sendAttachment, unchecked_return_type = "Promise<Message>")]
+    pub fn send_attachment(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Conversation")] conversation_: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AttachmentRef")] attachment: JsValue,
+        caption: String,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        future_to_promise(async move {
+            let conv = conversation(&conversation_)?;
+            let attachment = attachment_ref(&attachment)?;
+            let (message, events) = inner
+                .lock()
+                .await
+                .send_attachment(conv, attachment, &caption)
+                .await
+                .map_err(|e| js_error(&e))?;
+            emit(&listeners, &events);
+            to_js(&message)
+        })
+    }
+
+    /// Downloads, checks and decrypts an attachment.
+    #[wasm_bindgen(js_name = downloadAttachment, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn download_attachment(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "AttachmentRef")] attachment: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let attachment = attachment_ref(&attachment)?;
+            let data = inner
+                .lock()
+                .await
+                .download_attachment(&attachment)
+                .await
+                .map_err(|e| js_error(&e))?;
+            Ok(Uint8Array::from(data.as_slice()).into())
+        })
+    }
+}
+
+fn attachment_ref(value: &JsValue) -> Result<crate::payload::AttachmentRef, JsValue> {
+    let json = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    serde_json::from_str(&json).map_err(|e| {
+        js_error(&ClientError::InvalidArgument(format!(
+            "not an attachment reference: {e}"
+        )))
+    })
+}
+
 fn user_id(value: f64) -> Result<i64, JsValue> {
     if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
         return Err(js_error(&ClientError::InvalidArgument(format!(

@@ -44,7 +44,7 @@ pub mod transport;
 
 pub use client::{
     Client, ConnectionState, Conversation, ConversationSummary, Event, FailureReason, LoginOutcome,
-    MAX_HELD, MAX_PAGE, Message, MessageStatus, ONE_TIME_PREKEY_BATCH, ONE_TIME_PREKEY_LOW,
-    SIGNED_PREKEY_GRACE, SIGNED_PREKEY_LIFETIME,
+    MAX_ATTACHMENT_BYTES, MAX_HELD, MAX_PAGE, Message, MessageStatus, ONE_TIME_PREKEY_BATCH,
+    ONE_TIME_PREKEY_LOW, SIGNED_PREKEY_GRACE, SIGNED_PREKEY_LIFETIME,
 };
 pub use error::{ClientError, ErrorCode, Result};

@@ -105,12 +105,27 @@ impl Payload {
         }
         let payload: Self =
             serde_json::from_slice(bytes).map_err(|e| PayloadError(format!("payload: {e}")))?;
-        if let Body::Message { id, text, .. } = &payload.body {
+        if let Body::Message {
+            id,
+            text,
+            attachment,
+            ..
+        } = &payload.body
+        {
             if id.is_empty() || id.len() > 64 {
                 return Err(PayloadError("message id length".into()));
             }
             if text.len() > MAX_TEXT_BYTES {
                 return Err(PayloadError("text over the limit".into()));
+            }
+            if let Some(a) = attachment
+                && (!crate::client::valid_attachment_id(&a.id)
+                    || a.key.len() != 44
+                    || a.digest.len() != 44
+                    || a.mime.len() > 255
+                    || a.name.len() > 255)
+            {
+                return Err(PayloadError("malformed attachment reference".into()));
             }
         }
         Ok(payload)

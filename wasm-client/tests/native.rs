@@ -426,3 +426,82 @@ async fn a_room_of_three() {
         assert!(!contains(&at_rest, p.as_bytes()), "relay holds {p:?}");
     }
 }
+
+/// An attachment: encrypted on the device, uploaded, referenced in a message, downloaded and
+/// checked by the friend; a tampered reference is refused; the relay's blob holds no plaintext.
+#[tokio::test(flavor = "current_thread")]
+async fn an_attachment_to_a_friend() {
+    let relay = Relay::start("attachment");
+    let mut ada = Device::new(&relay).await;
+    let mut bob = Device::new(&relay).await;
+    ada.client
+        .register("ada@example.org", PASSWORD, "ada", "Ada")
+        .await
+        .unwrap();
+    let bob_id = bob
+        .client
+        .register("bob@example.org", PASSWORD, "bob", "Bob")
+        .await
+        .unwrap()
+        .user_id;
+    ada.sign_in("ada@example.org", "ada laptop").await;
+    bob.sign_in("bob@example.org", "bob laptop").await;
+    ada.client.send_friend_request("bob", None).await.unwrap();
+    let request = bob.client.friend_requests().await.unwrap().incoming[0].id;
+    bob.client.accept_friend_request(request).await.unwrap();
+    for d in [&mut ada, &mut bob] {
+        d.connect().await;
+        d.synced().await;
+    }
+
+    // 1.5 MiB (several 64 KiB chunks and a partial last one) with a marker inside.
+    let marker = b"ATTACHMENT PLAINTEXT MARKER 5c1d";
+    let mut data = Vec::with_capacity(1_572_900);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while data.len() < 1_572_900 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data[700_000..700_000 + marker.len()].copy_from_slice(marker);
+    let reference = ada
+        .client
+        .upload_attachment(&data, "application/octet-stream", "notes.bin")
+        .await
+        .unwrap();
+    assert_eq!(reference.size, data.len() as u64);
+    let sent = ada
+        .client
+        .send_attachment(Conversation::User(bob_id), reference.clone(), "the file")
+        .await
+        .unwrap()
+        .0;
+    let received = bob.receives("the file").await;
+    assert_eq!(received.id, sent.id);
+    let got = received.attachment.expect("an attachment reference");
+    assert_eq!(got, reference);
+    let plaintext = bob.client.download_attachment(&got).await.unwrap();
+    assert!(
+        plaintext.as_slice() == data.as_slice(),
+        "the attachment round-trips"
+    );
+
+    // A reference whose digest or key was changed is refused, not decrypted.
+    let mut bad_digest = got.clone();
+    bad_digest.digest = reference.key.clone();
+    let err = bob
+        .client
+        .download_attachment(&bad_digest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AttachmentMismatch, "{err:?}");
+    let mut bad_key = got.clone();
+    bad_key.key = reference.digest.clone();
+    assert!(bob.client.download_attachment(&bad_key).await.is_err());
+
+    let at_rest = relay.bytes_at_rest();
+    assert!(at_rest.len() > data.len(), "the scan found the blob");
+    assert!(!contains(&at_rest, marker));
+    assert!(!contains(&at_rest, &data[100_000..100_064]));
+}

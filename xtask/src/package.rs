@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The build fails when the gzipped wasm grows past this (a little over the measured size;
-/// the goal of issue #11 is 200 KB; measured 2026-12-07 without wasm-opt: 349.1 KB with rooms).
-pub(crate) const SIZE_GATE_GZIP: u64 = 360 * 1024;
+/// the goal of issue #11 is 200 KB; measured 2026-12-07 without wasm-opt: 362.9 KB with rooms and attachments).
+pub(crate) const SIZE_GATE_GZIP: u64 = 375 * 1024;
 
 /// Where the package is assembled.
 pub(crate) fn package_dir(ctx: &Ctx) -> PathBuf {

@@ -6,11 +6,14 @@
 //! [`Event`]s. So the client's state is only borrowed while an event is handled, never while
 //! waiting for the network to deliver the next one.
 
+pub(crate) mod attachments;
 mod events;
 mod history;
 mod messaging;
 mod rooms;
 
+pub use attachments::MAX_ATTACHMENT_BYTES;
+pub(crate) use attachments::valid_attachment_id;
 pub use events::{ConnectionState, Conversation, Event, FailureReason, Message, MessageStatus};
 pub use history::{ConversationSummary, MAX_PAGE};
 pub use rooms::MAX_HELD;

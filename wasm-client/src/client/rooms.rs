@@ -426,6 +426,17 @@ impl<T: Transport, S: Store> Client<T, S> {
         to_user: Option<i64>,
         text: &str,
     ) -> Result<(Message, Vec<Event>)> {
+        self.compose_with(conversation, to_user, text, None).await
+    }
+
+    /// [`Client::compose`] with an attachment.
+    pub(crate) async fn compose_with(
+        &mut self,
+        conversation: Conversation,
+        to_user: Option<i64>,
+        text: &str,
+        attachment: Option<crate::payload::AttachmentRef>,
+    ) -> Result<(Message, Vec<Event>)> {
         let me = self.signed_in_user()?;
         let device_id = self.state.device_id.ok_or(ClientError::NoDevice)?;
         if text.len() > crate::payload::MAX_TEXT_BYTES {
@@ -442,7 +453,7 @@ impl<T: Transport, S: Store> Client<T, S> {
             to_user,
             sent_at,
             text: text.to_owned(),
-            attachment: None,
+            attachment: attachment.clone(),
             reply_to: None,
         });
         let json = String::from_utf8(payload.encode().to_vec())
@@ -456,7 +467,7 @@ impl<T: Transport, S: Store> Client<T, S> {
             sent_at,
             stored_at: sent_at,
             text: text.to_owned(),
-            attachment: None,
+            attachment,
             reply_to: None,
             status: MessageStatus::Pending,
             unverified_key: false,

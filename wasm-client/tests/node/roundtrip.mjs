@@ -90,6 +90,17 @@ await ada.client.sendRoomText(room.id, inRoom);
 const roomMessage = await bob.until("room message", (e) => e.type === "message" && e.message.text === inRoom);
 assert.deepEqual(roomMessage.message.conversation, { room: room.id });
 
+// An attachment, 200 KB.
+const file = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) & 0xff);
+const ref = await ada.client.uploadAttachment(file, "application/octet-stream", "data.bin");
+assert.equal(ref.size, file.length);
+await ada.client.sendAttachment({ user: bob.created.user_id }, ref, "a file");
+const withFile = await bob.until("attachment", (e) => e.type === "message" && e.message.text === "a file");
+const downloaded = await bob.client.downloadAttachment(withFile.message.attachment);
+assert.deepEqual(Buffer.from(downloaded), Buffer.from(file));
+await assert.rejects(bob.client.downloadAttachment({ ...ref, digest: ref.key }), (e) => e.code === "attachment_mismatch");
+await assert.rejects(bob.client.downloadAttachment({ id: 5 }), (e) => e.code === "invalid_argument");
+
 // The store holds nothing readable.
 for (const [k, v] of ada.store.map) {
   const text = k + Buffer.from(v).toString("latin1");
