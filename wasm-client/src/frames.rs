@@ -288,4 +288,31 @@ mod tests {
         );
         assert!(RelayFrame::parse(&huge).is_err());
     }
+
+    #[cfg(not(target_family = "wasm"))]
+    proptest::proptest! {
+        /// Arbitrary text, and arbitrary values in every field of a well-formed frame, give a
+        /// frame or an error, never a panic.
+        #[test]
+        fn any_text_parses_or_errs(text in ".{0,300}") {
+            let _ = RelayFrame::parse(&text);
+        }
+
+        #[test]
+        fn any_field_values_parse_or_err(
+            kind in "[a-z_]{0,16}",
+            eid in proptest::num::i64::ANY,
+            id in ".{0,80}",
+            k in 0u32..100_000,
+            ct in "[A-Za-z0-9+/=!]{0,64}",
+            v in 0u8..3,
+        ) {
+            let frame = serde_json::json!({
+                "v": v, "type": kind, "eid": eid, "from_user": eid, "from_device": eid,
+                "id": id, "kind": k, "ciphertext": ct, "sent_at": eid, "room": eid,
+                "user": eid, "online": true, "state": id, "code": id, "to_device": eid,
+            });
+            let _ = RelayFrame::parse(&frame.to_string());
+        }
+    }
 }

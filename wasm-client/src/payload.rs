@@ -172,4 +172,28 @@ mod tests {
         );
         assert!(Payload::decode(long.as_bytes()).is_err());
     }
+
+    #[cfg(not(target_family = "wasm"))]
+    proptest::proptest! {
+        /// A decrypted payload is attacker-chosen bytes: any of them decode or fail cleanly.
+        #[test]
+        fn any_bytes_decode_or_err(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = Payload::decode(&bytes);
+        }
+
+        #[test]
+        fn any_json_fields_decode_or_err(
+            t in "[a-z_]{0,12}",
+            id in ".{0,80}",
+            n in proptest::num::i64::ANY,
+            text in ".{0,50}",
+        ) {
+            let p = serde_json::json!({
+                "v": 1, "type": t, "id": id, "to_user": n, "sent_at": n, "text": text,
+                "room": n, "distribution": text,
+                "attachment": {"id": id, "key": text, "digest": text, "size": n, "mime": t, "name": t},
+            });
+            let _ = Payload::decode(p.to_string().as_bytes());
+        }
+    }
 }

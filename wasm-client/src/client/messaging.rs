@@ -566,13 +566,15 @@ impl<T: Transport, S: Store> Client<T, S> {
                             | ErrorCode::Internal
                     )
                 {
-                    // Not retryable: the ciphertext leaves the outbox.
-                    self.remove_from_outbox(&id, device, &mut events).await?;
-                    events.push(Event::SendFailed {
-                        id,
-                        device_id: device,
-                        code,
-                    });
+                    // Not retryable: the ciphertext leaves the outbox (an error about something
+                    // this client never sent is ignored).
+                    if self.remove_from_outbox(&id, device, &mut events).await? {
+                        events.push(Event::SendFailed {
+                            id,
+                            device_id: device,
+                            code,
+                        });
+                    }
                 }
             }
         }
@@ -580,7 +582,7 @@ impl<T: Transport, S: Store> Client<T, S> {
     }
 
     async fn accepted(&mut self, id: &str, device: i64, events: &mut Vec<Event>) -> Result<()> {
-        self.remove_from_outbox(id, device, events).await
+        self.remove_from_outbox(id, device, events).await.map(drop)
     }
 
     pub(crate) async fn remove_from_outbox(
@@ -588,12 +590,12 @@ impl<T: Transport, S: Store> Client<T, S> {
         id: &str,
         device: i64,
         events: &mut Vec<Event>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
         let before = outbox.len();
         outbox.retain(|w| !(w.id == id && w.to_device == device));
         if outbox.len() == before {
-            return Ok(());
+            return Ok(false);
         }
         let mut batch = self.store.batch();
         batch.put("outbox", &outbox);
@@ -611,7 +613,8 @@ impl<T: Transport, S: Store> Client<T, S> {
             }
             batch.put(&name, &location);
         }
-        batch.commit().await
+        batch.commit().await?;
+        Ok(true)
     }
 
     async fn delivered(&mut self, id: &str, device: i64, events: &mut Vec<Event>) -> Result<()> {
