@@ -69,15 +69,15 @@ pub(crate) struct ChallengeBody<'a> {
 }
 
 /// The password and, with 2FA on, a current code: what sensitive changes need.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reauth {
     /// The account password.
     pub password: String,
     /// The second factor, when 2FA is on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<SecondFactor>,
     /// Its code.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
 
@@ -112,6 +112,11 @@ pub struct TotpSetup {
 #[derive(Serialize)]
 pub(crate) struct CodeBody<'a> {
     pub(crate) code: &'a str,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RecoveryCodes {
+    pub(crate) recovery_codes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +193,30 @@ pub struct Profile {
     pub ms_id: String,
     /// Display name.
     pub display_name: String,
+}
+
+/// An entry of the account's security log.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// Id.
+    pub id: i64,
+    /// `totp_enabled`, `password_changed`, `email_changed`, … (docs/api.md).
+    pub kind: String,
+    /// When (Unix seconds).
+    pub created_at: i64,
+}
+
+/// A blocked user.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Blocked {
+    /// Their user id.
+    pub user_id: i64,
+    /// Their ms_id.
+    pub ms_id: String,
+    /// Their display name.
+    pub display_name: String,
+    /// Blocked at (Unix seconds).
+    pub blocked_at: i64,
 }
 
 /// A room as this user sees it.

@@ -66,6 +66,12 @@ export interface FriendRequests { incoming: FriendRequest[]; outgoing: FriendReq
 export interface TotpSetup { secret: string; otpauth_uri: string; qr_png_base64: string }
 export interface SessionInfo { id: number; created_at: number; last_used_at: number; expires_at: number; user_agent: string | null; current: boolean }
 export interface ConversationSummary { count: number; unread: number; last: Message | null }
+export interface Reauth { password: string; method?: SecondFactor; code?: string }
+export interface SecurityEvent { id: number; kind: string; created_at: number }
+export interface Blocked { user_id: number; ms_id: string; display_name: string; blocked_at: number }
+export interface Profile { user_id: number; ms_id: string; display_name: string }
+export interface OwnDevice { device_id: number; identity_key: string; name: string; created_at: number; one_time_prekeys: number }
+export interface SafetyNumberView { digits: string; display: string; qr_base64: string }
 export interface Room { id: number; name: string | null; state: "invited" | "joined"; created_at: number }
 export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; devices: number[] }
 "#;
@@ -775,6 +781,309 @@ fn attachment_ref(value: &JsValue) -> Result<crate::payload::AttachmentRef, JsVa
             "not an attachment reference: {e}"
         )))
     })
+}
+
+/// Runs `$call` on the locked client and resolves with its result as a plain object.
+macro_rules! call {
+    ($self:ident, |$c:ident| $call:expr) => {{
+        let inner = $self.inner.clone();
+        future_to_promise(async move {
+            #[allow(unused_mut)]
+            let mut $c = inner.lock().await;
+            result($call.await)
+        })
+    }};
+}
+
+fn reauth(value: &JsValue) -> Result<Reauth, JsValue> {
+    let json = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    serde_json::from_str(&json).map_err(|e| {
+        js_error(&ClientError::InvalidArgument(format!(
+            "expected {{password, method?, code?}}: {e}"
+        )))
+    })
+}
+
+#[derive(Serialize)]
+struct SafetyNumberView {
+    digits: String,
+    display: String,
+    qr_base64: String,
+}
+
+#[wasm_bindgen]
+impl SecureChatClient {
+    /// Mails a login code for a challenge (accounts with e-mail 2FA).
+    #[wasm_bindgen(js_name = sendLoginEmailCode, unchecked_return_type = "Promise<void>")]
+    pub fn send_login_email_code(&self, challenge: String) -> Promise {
+        call!(self, |c| c.send_login_email_code(&challenge))
+    }
+
+    /// The account's signed-in sessions.
+    #[wasm_bindgen(unchecked_return_type = "Promise<SessionInfo[]>")]
+    pub fn sessions(&self) -> Promise {
+        call!(self, |c| c.sessions())
+    }
+
+    /// Revokes a session.
+    #[wasm_bindgen(js_name = revokeSession, unchecked_return_type = "Promise<void>")]
+    pub fn revoke_session(&self, id: f64) -> Promise {
+        let id = user_id(id);
+        call!(self, |c| async {
+            c.revoke_session(id.map_err(|_| bad_id())?).await
+        })
+    }
+
+    /// This account's devices.
+    #[wasm_bindgen(js_name = ownDevices, unchecked_return_type = "Promise<OwnDevice[]>")]
+    pub fn own_devices(&self) -> Promise {
+        call!(self, |c| c.own_devices())
+    }
+
+    /// Changes the account password and re-wraps the local store under it.
+    #[wasm_bindgen(js_name = changePassword, unchecked_return_type = "Promise<void>")]
+    pub fn change_password(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+        new_password: String,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            let auth = auth.map_err(|_| bad_reauth())?;
+            c.change_password(&auth, &new_password, KdfParams::RECOMMENDED)
+                .await
+        })
+    }
+
+    /// Changes the ms_id.
+    #[wasm_bindgen(js_name = changeMsId, unchecked_return_type = "Promise<Me>")]
+    pub fn change_ms_id(&self, ms_id: String) -> Promise {
+        call!(self, |c| c.change_ms_id(&ms_id))
+    }
+
+    /// Changes the e-mail address.
+    #[wasm_bindgen(js_name = changeEmail, unchecked_return_type = "Promise<Me>")]
+    pub fn change_email(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+        new_email: String,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            let auth = auth.map_err(|_| bad_reauth())?;
+            c.change_email(&auth, &new_email).await
+        })
+    }
+
+    /// Turns TOTP off.
+    #[wasm_bindgen(js_name = totpDisable, unchecked_return_type = "Promise<void>")]
+    pub fn totp_disable(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            c.totp_disable(&auth.map_err(|_| bad_reauth())?).await
+        })
+    }
+
+    /// Mails a security code (re-authentication, turning e-mail 2FA on).
+    #[wasm_bindgen(js_name = sendEmailCode, unchecked_return_type = "Promise<void>")]
+    pub fn send_email_code(&self) -> Promise {
+        call!(self, |c| c.send_email_code())
+    }
+
+    /// Turns e-mail codes on; resolves with new recovery codes or null.
+    #[wasm_bindgen(js_name = email2faEnable, unchecked_return_type = "Promise<string[] | null>")]
+    pub fn email_2fa_enable(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+        email_code: String,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            c.email_2fa_enable(&auth.map_err(|_| bad_reauth())?, &email_code)
+                .await
+        })
+    }
+
+    /// Turns e-mail codes off.
+    #[wasm_bindgen(js_name = email2faDisable, unchecked_return_type = "Promise<void>")]
+    pub fn email_2fa_disable(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            c.email_2fa_disable(&auth.map_err(|_| bad_reauth())?).await
+        })
+    }
+
+    /// Replaces the recovery codes; resolves with the new ones.
+    #[wasm_bindgen(js_name = regenerateRecoveryCodes, unchecked_return_type = "Promise<string[]>")]
+    pub fn regenerate_recovery_codes(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        call!(self, |c| async {
+            c.regenerate_recovery_codes(&auth.map_err(|_| bad_reauth())?)
+                .await
+        })
+    }
+
+    /// Mails a code that confirms the address.
+    #[wasm_bindgen(js_name = sendEmailVerification, unchecked_return_type = "Promise<void>")]
+    pub fn send_email_verification(&self) -> Promise {
+        call!(self, |c| c.send_email_verification())
+    }
+
+    /// Confirms the address with the mailed code.
+    #[wasm_bindgen(js_name = confirmEmail, unchecked_return_type = "Promise<void>")]
+    pub fn confirm_email(&self, code: String) -> Promise {
+        call!(self, |c| c.confirm_email(&code))
+    }
+
+    /// The account's security events.
+    #[wasm_bindgen(js_name = securityEvents, unchecked_return_type = "Promise<SecurityEvent[]>")]
+    pub fn security_events(&self) -> Promise {
+        call!(self, |c| c.security_events())
+    }
+
+    /// Deletes the account on the relay.
+    #[wasm_bindgen(js_name = deleteAccount, unchecked_return_type = "Promise<void>")]
+    pub fn delete_account(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
+    ) -> Promise {
+        let auth = reauth(&auth);
+        *self.stopped.borrow_mut() = true;
+        call!(self, |c| async {
+            c.delete_account(&auth.map_err(|_| bad_reauth())?).await
+        })
+    }
+
+    /// A user's public profile.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Profile>")]
+    pub fn profile(&self, ms_id: String) -> Promise {
+        call!(self, |c| c.profile(&ms_id))
+    }
+
+    /// Declines an incoming friend request.
+    #[wasm_bindgen(js_name = declineFriendRequest, unchecked_return_type = "Promise<void>")]
+    pub fn decline_friend_request(&self, id: f64) -> Promise {
+        let id = user_id(id);
+        call!(self, |c| async {
+            c.decline_friend_request(id.map_err(|_| bad_id())?).await
+        })
+    }
+
+    /// Cancels an outgoing friend request.
+    #[wasm_bindgen(js_name = cancelFriendRequest, unchecked_return_type = "Promise<void>")]
+    pub fn cancel_friend_request(&self, id: f64) -> Promise {
+        let id = user_id(id);
+        call!(self, |c| async {
+            c.cancel_friend_request(id.map_err(|_| bad_id())?).await
+        })
+    }
+
+    /// Ends a friendship.
+    #[wasm_bindgen(js_name = removeFriend, unchecked_return_type = "Promise<void>")]
+    pub fn remove_friend(&self, ms_id: String) -> Promise {
+        call!(self, |c| c.remove_friend(&ms_id))
+    }
+
+    /// Blocks a user.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn block(&self, ms_id: String) -> Promise {
+        call!(self, |c| c.block(&ms_id))
+    }
+
+    /// Lifts a block.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn unblock(&self, ms_id: String) -> Promise {
+        call!(self, |c| c.unblock(&ms_id))
+    }
+
+    /// The users this account blocked.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blocked[]>")]
+    pub fn blocks(&self) -> Promise {
+        call!(self, |c| c.blocks())
+    }
+
+    /// Declines a room invitation.
+    #[wasm_bindgen(js_name = declineRoom, unchecked_return_type = "Promise<void>")]
+    pub fn decline_room(&self, room: f64) -> Promise {
+        let room = user_id(room);
+        call!(self, |c| async {
+            c.decline_room(room.map_err(|_| bad_id())?).await
+        })
+    }
+
+    /// Marks a conversation read.
+    #[wasm_bindgen(js_name = markRead, unchecked_return_type = "Promise<void>")]
+    pub fn mark_read(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Conversation")] conversation_: JsValue,
+    ) -> Promise {
+        let conv = conversation(&conversation_);
+        call!(self, |c| async {
+            c.mark_read(conv.map_err(|_| bad_argument("conversation"))?)
+                .await
+        })
+    }
+
+    /// Marks a user verified (after comparing safety numbers) or not.
+    #[wasm_bindgen(js_name = markVerified, unchecked_return_type = "Promise<void>")]
+    pub fn mark_verified(&self, user: f64, verified: bool) -> Promise {
+        let user = user_id(user);
+        call!(self, |c| async {
+            c.mark_verified(user.map_err(|_| bad_id())?, verified).await
+        })
+    }
+
+    /// Accepts a contact's new device keys (their messages are no longer flagged).
+    #[wasm_bindgen(js_name = acceptIdentity, unchecked_return_type = "Promise<void>")]
+    pub fn accept_identity(&self, user: f64) -> Promise {
+        let user = user_id(user);
+        call!(self, |c| async {
+            c.accept_identity(user.map_err(|_| bad_id())?).await
+        })
+    }
+
+    /// The safety number with one of a contact's devices: 60 digits, grouped for display, and
+    /// the QR payload (base64).
+    #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "Promise<SafetyNumberView>")]
+    pub fn safety_number(&self, user: f64, device: f64) -> Promise {
+        let ids = user_id(user).and_then(|u| Ok((u, user_id(device)?)));
+        call!(self, |c| async {
+            let (user, device) = ids.map_err(|_| bad_id())?;
+            let n = c.safety_number(user, device).await?;
+            Ok::<_, ClientError>(SafetyNumberView {
+                digits: n.digits().to_owned(),
+                display: n.display(),
+                qr_base64: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    n.qr_payload(),
+                ),
+            })
+        })
+    }
+}
+
+fn bad_id() -> ClientError {
+    ClientError::InvalidArgument("ids are positive integers".into())
+}
+
+fn bad_reauth() -> ClientError {
+    ClientError::InvalidArgument("expected {password, method?, code?}".into())
+}
+
+fn bad_argument(what: &str) -> ClientError {
+    ClientError::InvalidArgument(format!("invalid {what}"))
 }
 
 fn user_id(value: f64) -> Result<i64, JsValue> {

@@ -505,3 +505,148 @@ async fn an_attachment_to_a_friend() {
     assert!(!contains(&at_rest, marker));
     assert!(!contains(&at_rest, &data[100_000..100_064]));
 }
+
+/// The account operations of the client API against the relay: e-mail verification and
+/// e-mail 2FA with mailed codes, sessions and revocation, an ms_id change that keeps the
+/// conversation going, a password change that re-wraps the local store, security events,
+/// blocks, and account deletion.
+#[tokio::test(flavor = "current_thread")]
+async fn account_management() {
+    use wasm_client::store::sealed::{KdfParams, SealedStore};
+    let relay = Relay::start("account");
+    // Ada's store is wrapped with her account password, as the web app does.
+    let mut ada = Device::with_store_password(&relay, PASSWORD).await;
+    let mut bob = Device::new(&relay).await;
+    ada.client
+        .register("ada@example.org", PASSWORD, "ada", "Ada")
+        .await
+        .unwrap();
+    let bob_id = bob
+        .client
+        .register("bob@example.org", PASSWORD, "bob", "Bob")
+        .await
+        .unwrap()
+        .user_id;
+    ada.sign_in("ada@example.org", "ada laptop").await;
+    bob.sign_in("bob@example.org", "bob laptop").await;
+    let reauth = |password: &str| Reauth {
+        password: password.into(),
+        method: None,
+        code: None,
+    };
+
+    // E-mail verification, then e-mail codes as a second factor.
+    let before = relay.mails();
+    ada.client.send_email_verification().await.unwrap();
+    ada.client
+        .confirm_email(&relay.new_code(&before))
+        .await
+        .unwrap();
+    assert!(ada.client.me().await.unwrap().email_verified);
+    let before = relay.mails();
+    ada.client.send_email_code().await.unwrap();
+    let codes = ada
+        .client
+        .email_2fa_enable(&reauth(PASSWORD), &relay.new_code(&before))
+        .await
+        .unwrap();
+    let recovery = codes.expect("recovery codes come with the first second factor");
+    assert_eq!(recovery.len(), 10);
+    let mut ada2 = Device::new(&relay).await;
+    let LoginOutcome::SecondFactorRequired {
+        challenge, methods, ..
+    } = ada2
+        .client
+        .login("ada@example.org", PASSWORD)
+        .await
+        .unwrap()
+    else {
+        panic!("e-mail 2FA is on");
+    };
+    assert!(methods.contains(&SecondFactor::Email));
+    let before = relay.mails();
+    ada2.client.send_login_email_code(&challenge).await.unwrap();
+    ada2.client
+        .complete_second_factor(&challenge, SecondFactor::Email, &relay.new_code(&before))
+        .await
+        .unwrap();
+    let sessions = ada.client.sessions().await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let other = sessions.iter().find(|s| !s.current).unwrap().id;
+    ada.client.revoke_session(other).await.unwrap();
+    assert_eq!(
+        ada2.client.me().await.unwrap_err().code(),
+        ErrorCode::Unauthorized
+    );
+
+    // Friends; then Bob changes his ms_id and the conversation goes on.
+    ada.client.send_friend_request("bob", None).await.unwrap();
+    let request = bob.client.friend_requests().await.unwrap().incoming[0].id;
+    bob.client.accept_friend_request(request).await.unwrap();
+    for d in [&mut ada, &mut bob] {
+        d.connect().await;
+        d.synced().await;
+    }
+    ada.send(bob_id, "before the rename").await;
+    bob.receives("before the rename").await;
+    assert_eq!(
+        bob.client.change_ms_id("robert").await.unwrap().ms_id,
+        "robert"
+    );
+    ada.client.friends().await.unwrap();
+    ada.send(bob_id, "after the rename").await;
+    bob.receives("after the rename").await;
+    bob.send(ada.client.user_id().unwrap(), "still me").await;
+    ada.receives("still me").await;
+
+    // A password change: 2FA is on, so it takes a second factor (here a recovery code: the
+    // relay mails at most one code a minute); the local store is re-wrapped under the new
+    // password.
+    let new_password = "a different horse battery 77";
+    let auth = Reauth {
+        password: PASSWORD.into(),
+        method: Some(SecondFactor::Recovery),
+        code: Some(recovery[0].clone()),
+    };
+    ada.client
+        .change_password(&auth, new_password, KdfParams::INSECURE_FOR_TESTS)
+        .await
+        .unwrap();
+    assert!(SealedStore::open(ada.raw.clone(), PASSWORD).await.is_err());
+    assert!(
+        SealedStore::open(ada.raw.clone(), new_password)
+            .await
+            .is_ok()
+    );
+    let kinds: Vec<String> = ada
+        .client
+        .security_events()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in [
+        "email_verified",
+        "email_2fa_enabled",
+        "recovery_code_used",
+        "password_changed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+
+    // Blocks.
+    bob.client.block("ada").await.unwrap();
+    assert_eq!(bob.client.blocks().await.unwrap()[0].ms_id, "ada");
+    bob.client.unblock("ada").await.unwrap();
+    assert!(bob.client.blocks().await.unwrap().is_empty());
+
+    // Account deletion needs the password (and a code with 2FA on).
+    let wrong = bob.client.delete_account(&reauth("not my password")).await;
+    assert_eq!(wrong.unwrap_err().code(), ErrorCode::InvalidCredentials);
+    bob.client.delete_account(&reauth(PASSWORD)).await.unwrap();
+    assert!(!bob.client.is_signed_in());
+    let mut again = Device::new(&relay).await;
+    let gone = again.client.login("bob@example.org", PASSWORD).await;
+    assert_eq!(gone.unwrap_err().code(), ErrorCode::InvalidCredentials);
+}

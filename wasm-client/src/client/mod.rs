@@ -426,7 +426,9 @@ impl<T: Transport, S: Store> Client<T, S> {
         Ok(a.recovery_codes)
     }
 
-    /// Changes the account password on the relay and re-wraps the local store under it.
+    /// Changes the account password on the relay. When the local store is wrapped with the
+    /// account password (what the web app does), it is re-wrapped under the new one; a store
+    /// with a password of its own keeps it ([`Client::change_store_password`]).
     pub async fn change_password(
         &self,
         reauth: &api::Reauth,
@@ -449,8 +451,143 @@ impl<T: Transport, S: Store> Client<T, S> {
                 }),
             )
             .await?;
-        self.store
+        match self
+            .store
             .change_password(&reauth.password, new_password, params)
+            .await
+        {
+            Err(ClientError::WrongPassword) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Re-wraps the local store under a new password (needs the current one).
+    pub async fn change_store_password(
+        &self,
+        current: &str,
+        new: &str,
+        params: crate::store::sealed::KdfParams,
+    ) -> Result<()> {
+        self.store.change_password(current, new, params).await
+    }
+
+    /// Turns TOTP off (password and a current code).
+    pub async fn totp_disable(&self, reauth: &api::Reauth) -> Result<()> {
+        self.relay
+            .call_empty(Method::Post, "/api/v1/me/2fa/totp/disable", Some(reauth))
+            .await
+    }
+
+    /// Mails a security code to the account's address (for `method: email` re-authentication
+    /// and as the `email_code` that turns e-mail 2FA on).
+    pub async fn send_email_code(&self) -> Result<()> {
+        self.relay
+            .call_empty(Method::Post, "/api/v1/me/2fa/email/send", None::<&()>)
+            .await
+    }
+
+    /// Turns e-mail codes on: the password, a code just mailed, and with TOTP on a current
+    /// TOTP or recovery code in `reauth`.
+    pub async fn email_2fa_enable(
+        &self,
+        reauth: &api::Reauth,
+        email_code: &str,
+    ) -> Result<Option<Vec<String>>> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            reauth: &'a api::Reauth,
+            email_code: &'a str,
+        }
+        let a: api::Activated = self
+            .relay
+            .call(
+                Method::Post,
+                "/api/v1/me/2fa/email/enable",
+                Some(&Body { reauth, email_code }),
+            )
+            .await?;
+        Ok(a.recovery_codes)
+    }
+
+    /// Turns e-mail codes off.
+    pub async fn email_2fa_disable(&self, reauth: &api::Reauth) -> Result<()> {
+        self.relay
+            .call_empty(Method::Post, "/api/v1/me/2fa/email/disable", Some(reauth))
+            .await
+    }
+
+    /// Replaces the recovery codes; returns the new ones (shown once).
+    pub async fn regenerate_recovery_codes(&self, reauth: &api::Reauth) -> Result<Vec<String>> {
+        let r: api::RecoveryCodes = self
+            .relay
+            .call(
+                Method::Post,
+                "/api/v1/me/2fa/recovery/regenerate",
+                Some(reauth),
+            )
+            .await?;
+        Ok(r.recovery_codes)
+    }
+
+    /// Mails a code that confirms the account's address.
+    pub async fn send_email_verification(&self) -> Result<()> {
+        self.relay
+            .call_empty(Method::Post, "/api/v1/me/email/verify/send", None::<&()>)
+            .await
+    }
+
+    /// Confirms the address with the mailed code.
+    pub async fn confirm_email(&self, code: &str) -> Result<()> {
+        self.relay
+            .call_empty(
+                Method::Post,
+                "/api/v1/me/email/verify/confirm",
+                Some(&api::CodeBody { code }),
+            )
+            .await
+    }
+
+    /// Changes the e-mail address (the new one is unverified).
+    pub async fn change_email(&self, reauth: &api::Reauth, new_email: &str) -> Result<api::Me> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            reauth: &'a api::Reauth,
+            new_email: &'a str,
+        }
+        self.relay
+            .call(
+                Method::Put,
+                "/api/v1/me/email",
+                Some(&Body { reauth, new_email }),
+            )
+            .await
+    }
+
+    /// The account's security events, newest first.
+    pub async fn security_events(&self) -> Result<Vec<api::SecurityEvent>> {
+        self.relay
+            .call(Method::Get, "/api/v1/me/security-events", None::<&()>)
+            .await
+    }
+
+    /// Deletes the account on the relay and forgets the token (the local store is the app's
+    /// to delete).
+    pub async fn delete_account(&mut self, reauth: &api::Reauth) -> Result<()> {
+        self.relay
+            .call_empty(Method::Delete, "/api/v1/me", Some(reauth))
+            .await?;
+        self.disconnect();
+        self.state.token = None;
+        self.relay.set_token(None);
+        self.save_state().await
+    }
+
+    /// The users this account blocked.
+    pub async fn blocks(&self) -> Result<Vec<api::Blocked>> {
+        self.relay
+            .call(Method::Get, "/api/v1/blocks", None::<&()>)
             .await
     }
 

@@ -121,6 +121,24 @@ impl Relay {
         }
     }
 
+    /// The mails in the outbox so far.
+    pub fn mails(&self) -> std::collections::BTreeSet<PathBuf> {
+        std::fs::read_dir(self.dir.join("outbox"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The code of the one mail written since `before` (`... code is: 123456`).
+    pub fn new_code(&self, before: &std::collections::BTreeSet<PathBuf>) -> String {
+        let new: Vec<PathBuf> = self.mails().difference(before).cloned().collect();
+        assert_eq!(new.len(), 1, "exactly one new mail");
+        let mail = std::fs::read_to_string(&new[0]).unwrap();
+        let at = mail.find("code is: ").expect("a code in the mail") + "code is: ".len();
+        let code: String = mail[at..].chars().take(6).collect();
+        assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+        code
+    }
+
     pub fn transport(&self) -> NativeTransport {
         NativeTransport::new(&self.base).unwrap()
     }
@@ -165,8 +183,13 @@ pub struct Device {
 impl Device {
     /// A new device with an empty store.
     pub async fn new(relay: &Relay) -> Self {
+        Self::with_store_password(relay, STORE_PASSWORD).await
+    }
+
+    /// A new device whose store is wrapped with `password` (the web app uses the account's).
+    pub async fn with_store_password(relay: &Relay, password: &str) -> Self {
         let raw = MemoryStore::new();
-        let store = SealedStore::create(raw.clone(), STORE_PASSWORD, KdfParams::INSECURE_FOR_TESTS)
+        let store = SealedStore::create(raw.clone(), password, KdfParams::INSECURE_FOR_TESTS)
             .await
             .unwrap();
         let client = Client::new(relay.transport(), store).await.unwrap();
