@@ -366,6 +366,7 @@ impl<T: Transport> Relay<T> {
                 path: path.to_owned(),
                 token: self.token.clone(),
                 body: body.map(|b| ("application/json", b)),
+                range: None,
             })
             .await
             .map_err(ClientError::Network)
@@ -385,6 +386,26 @@ impl<T: Transport> Relay<T> {
                 path: path.to_owned(),
                 token: self.token.clone(),
                 body: Some((content_type, body)),
+                range: None,
+            })
+            .await
+            .map_err(ClientError::Network)
+    }
+
+    /// A GET of the bytes `start..=end` of a resource.
+    pub(crate) async fn get_range(
+        &self,
+        path: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<crate::transport::Response> {
+        self.transport
+            .request(Request {
+                method: Method::Get,
+                path: path.to_owned(),
+                token: self.token.clone(),
+                body: None,
+                range: Some((start, end)),
             })
             .await
             .map_err(ClientError::Network)

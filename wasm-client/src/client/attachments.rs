@@ -13,13 +13,27 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_core::AttachmentError;
 use crypto_core::attachment::{
-    self, AttachmentInfo, AttachmentKey, ciphertext_len_for, decrypt_attachment,
+    self, AttachmentDecryptor, AttachmentInfo, AttachmentKey, ciphertext_len_for,
 };
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 /// The largest attachment (the relay's limit applies to the ciphertext, a little larger).
 pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024 - 64 * 1024;
+
+/// Bytes fetched per range request when downloading.
+pub const DOWNLOAD_PIECE: u64 = 1024 * 1024;
+
+fn mismatch(e: AttachmentError) -> ClientError {
+    match e {
+        AttachmentError::AttachmentDigestMismatch
+        | AttachmentError::AttachmentTruncated
+        | AttachmentError::AttachmentTrailingData
+        | AttachmentError::AttachmentKeyMismatch
+        | AttachmentError::DecryptionFailed => ClientError::AttachmentMismatch(e.to_string()),
+        other => other.into(),
+    }
+}
 
 #[derive(Deserialize)]
 struct Created {
@@ -92,34 +106,65 @@ impl<T: Transport, S: Store> Client<T, S> {
     }
 
     /// Downloads an attachment, checks its digest and length against the reference, and
-    /// decrypts it (nothing is returned unless every chunk authenticates).
+    /// decrypts it (nothing is returned unless every chunk authenticates and the digest
+    /// matches). Holds the plaintext and one downloaded piece, never the whole ciphertext.
     pub async fn download_attachment(&self, r: &AttachmentRef) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(Vec::new());
+        self.download_attachment_with(r, |piece| {
+            out.extend_from_slice(piece);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Streams an attachment: fetches it in pieces of [`DOWNLOAD_PIECE`] bytes (HTTP ranges)
+    /// and hands `sink` the plaintext of every chunk as soon as it authenticates, so memory
+    /// stays bounded whatever the size. Each chunk is authenticated on its own; the digest of
+    /// the whole blob is checked at the end, and a mismatch is an error **after** some
+    /// plaintext went to `sink`: discard what it received when this returns an error.
+    pub async fn download_attachment_with(
+        &self,
+        r: &AttachmentRef,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         if !valid_attachment_id(&r.id) {
             return Err(ClientError::AttachmentMismatch("attachment id".into()));
         }
         let (key, digest) = key_and_digest(r)?;
         let ciphertext_len = ciphertext_len_for(r.size)
             .ok_or_else(|| ClientError::AttachmentMismatch("size".into()))?;
-        let answer = self
-            .relay
-            .raw(Method::Get, &format!("/api/v1/attachments/{}", r.id), None)
-            .await?;
-        let ciphertext = api::judge_bytes(answer)?;
         let info = AttachmentInfo {
             key,
             digest,
             ciphertext_len,
             plaintext_len: r.size,
         };
-        decrypt_attachment(&ciphertext, &info).map_err(|e| match e {
-            AttachmentError::AttachmentDigestMismatch
-            | AttachmentError::AttachmentTruncated
-            | AttachmentError::AttachmentTrailingData
-            | AttachmentError::AttachmentKeyMismatch => {
-                ClientError::AttachmentMismatch(e.to_string())
+        let mut decryptor = AttachmentDecryptor::for_attachment(&info).map_err(mismatch)?;
+        let path = format!("/api/v1/attachments/{}", r.id);
+        let mut plain = Zeroizing::new(Vec::new());
+        let mut offset = 0u64;
+        while offset < ciphertext_len {
+            let end = offset
+                .saturating_add(DOWNLOAD_PIECE)
+                .min(ciphertext_len)
+                .saturating_sub(1);
+            let answer = self.relay.get_range(&path, offset, end).await?;
+            let piece = api::judge_bytes(answer)?;
+            let expected = end - offset + 1;
+            if piece.len() as u64 != expected {
+                return Err(ClientError::AttachmentMismatch(format!(
+                    "the relay sent {} bytes for a range of {expected}",
+                    piece.len()
+                )));
             }
-            other => other.into(),
-        })
+            decryptor.update(&piece, &mut plain).map_err(mismatch)?;
+            sink(&plain)?;
+            plain.clear();
+            offset = end + 1;
+        }
+        decryptor.finish(&mut plain).map_err(mismatch)?;
+        sink(&plain)
     }
 
     /// Sends an uploaded attachment (with an optional caption) to a user or a room.

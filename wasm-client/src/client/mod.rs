@@ -12,8 +12,8 @@ mod history;
 mod messaging;
 mod rooms;
 
-pub use attachments::MAX_ATTACHMENT_BYTES;
 pub(crate) use attachments::valid_attachment_id;
+pub use attachments::{DOWNLOAD_PIECE, MAX_ATTACHMENT_BYTES};
 pub use events::{ConnectionState, Conversation, Event, FailureReason, Message, MessageStatus};
 pub use history::{ConversationSummary, MAX_PAGE};
 pub use rooms::MAX_HELD;

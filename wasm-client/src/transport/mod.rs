@@ -47,6 +47,8 @@ pub struct Request {
     pub token: Option<String>,
     /// The body and its content type.
     pub body: Option<(&'static str, Vec<u8>)>,
+    /// `Range: bytes=start-end` (inclusive), for attachment downloads in pieces.
+    pub range: Option<(u64, u64)>,
 }
 
 /// The relay's answer.

@@ -58,6 +58,9 @@ impl Transport for NativeTransport {
         if let Some(token) = &request.token {
             builder = builder.bearer_auth(token);
         }
+        if let Some((start, end)) = request.range {
+            builder = builder.header("range", format!("bytes={start}-{end}"));
+        }
         if let Some((content_type, body)) = request.body {
             builder = builder.header("content-type", content_type).body(body);
         }

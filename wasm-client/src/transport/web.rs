@@ -77,6 +77,11 @@ impl Transport for WebTransport {
                 .set("authorization", &format!("Bearer {token}"))
                 .map_err(js_error)?;
         }
+        if let Some((start, end)) = request.range {
+            headers
+                .set("range", &format!("bytes={start}-{end}"))
+                .map_err(js_error)?;
+        }
         if let Some((content_type, body)) = &request.body {
             headers
                 .set("content-type", content_type)
