@@ -205,6 +205,10 @@ async fn friends_changed(relay: &TestRelay) {
     let resp = call(relay, &a, Method::POST, "/api/v1/blocks", block("bob")).await;
     ok_json(resp, 204).await;
     friends_notice(&mut [&mut wa1, &mut wa2]).await;
+    // Blocking again changes nothing: nobody is told.
+    let resp = call(relay, &a, Method::POST, "/api/v1/blocks", block("bob")).await;
+    ok_json(resp, 204).await;
+    nothing_pending(relay, &a, &mut [&mut wa1, &mut wa2]).await;
     let resp = call(relay, &a, Method::DELETE, "/api/v1/blocks/bob", None).await;
     ok_json(resp, 204).await;
     friends_notice(&mut [&mut wa1, &mut wa2]).await;
