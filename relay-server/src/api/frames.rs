@@ -111,6 +111,21 @@ pub enum ServerFrame<'a> {
         /// Whether they have a connected device.
         online: bool,
     },
+    /// The user's friends, pending friend requests or blocks changed: refetch them. A change
+    /// notice, like the two below: best effort, never stored.
+    FriendsChanged {},
+    /// The membership of a room changed (someone was invited, joined, declined or left), or
+    /// the user created it: refetch `GET /rooms` and the room's members.
+    RoomsChanged {
+        /// The room.
+        room: i64,
+    },
+    /// A user's device list changed (a device was registered or removed): refetch it before
+    /// the next message to them (or to a room they are in).
+    DevicesChanged {
+        /// The user whose devices changed (possibly the receiving user).
+        user: i64,
+    },
     /// A frame was refused; the connection stays open.
     Error {
         /// Machine-readable code.

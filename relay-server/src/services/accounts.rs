@@ -480,7 +480,7 @@ pub async fn delete_account(
 ) -> Result<(), ApiError> {
     reauthenticate(state, user_id, password, factor).await?;
     let now = state.clock.now();
-    state
+    let told = state
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
@@ -489,11 +489,71 @@ pub async fn delete_account(
                     .filter(users::id.eq(user_id))
                     .select(users::ms_id)
                     .first(conn)?;
+                // Who loses what, read before the cascade removes it.
+                let told = Departure::of(conn, user_id)?;
                 diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
-                crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)
+                crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)?;
+                Ok::<_, ApiError>(told)
             })
         })
-        .await
+        .await?;
+    told.announce(state, user_id);
+    Ok(())
+}
+
+/// Whom a deleted account's departure changes something for (change notices,
+/// [`crate::services::events`]).
+struct Departure {
+    /// Friends, request partners and blockers: `friends_changed`.
+    partners: Vec<i64>,
+    /// Each room the user was in (joined or invited), with its other joined members:
+    /// `rooms_changed`.
+    rooms: Vec<(i64, Vec<i64>)>,
+    /// The user's contacts, if the user had devices: `devices_changed`.
+    contacts: Option<Vec<i64>>,
+}
+
+impl Departure {
+    fn of(conn: &mut crate::db::DbConnection, user_id: i64) -> Result<Self, ApiError> {
+        use crate::db::schema::{devices, room_members};
+        use crate::services::{contacts, friends, rooms};
+        let partners = friends::partners(conn, user_id)?;
+        let room_ids: Vec<i64> = room_members::table
+            .filter(room_members::user_id.eq(user_id))
+            .select(room_members::room_id)
+            .load(conn)?;
+        let mut in_rooms = Vec::with_capacity(room_ids.len());
+        for room in room_ids {
+            let mut members = rooms::joined_members(conn, room)?;
+            members.retain(|&m| m != user_id);
+            in_rooms.push((room, members));
+        }
+        let had_devices = diesel::select(diesel::dsl::exists(
+            devices::table.filter(devices::user_id.eq(user_id)),
+        ))
+        .get_result::<bool>(conn)?;
+        let contacts = if had_devices {
+            Some(contacts::contacts_of(conn, user_id)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            partners,
+            rooms: in_rooms,
+            contacts,
+        })
+    }
+
+    fn announce(self, state: &AppState, user_id: i64) {
+        use crate::services::events;
+        events::friends_changed(state, self.partners);
+        for (room, members) in self.rooms {
+            events::rooms_changed(state, room, members);
+        }
+        if let Some(contacts) = self.contacts {
+            events::devices_changed(state, user_id, contacts);
+        }
+    }
 }
 
 /// Changes the password after checking the current one, and signs out every other session.

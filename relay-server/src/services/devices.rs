@@ -18,6 +18,8 @@
 //!   common room, and no block either way) see a user's devices and fetch their bundles; to
 //!   anyone else the user looks like no account at all (`not_found`, as for blocks). A user
 //!   also sees their own devices this way, so their devices can start sessions with each other.
+//! - Registering or removing a device sends `devices_changed` to the owner's devices and to
+//!   every user in contact with them ([`crate::services::events::devices_changed_now`]).
 //! - A bundle fetch claims the device's oldest one-time prekey **atomically**: concurrent
 //!   fetches never get the same one (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the write
 //!   lock of `BEGIN IMMEDIATE`). When none remain, the bundle comes without one.
@@ -275,7 +277,7 @@ pub async fn register(state: &AppState, caller: i64, device: NewDevice) -> Resul
     let identity_key = device.identity.encode();
     let spk_id = i64::from(device.signed_prekey.id());
     let spk = device.signed_prekey.encode();
-    state
+    let device_id = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -326,7 +328,9 @@ pub async fn register(state: &AppState, caller: i64, device: NewDevice) -> Resul
                 Ok(device_id)
             })
         })
-        .await
+        .await?;
+    crate::services::events::devices_changed_now(state, caller).await;
+    Ok(device_id)
 }
 
 fn identity_taken() -> ApiError {
@@ -391,6 +395,7 @@ pub async fn delete(state: &AppState, caller: i64, device_id: i64) -> Result<(),
     if deleted == 0 {
         return Err(no_such_device());
     }
+    crate::services::events::devices_changed_now(state, caller).await;
     Ok(())
 }
 

@@ -13,12 +13,17 @@
 //!   neither.
 //! - A request id that is not the caller's (as recipient for accept/decline, as sender for
 //!   cancel) is `not_found`, like an unknown one.
+//! - After each change, `friends_changed` goes to the connected devices of every user whose
+//!   lists changed ([`events::friends_changed`]): both users for a request, a cancel, an
+//!   accept and a removal; only the decliner for a decline (the sender is not told); the
+//!   blocker for a new block or an unblock, and the blocked user only when the block took a
+//!   friendship or a request from them (otherwise a notice would tell them of the block).
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::DbConnection;
 use crate::db::schema::{blocks, friend_requests, friendships, users};
 use crate::services::profiles::{self, Profile};
-use crate::services::validate;
+use crate::services::{events, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -96,6 +101,33 @@ pub fn are_friends(conn: &mut DbConnection, a: i64, b: i64) -> Result<bool, ApiE
     Ok(found)
 }
 
+/// The users whose friend, request or block lists show `user`: their friends, the other
+/// side of their pending requests (both ways) and the users who blocked them, ascending.
+/// They are the ones told (`friends_changed`) when `user` changes how they look (an ms_id
+/// edit) or disappears (account deletion).
+pub fn partners(conn: &mut DbConnection, user: i64) -> Result<Vec<i64>, ApiError> {
+    let mut ids: std::collections::BTreeSet<i64> =
+        crate::services::delivery::friend_ids(conn, user)?
+            .into_iter()
+            .collect();
+    let requests: Vec<(i64, i64)> = friend_requests::table
+        .filter(
+            friend_requests::sender_id
+                .eq(user)
+                .or(friend_requests::recipient_id.eq(user)),
+        )
+        .select((friend_requests::sender_id, friend_requests::recipient_id))
+        .load(conn)?;
+    ids.extend(requests.into_iter().flat_map(|(s, r)| [s, r]));
+    let blockers: Vec<i64> = blocks::table
+        .filter(blocks::blocked_id.eq(user))
+        .select(blocks::blocker_id)
+        .load(conn)?;
+    ids.extend(blockers);
+    ids.remove(&user);
+    Ok(ids.into_iter().collect())
+}
+
 /// Whether `blocker` has blocked `blocked`.
 pub fn has_blocked(conn: &mut DbConnection, blocker: i64, blocked: i64) -> Result<bool, ApiError> {
     let found = diesel::select(diesel::dsl::exists(
@@ -153,8 +185,9 @@ fn befriend(conn: &mut DbConnection, a: i64, b: i64, now: i64) -> Result<i64, Ap
     Ok(now)
 }
 
-fn delete_requests_between(conn: &mut DbConnection, a: i64, b: i64) -> Result<(), ApiError> {
-    diesel::delete(
+/// Deletes the pending requests between `a` and `b`, both ways; returns how many.
+fn delete_requests_between(conn: &mut DbConnection, a: i64, b: i64) -> Result<usize, ApiError> {
+    Ok(diesel::delete(
         friend_requests::table.filter(
             friend_requests::sender_id
                 .eq(a)
@@ -164,8 +197,7 @@ fn delete_requests_between(conn: &mut DbConnection, a: i64, b: i64) -> Result<()
                     .and(friend_requests::recipient_id.eq(a))),
         ),
     )
-    .execute(conn)?;
-    Ok(())
+    .execute(conn)?)
 }
 
 fn profile_of(conn: &mut DbConnection, user_id: i64) -> Result<Profile, ApiError> {
@@ -223,7 +255,7 @@ pub async fn send_request(
     let ms_id = validate::ms_id_lookup(raw_ms_id)?;
     let note = validate::note(raw_note)?;
     let now = state.clock.now();
-    state
+    let outcome = state
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
@@ -272,7 +304,13 @@ pub async fn send_request(
                 }))
             })
         })
-        .await
+        .await?;
+    let other = match &outcome {
+        SendOutcome::Pending(request) => request.other.user_id,
+        SendOutcome::Accepted(friend) => friend.profile.user_id,
+    };
+    events::friends_changed(state, [caller, other]);
+    Ok(outcome)
 }
 
 fn duplicate() -> ApiError {
@@ -339,7 +377,7 @@ pub async fn list_requests(state: &AppState, caller: i64) -> Result<Requests, Ap
 /// Accepts a request sent to the caller; returns the new friend.
 pub async fn accept(state: &AppState, caller: i64, request_id: i64) -> Result<Friend, ApiError> {
     let now = state.clock.now();
-    state
+    let friend = state
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
@@ -366,42 +404,55 @@ pub async fn accept(state: &AppState, caller: i64, request_id: i64) -> Result<Fr
                 })
             })
         })
-        .await
+        .await?;
+    events::friends_changed(state, [caller, friend.profile.user_id]);
+    Ok(friend)
 }
 
 /// Declines a request sent to the caller (the sender is not told; it just disappears).
 pub async fn decline(state: &AppState, caller: i64, request_id: i64) -> Result<(), ApiError> {
-    delete_request(state, request_id, caller, false).await
+    delete_request(state, request_id, caller, false).await?;
+    events::friends_changed(state, [caller]);
+    Ok(())
 }
 
 /// Cancels a request the caller sent.
 pub async fn cancel(state: &AppState, caller: i64, request_id: i64) -> Result<(), ApiError> {
-    delete_request(state, request_id, caller, true).await
+    let recipient = delete_request(state, request_id, caller, true).await?;
+    events::friends_changed(state, [caller, recipient]);
+    Ok(())
 }
 
+/// Deletes a request the caller sent (`as_sender`) or received; returns the other user.
 async fn delete_request(
     state: &AppState,
     request_id: i64,
     caller: i64,
     as_sender: bool,
-) -> Result<(), ApiError> {
-    let deleted = state
+) -> Result<i64, ApiError> {
+    state
         .db
         .run(move |conn| {
-            let by_id = friend_requests::table.filter(friend_requests::id.eq(request_id));
-            let n = if as_sender {
-                diesel::delete(by_id.filter(friend_requests::sender_id.eq(caller))).execute(conn)?
-            } else {
-                diesel::delete(by_id.filter(friend_requests::recipient_id.eq(caller)))
-                    .execute(conn)?
+            let row: Option<(i64, i64)> = friend_requests::table
+                .filter(friend_requests::id.eq(request_id))
+                .select((friend_requests::sender_id, friend_requests::recipient_id))
+                .first(conn)
+                .optional()?;
+            let other = match row {
+                Some((sender, recipient)) if as_sender && sender == caller => recipient,
+                Some((sender, recipient)) if !as_sender && recipient == caller => sender,
+                _ => return Err(not_found_request()),
             };
-            Ok::<_, ApiError>(n)
+            // A concurrent cancel, decline, accept or block may delete it first.
+            let n =
+                diesel::delete(friend_requests::table.filter(friend_requests::id.eq(request_id)))
+                    .execute(conn)?;
+            if n == 0 {
+                return Err(not_found_request());
+            }
+            Ok(other)
         })
-        .await?;
-    if deleted == 0 {
-        return Err(not_found_request());
-    }
-    Ok(())
+        .await
 }
 
 /// The caller's friends, ordered by ms_id.
@@ -451,11 +502,11 @@ pub async fn list_friends(state: &AppState, caller: i64) -> Result<Vec<Friend>, 
 /// Ends the friendship with `raw_ms_id` (`not_found` when they are not friends).
 pub async fn remove_friend(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(), ApiError> {
     let ms_id = validate::ms_id_lookup(raw_ms_id)?;
-    let deleted = state
+    let removed = state
         .db
         .run(move |conn| {
             let Some((other, _)) = profiles::find_by_ms_id(conn, &ms_id)? else {
-                return Ok(0);
+                return Ok(None);
             };
             let (low, high) = ordered(caller, other);
             let n = diesel::delete(
@@ -464,15 +515,16 @@ pub async fn remove_friend(state: &AppState, caller: i64, raw_ms_id: &str) -> Re
                     .filter(friendships::user_high.eq(high)),
             )
             .execute(conn)?;
-            Ok::<_, ApiError>(n)
+            Ok::<_, ApiError>((n > 0).then_some(other))
         })
         .await?;
-    if deleted == 0 {
+    let Some(other) = removed else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
             "no friend with this ms_id",
         ));
-    }
+    };
+    events::friends_changed(state, [caller, other]);
     Ok(())
 }
 
@@ -481,7 +533,7 @@ pub async fn remove_friend(state: &AppState, caller: i64, raw_ms_id: &str) -> Re
 pub async fn block(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(), ApiError> {
     let ms_id = validate::ms_id_lookup(raw_ms_id)?;
     let now = state.clock.now();
-    state
+    let (other, new_block, took_something) = state
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
@@ -492,7 +544,8 @@ pub async fn block(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(),
                         "you cannot block yourself",
                     ));
                 }
-                if !has_blocked(conn, caller, other)? {
+                let new_block = !has_blocked(conn, caller, other)?;
+                if new_block {
                     diesel::insert_into(blocks::table)
                         .values((
                             blocks::blocker_id.eq(caller),
@@ -508,18 +561,25 @@ pub async fn block(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(),
                             other => ApiError::from(other),
                         })?;
                 }
-                delete_requests_between(conn, caller, other)?;
+                let requests = delete_requests_between(conn, caller, other)?;
                 let (low, high) = ordered(caller, other);
-                diesel::delete(
+                let friendship = diesel::delete(
                     friendships::table
                         .filter(friendships::user_low.eq(low))
                         .filter(friendships::user_high.eq(high)),
                 )
                 .execute(conn)?;
-                Ok(())
+                Ok((other, new_block, requests + friendship > 0))
             })
         })
-        .await
+        .await?;
+    // The blocked user hears of it only when their own lists changed.
+    if took_something {
+        events::friends_changed(state, [caller, other]);
+    } else if new_block {
+        events::friends_changed(state, [caller]);
+    }
+    Ok(())
 }
 
 /// Lifts the caller's block of `raw_ms_id` (`not_found` when there is none).
@@ -546,6 +606,7 @@ pub async fn unblock(state: &AppState, caller: i64, raw_ms_id: &str) -> Result<(
             "you have not blocked a user with this ms_id",
         ));
     }
+    events::friends_changed(state, [caller]);
     Ok(())
 }
 

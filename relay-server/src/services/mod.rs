@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod contacts;
 pub mod delivery;
 pub mod devices;
+pub mod events;
 pub mod friends;
 pub mod hub;
 pub mod notify;

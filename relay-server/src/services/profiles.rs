@@ -119,11 +119,12 @@ pub async fn availability(state: &AppState, raw_ms_id: &str) -> Result<(String, 
 
 /// Changes the caller's ms_id (`invalid_ms_id`, `ms_id_unavailable`). The old one is held for
 /// the caller for 30 days; taking back one's own held ms_id ends its hold. Setting the current
-/// ms_id again changes nothing.
+/// ms_id again changes nothing. The users whose lists show the caller
+/// ([`friends::partners`]) get `friends_changed`.
 pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Result<(), ApiError> {
     let new_id = validate::ms_id(raw_ms_id)?;
     let now = state.clock.now();
-    state
+    let partners = state
         .db
         .run(move |conn| {
             crate::db::write_transaction(conn, |conn| {
@@ -139,7 +140,7 @@ pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Re
                     ));
                 };
                 if current == new_id {
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
                 if !accounts::ms_id_free(conn, &new_id, Some(user_id), now)? {
                     return Err(ms_id_unavailable());
@@ -159,8 +160,11 @@ pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Re
                         }
                         other => ApiError::from(other),
                     })?;
-                hold_ms_id(conn, &current, user_id, now)
+                hold_ms_id(conn, &current, user_id, now)?;
+                friends::partners(conn, user_id)
             })
         })
-        .await
+        .await?;
+    crate::services::events::friends_changed(state, partners);
+    Ok(())
 }

@@ -9,13 +9,17 @@
 //!   member list is for joined members only.
 //! - A room envelope is stored once per device of every joined member except the sending
 //!   device, in one transaction ([`crate::services::delivery::store_room`]).
+//! - Joined members are in contact with each other ([`crate::services::contacts`]).
+//! - After a change, `rooms_changed` goes to the room's joined members and to the user who was
+//!   invited, declined or left ([`events::rooms_changed`]); creating a room tells the
+//!   creator's devices. A repeated invite or join changes nothing and tells nobody.
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{devices, room_members, rooms, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::services::friends::are_friends;
 use crate::services::profiles;
-use crate::services::validate;
+use crate::services::{events, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
 
@@ -96,6 +100,15 @@ pub fn is_joined(conn: &mut DbConnection, room_id: i64, user_id: i64) -> Result<
     Ok(member_state(conn, room_id, user_id)?.as_deref() == Some(JOINED))
 }
 
+/// The joined members of a room.
+pub fn joined_members(conn: &mut DbConnection, room_id: i64) -> Result<Vec<i64>, ApiError> {
+    Ok(room_members::table
+        .filter(room_members::room_id.eq(room_id))
+        .filter(room_members::state.eq(JOINED))
+        .select(room_members::user_id)
+        .load(conn)?)
+}
+
 /// The devices of every joined member of a room.
 pub fn joined_devices(conn: &mut DbConnection, room_id: i64) -> Result<Vec<(i64, i64)>, ApiError> {
     Ok(room_members::table
@@ -133,7 +146,7 @@ fn room_for(conn: &mut DbConnection, room_id: i64, user_id: i64) -> Result<Room,
 pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result<Room, ApiError> {
     let name = room_name(name)?;
     let now = state.clock.now();
-    state
+    let room = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -154,7 +167,7 @@ pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result
                         room_members::created_at.eq(now),
                     ))
                     .execute(conn)?;
-                Ok(Room {
+                Ok::<_, ApiError>(Room {
                     id,
                     name,
                     state: JOINED.to_owned(),
@@ -162,7 +175,9 @@ pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result
                 })
             })
         })
-        .await
+        .await?;
+    events::rooms_changed(state, room.id, [caller]);
+    Ok(room)
 }
 
 /// The rooms the caller joined or is invited to, oldest first.
@@ -203,7 +218,7 @@ pub async fn invite(
 ) -> Result<(), ApiError> {
     let ms_id = validate::ms_id_lookup(ms_id)?;
     let now = state.clock.now();
-    state
+    let told = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -218,7 +233,7 @@ pub async fn invite(
                     return Err(profiles::no_such_user());
                 }
                 if member_state(conn, room_id, invitee)?.is_some() {
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
                 let members: i64 = room_members::table
                     .filter(room_members::room_id.eq(room_id))
@@ -239,20 +254,26 @@ pub async fn invite(
                         room_members::created_at.eq(now),
                     ))
                     .execute(conn)?;
-                Ok(())
+                let mut told = joined_members(conn, room_id)?;
+                told.push(invitee);
+                Ok(told)
             })
         })
-        .await
+        .await?;
+    events::rooms_changed(state, room_id, told);
+    Ok(())
 }
 
 /// Accepts an invitation (joining twice changes nothing).
 pub async fn join(state: &AppState, caller: i64, room_id: i64) -> Result<Room, ApiError> {
-    state
+    let (room, told) = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                if member_state(conn, room_id, caller)?.is_none() {
-                    return Err(no_such_room());
+                match member_state(conn, room_id, caller)?.as_deref() {
+                    None => return Err(no_such_room()),
+                    Some(JOINED) => return Ok((room_for(conn, room_id, caller)?, Vec::new())),
+                    Some(_) => {}
                 }
                 diesel::update(
                     room_members::table
@@ -261,10 +282,15 @@ pub async fn join(state: &AppState, caller: i64, room_id: i64) -> Result<Room, A
                 )
                 .set(room_members::state.eq(JOINED))
                 .execute(conn)?;
-                room_for(conn, room_id, caller)
+                Ok((
+                    room_for(conn, room_id, caller)?,
+                    joined_members(conn, room_id)?,
+                ))
             })
         })
-        .await
+        .await?;
+    events::rooms_changed(state, room_id, told);
+    Ok(room)
 }
 
 /// Declines an invitation (`only_invited`) or leaves a room (any state). A room left by its
@@ -275,7 +301,7 @@ pub async fn leave(
     room_id: i64,
     only_invited: bool,
 ) -> Result<(), ApiError> {
-    state
+    let told = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -298,10 +324,14 @@ pub async fn leave(
                 if !anyone_left {
                     diesel::delete(rooms::table.filter(rooms::id.eq(room_id))).execute(conn)?;
                 }
-                Ok(())
+                let mut told = joined_members(conn, room_id)?;
+                told.push(caller);
+                Ok(told)
             })
         })
-        .await
+        .await?;
+    events::rooms_changed(state, room_id, told);
+    Ok(())
 }
 
 /// The members of a room the caller joined, with the devices of the joined ones.

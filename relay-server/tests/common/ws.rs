@@ -102,6 +102,13 @@ pub async fn rows(relay: &TestRelay, to_device: Option<i64>) -> i64 {
         .unwrap()
 }
 
+/// The relay's change notices: best-effort hints to refetch a list over HTTP.
+pub const NOTICES: &[&str] = &["friends_changed", "rooms_changed", "devices_changed"];
+
+fn is_notice(v: &Value) -> bool {
+    v["type"].as_str().is_some_and(|t| NOTICES.contains(&t))
+}
+
 pub fn ws_url(relay: &TestRelay) -> String {
     format!("{}/api/v1/ws", relay.base.replacen("http://", "ws://", 1))
 }
@@ -153,7 +160,8 @@ impl Ws {
         self.socket.send(msg).await.unwrap();
     }
 
-    /// The next text frame or the close, skipping presence frames.
+    /// The next text frame or the close, skipping presence frames and change notices (see
+    /// [`NOTICES`]; [`Ws::notice`] reads those).
     pub async fn next(&mut self) -> Got {
         loop {
             let msg = tokio::time::timeout(WAIT, self.socket.next())
@@ -165,7 +173,7 @@ impl Ws {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(t.as_str()).unwrap();
                     assert_eq!(v["v"], 1, "every frame carries v=1: {v}");
-                    if v["type"] == "presence" {
+                    if v["type"] == "presence" || is_notice(&v) {
                         continue;
                     }
                     return Got::Frame(v);
@@ -233,7 +241,7 @@ impl Ws {
         }
     }
 
-    /// Nothing but presence arrives within `ms`.
+    /// Nothing but presence (and change notices) arrives within `ms`.
     pub async fn quiet(&mut self, ms: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
         loop {
@@ -241,12 +249,36 @@ impl Ws {
                 Err(_) => return,
                 Ok(Some(Ok(Message::Text(t)))) => {
                     let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                    assert_eq!(v["type"], "presence", "unexpected frame {v}");
+                    assert!(
+                        v["type"] == "presence" || is_notice(&v),
+                        "unexpected frame {v}"
+                    );
                 }
                 Ok(Some(Ok(Message::Close(f)))) => panic!("unexpected close {f:?}"),
                 Ok(_) => {}
             }
         }
+    }
+
+    /// The next change notice (`friends_changed`, `rooms_changed`, `devices_changed`),
+    /// skipping presence; any other frame fails the test.
+    pub async fn notice(&mut self) -> Value {
+        loop {
+            let v = self.raw_next().await;
+            assert_eq!(v["v"], 1, "every frame carries v=1: {v}");
+            if v["type"] == "presence" {
+                continue;
+            }
+            assert!(is_notice(&v), "expected a change notice, got {v}");
+            return v;
+        }
+    }
+
+    /// The next change notice, which must be of type `kind`.
+    pub async fn expect_notice(&mut self, kind: &str) -> Value {
+        let v = self.notice().await;
+        assert_eq!(v["type"], kind, "expected {kind}, got {v}");
+        v
     }
 
     /// Returns once the relay is done with every frame sent before (acks included): it
