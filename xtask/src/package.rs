@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The build fails when the gzipped wasm grows past this (a little over the measured size;
-/// the goal of issue #11 is 200 KB; measured 2026-12-07 without wasm-opt: 362.9 KB with rooms and attachments).
-pub(crate) const SIZE_GATE_GZIP: u64 = 375 * 1024;
+/// the goal of issue #11 is 200 KB; measured 2026-12-07 without wasm-opt: 398.5 KB with the whole account API).
+pub(crate) const SIZE_GATE_GZIP: u64 = 410 * 1024;
 
 /// Where the package is assembled.
 pub(crate) fn package_dir(ctx: &Ctx) -> PathBuf {
@@ -207,12 +207,13 @@ pub(crate) fn node_tests(ctx: &Ctx) -> Result<()> {
         project.join("package.json"),
         "{\"name\":\"consumer\",\"private\":true,\"type\":\"module\"}\n",
     )?;
-    let ws = tests.join("node_modules").join("ws");
+    let modules = tests.join("node_modules");
     exec(
         Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--offline"])
+            .args(["install", "--no-audit", "--no-fund", "--offline", "--ignore-scripts"])
             .arg(&tarball)
-            .arg(&ws)
+            .arg(modules.join("ws"))
+            .arg(modules.join("fake-indexeddb"))
             .current_dir(&project),
     )?;
     copy(&tests.join("roundtrip.mjs"), &project.join("roundtrip.mjs"))?;

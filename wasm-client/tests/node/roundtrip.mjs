@@ -2,11 +2,12 @@
 // RELAY_URL): sign-up, friends by ms_id, a message each way, typed errors, hostile arguments.
 // Usage: RELAY_URL=http://127.0.0.1:PORT node roundtrip.mjs [package specifier or path]
 import assert from "node:assert/strict";
+import "fake-indexeddb/auto";
 import { WebSocket } from "ws";
 
 globalThis.WebSocket = WebSocket;
 const spec = process.argv[2] ?? "securechat-client";
-const { init, SecureChatClient, MemoryStore } = await import(spec);
+const { init, SecureChatClient, MemoryStore, IndexedDbStore } = await import(spec);
 await init();
 
 const relay = process.env.RELAY_URL;
@@ -14,8 +15,7 @@ assert.ok(relay, "RELAY_URL is not set");
 const password = "correct horse battery staple 42";
 const tag = `${process.pid}${Date.now() % 100000}`;
 
-async function user(name) {
-  const store = new MemoryStore();
+async function user(name, store = new MemoryStore()) {
   const client = await SecureChatClient.open(relay, store, "local pw", true);
   const email = `${name}${tag}@example.org`;
   const msId = `${name}${tag}`;
@@ -41,7 +41,9 @@ async function user(name) {
   return { client, store, created, msId, until };
 }
 
-const ada = await user("ada");
+// Ada keeps her state in IndexedDB (fake-indexeddb in Node), Bob in memory.
+const adaDb = `securechat-ada-${tag}`;
+const ada = await user("ada", await IndexedDbStore.open(adaDb));
 const bob = await user("bob");
 
 // Typed errors.
@@ -101,11 +103,18 @@ assert.deepEqual(Buffer.from(downloaded), Buffer.from(file));
 await assert.rejects(bob.client.downloadAttachment({ ...ref, digest: ref.key }), (e) => e.code === "attachment_mismatch");
 await assert.rejects(bob.client.downloadAttachment({ id: 5 }), (e) => e.code === "invalid_argument");
 
-// The store holds nothing readable.
-for (const [k, v] of ada.store.map) {
+// The stores hold nothing readable.
+for (const [k, v] of bob.store.map) {
   const text = k + Buffer.from(v).toString("latin1");
   for (const secret of [hello, reply, inRoom, ada.msId, bob.msId]) assert.ok(!text.includes(secret), `store holds ${secret}`);
 }
+
+// Ada's app restarts: a new client over the same IndexedDB database reads her history.
+await ada.client.disconnect();
+const reopened = await SecureChatClient.open(relay, await IndexedDbStore.open(adaDb), "local pw", false);
+const again = await reopened.history({ user: bob.created.user_id }, 10);
+assert.deepEqual(again.map((m) => m.text).slice(0, 2), [hello, reply]);
+await assert.rejects(SecureChatClient.open(relay, await IndexedDbStore.open(adaDb), "wrong", false), (e) => e.code === "wrong_password");
 
 await ada.client.disconnect();
 await bob.client.disconnect();
