@@ -210,7 +210,13 @@ pub(crate) fn node_tests(ctx: &Ctx) -> Result<()> {
     let modules = tests.join("node_modules");
     exec(
         Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--offline", "--ignore-scripts"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--offline",
+                "--ignore-scripts",
+            ])
             .arg(&tarball)
             .arg(modules.join("ws"))
             .arg(modules.join("fake-indexeddb"))
