@@ -648,3 +648,215 @@ async fn rate_limit_sqlite() {
 async fn rate_limit_postgres() {
     rate_limited_registration(Backend::Postgres).await;
 }
+
+/// Answers a signed-in user's password check: `PUT /me/password` with `password`.
+async fn put_password(relay: &TestRelay, token: &str, password: &str) -> reqwest::Response {
+    relay
+        .client()
+        .put(relay.url("/api/v1/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"password": password, "new_password": "a different horse battery 77"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_rate_limited(resp: reqwest::Response) {
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_error(resp, 429, "rate_limited").await;
+}
+
+/// Password checks of a signed-in user (issue #12, item 1) are rate limited like logins:
+/// 10 per account per 15 minutes, right or wrong, shared by every route that takes the
+/// password; 30 per IP per minute across accounts.
+async fn password_checks_rate_limited(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    relay.register("kim@example.org", "kim").await;
+    let (kim, _) = relay.token("kim@example.org").await;
+    for _ in 0..10 {
+        assert_error(
+            put_password(&relay, &kim, "not the password").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_rate_limited(put_password(&relay, &kim, "not the password").await).await;
+    // The right password is refused too, and the other routes share the budget.
+    assert_rate_limited(put_password(&relay, &kim, PASSWORD).await).await;
+    let other_routes = [
+        (
+            reqwest::Method::PUT,
+            "/api/v1/me/email",
+            json!({"password": PASSWORD, "new_email": "kim2@example.org"}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/me",
+            json!({"password": PASSWORD}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/me/2fa/totp/setup",
+            json!({"password": PASSWORD}),
+        ),
+    ];
+    for (method, path, body) in &other_routes {
+        let resp = relay
+            .client()
+            .request(method.clone(), relay.url(path))
+            .bearer_auth(&kim)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_rate_limited(resp).await;
+    }
+    assert_eq!(get_me(&relay, &kim).await.status(), 200, "not deleted");
+    // 90 s later one check is back (10 per 15 minutes).
+    relay.clock().advance(90);
+    assert_eq!(put_password(&relay, &kim, PASSWORD).await.status(), 204);
+    assert_rate_limited(put_password(&relay, &kim, "a different horse battery 77").await).await;
+
+    // Per IP: 30 a minute across accounts. Another minute refills this client's bucket
+    // (it spent 17 so far, and 150 s give back more than the burst of 30).
+    relay.clock().advance(60);
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        let email = format!("ip{i}@example.org");
+        relay.register(&email, &format!("ip{i}")).await;
+        tokens.push(relay.token(&email).await.0);
+    }
+    for token in &tokens[..3] {
+        for _ in 0..10 {
+            assert_error(
+                put_password(&relay, token, "not the password").await,
+                401,
+                "invalid_credentials",
+            )
+            .await;
+        }
+    }
+    assert_rate_limited(put_password(&relay, &tokens[3], "not the password").await).await;
+    healthy(&relay).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn password_checks_rate_limited_sqlite() {
+    password_checks_rate_limited(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn password_checks_rate_limited_postgres() {
+    password_checks_rate_limited(Backend::Postgres).await;
+}
+
+/// At most `--password-hash-concurrency` argon2 runs at once (issue #12, item 1): with every
+/// slot taken, password checks, logins and registrations get `503 unavailable` with
+/// `Retry-After` after a short wait; a storm of parallel wrong passwords gets only 401 or 503
+/// answers (429 once rate limited) while `/healthz` keeps answering.
+async fn argon2_runs_are_capped(backend: Backend) {
+    let Some(relay) = TestRelay::start_configured(backend, false, |c| {
+        c.password_hash_concurrency = 2;
+        c.password_hash_wait_ms = 100;
+    })
+    .await
+    else {
+        return;
+    };
+    relay.register("lee@example.org", "lee").await;
+    let (lee, _) = relay.token("lee@example.org").await;
+
+    // Every slot held (as by two long argon2 runs): refused, not queued without end.
+    let passwords = relay.state.passwords.clone();
+    assert_eq!(passwords.permits(), 2);
+    let held = vec![
+        passwords.permit().await.unwrap(),
+        passwords.permit().await.unwrap(),
+    ];
+    let assert_busy = |resp: reqwest::Response| async move {
+        let retry_after: u64 = resp
+            .headers()
+            .get("retry-after")
+            .expect("Retry-After header")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1);
+        assert_error(resp, 503, "unavailable").await;
+    };
+    assert_busy(put_password(&relay, &lee, "not the password").await).await;
+    assert_busy(relay.login("lee@example.org", PASSWORD).await).await;
+    assert_busy(register_raw(&relay, account("late@example.org", PASSWORD, "latecomer")).await)
+        .await;
+    healthy(&relay).await;
+    drop(held);
+    assert_error(
+        put_password(&relay, &lee, "not the password").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+
+    // A storm of parallel wrong passwords from one session, with health checks among them.
+    let mut storm = tokio::task::JoinSet::new();
+    for i in 0..150 {
+        let (client, url, token) = (
+            relay.client(),
+            relay.url("/api/v1/me/password"),
+            lee.clone(),
+        );
+        let health = relay.url("/healthz");
+        storm.spawn(async move {
+            if i % 10 == 0 {
+                let status = client.get(health).send().await.unwrap().status().as_u16();
+                return ("healthz", status);
+            }
+            let status = client
+                .put(url)
+                .bearer_auth(token)
+                .json(&json!({"password": format!("guess {i}"), "new_password": "x"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            ("password", status)
+        });
+    }
+    for (what, status) in storm.join_all().await {
+        match what {
+            "healthz" => assert_eq!(status, 200, "/healthz during the storm"),
+            _ => assert!(
+                [401, 429, 503].contains(&status),
+                "a wrong password answered {status}"
+            ),
+        }
+    }
+    assert_eq!(passwords.waiting(), 0);
+    healthy(&relay).await;
+    assert_eq!(get_me(&relay, &lee).await.status(), 200);
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn argon2_runs_are_capped_sqlite() {
+    argon2_runs_are_capped(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn argon2_runs_are_capped_postgres() {
+    argon2_runs_are_capped(Backend::Postgres).await;
+}
