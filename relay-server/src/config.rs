@@ -102,6 +102,25 @@ pub struct Config {
     #[arg(long, env = "SECURECHAT_DB_WAIT_SECS", default_value_t = 10)]
     pub db_wait_secs: u64,
 
+    /// Password hashes (argon2id, 19 MiB each) computed at once in the whole relay; further
+    /// logins, registrations and password checks wait briefly, then get 503 with
+    /// `Retry-After`. 0 means twice the number of CPU cores.
+    #[arg(
+        long,
+        env = "SECURECHAT_PASSWORD_HASH_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub password_hash_concurrency: usize,
+
+    /// Milliseconds a password check waits for a free hashing slot before it gets 503.
+    #[arg(
+        long,
+        env = "SECURECHAT_PASSWORD_HASH_WAIT_MS",
+        default_value_t = 2000,
+        hide = true
+    )]
+    pub password_hash_wait_ms: u64,
+
     /// Turn off the per-IP and per-account rate limits (load tests only; never in production).
     #[arg(
         long,

@@ -7,6 +7,7 @@ use crate::db::{Db, DbError};
 use crate::mail::{MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::services::hub::Hub;
+use crate::services::passwords::Passwords;
 use crate::services::ratelimit::RateLimits;
 use crate::services::writer::Writer;
 use crate::state::AppState;
@@ -55,7 +56,16 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     let limits = Arc::new(RateLimits::new(config.disable_rate_limits, &clock));
     let metrics = Arc::new(Metrics::default());
     let writer = Writer::start(db.clone(), metrics.clone())?;
+    let permits = match config.password_hash_concurrency {
+        0 => Passwords::default_permits(),
+        n => n,
+    };
+    let passwords = Arc::new(Passwords::new(
+        permits,
+        std::time::Duration::from_millis(config.password_hash_wait_ms),
+    ));
     Ok(AppState {
+        passwords,
         writer,
         db,
         config: Arc::new(config),

@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::services::hub::Hub;
+use crate::services::passwords::Passwords;
 use crate::services::ratelimit::RateLimits;
 use crate::services::writer::Writer;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Abuse limits.
     pub limits: Arc<RateLimits>,
+    /// The process-wide cap on concurrent argon2 runs (every password hash and check).
+    pub passwords: Arc<Passwords>,
     /// Live WebSocket connections (in-process).
     pub hub: Arc<Hub>,
     /// This relay process's random id (to skip its own NOTIFY wake-ups).

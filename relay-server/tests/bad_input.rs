@@ -1389,3 +1389,120 @@ async fn expired_token(relay: &TestRelay) {
 }
 
 on_both_backends!(expired_token);
+
+/// Refusals that need the production rate limits or a busy relay (issue #12, item 1): password
+/// checks beyond the account's budget, and password hashing while every slot is taken.
+async fn password_check_refusals(backend: Backend) {
+    let Some(relay) = TestRelay::start_configured(backend, true, |c| {
+        c.password_hash_concurrency = 1;
+        c.password_hash_wait_ms = 50;
+    })
+    .await
+    else {
+        return;
+    };
+    relay.register("gus@example.org", "gus").await;
+    let (gus_token, _) = relay.token("gus@example.org").await;
+    let gus = || Auth::Bearer(gus_token.clone());
+    let wrong = Body::Json(json!({"password": "not the password", "new_password": PASSWORD}));
+    let mut cases: Vec<Case> = (0..10)
+        .map(|_| {
+            case(
+                "wrong password within the budget",
+                "PUT",
+                "/api/v1/me/password",
+                gus(),
+                wrong.clone(),
+                401,
+                "invalid_credentials",
+            )
+        })
+        .collect();
+    cases.extend([
+        case(
+            "11th password check in 15 minutes",
+            "PUT",
+            "/api/v1/me/password",
+            gus(),
+            wrong.clone(),
+            429,
+            "rate_limited",
+        ),
+        case(
+            "account deletion with the right password, budget spent",
+            "DELETE",
+            "/api/v1/me",
+            gus(),
+            Body::Json(json!({"password": PASSWORD})),
+            429,
+            "rate_limited",
+        ),
+    ]);
+    for c in &cases {
+        let resp = send(&relay, c).await;
+        assert!(
+            c.status != 429 || resp.headers().contains_key("retry-after"),
+            "case `{}`: no Retry-After",
+            c.name
+        );
+        assert_error(resp, c.status, c.code).await;
+    }
+
+    // Every hashing slot busy: refused with 503 and Retry-After, nothing created.
+    let held = relay.state.passwords.permit().await.unwrap();
+    let busy = [
+        case(
+            "login while every hashing slot is busy",
+            "POST",
+            "/api/v1/sessions",
+            Auth::None,
+            Body::Json(json!({"email": "gus@example.org", "password": PASSWORD})),
+            503,
+            "unavailable",
+        ),
+        case(
+            "registration while every hashing slot is busy",
+            "POST",
+            "/api/v1/accounts",
+            Auth::None,
+            register_body("hal@example.org", PASSWORD, "hal", "Hal"),
+            503,
+            "unavailable",
+        ),
+    ];
+    let users_before = count_users(&relay).await;
+    for c in &busy {
+        let resp = send(&relay, c).await;
+        assert!(
+            resp.headers().contains_key("retry-after"),
+            "case `{}`: no Retry-After",
+            c.name
+        );
+        assert_error(resp, c.status, c.code).await;
+    }
+    drop(held);
+    assert_eq!(
+        count_users(&relay).await,
+        users_before,
+        "no account created"
+    );
+    let me = relay
+        .client()
+        .get(relay.url("/api/v1/me"))
+        .bearer_auth(&gus_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the account is still there");
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn password_check_refusals_sqlite() {
+    password_check_refusals(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn password_check_refusals_postgres() {
+    password_check_refusals(Backend::Postgres).await;
+}

@@ -209,6 +209,7 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
         (status = 400, description = "invalid_json, invalid_email, invalid_ms_id, invalid_input, password_length, weak_password", body = ErrorBody),
         (status = 409, description = "email_taken, ms_id_unavailable", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/accounts")]
@@ -246,6 +247,7 @@ pub(crate) async fn register(
         (status = 400, description = "invalid_json", body = ErrorBody),
         (status = 401, description = "invalid_credentials (ErrorBody), or two_factor_required with a `challenge` to complete at `POST /sessions/2fa`", body = TwoFactorRequiredBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/sessions")]
@@ -356,11 +358,13 @@ pub(crate) async fn me(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: the method is not enabled", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     ),
 )]
 #[delete("/me")]
 pub(crate) async fn delete_me(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -368,6 +372,7 @@ pub(crate) async fn delete_me(
     accounts::delete_account(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )
@@ -389,11 +394,13 @@ pub(crate) async fn delete_me(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: the method is not enabled", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     ),
 )]
 #[put("/me/password")]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -402,6 +409,7 @@ pub(crate) async fn change_password(
         &state,
         user.user_id,
         user.session_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         Zeroizing::new(body.new_password),
         factor(body.method, body.code),
@@ -421,11 +429,13 @@ pub(crate) async fn change_password(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "email_taken, two_factor_state", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     ),
 )]
 #[put("/me/email")]
 pub(crate) async fn change_email(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ChangeEmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -433,6 +443,7 @@ pub(crate) async fn change_email(
     let account = accounts::change_email(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         &body.new_email,
         factor(body.method, body.code),

@@ -72,7 +72,7 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// Something failed inside the relay; details are in its log.
     Internal,
-    /// The database is unavailable.
+    /// The database is unavailable, or the relay is too busy (with `Retry-After`).
     Unavailable,
     /// A key or prekey is not the base64 of a valid crypto-core encoding (length, version or
     /// point).
@@ -193,6 +193,15 @@ impl ApiError {
         Self {
             code: ErrorCode::RateLimited,
             message: "too many requests; retry later".into(),
+            retry_after: Some(retry_after.max(1)),
+        }
+    }
+
+    /// 503 `unavailable` with `Retry-After`: the relay is too busy for this request right now.
+    pub fn unavailable(retry_after: u64, message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::Unavailable,
+            message: message.into(),
             retry_after: Some(retry_after.max(1)),
         }
     }

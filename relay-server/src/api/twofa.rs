@@ -219,11 +219,13 @@ pub(crate) async fn complete_challenge(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: TOTP already on", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/me/2fa/totp/setup")]
 pub(crate) async fn totp_setup(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ReauthRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -237,6 +239,7 @@ pub(crate) async fn totp_setup(
     accounts::reauthenticate(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )
@@ -287,11 +290,13 @@ pub(crate) async fn totp_activate(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: TOTP is off", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/me/2fa/totp/disable")]
 pub(crate) async fn totp_disable(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ReauthRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -302,6 +307,7 @@ pub(crate) async fn totp_disable(
     accounts::reauthenticate(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )
@@ -344,11 +350,13 @@ pub(crate) async fn email_send(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: already on, or the address is not verified", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/me/2fa/email/enable")]
 pub(crate) async fn email_enable(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<EmailEnableRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -356,6 +364,7 @@ pub(crate) async fn email_enable(
     accounts::reauthenticate(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )
@@ -377,11 +386,13 @@ pub(crate) async fn email_enable(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: e-mail codes are off", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/me/2fa/email/disable")]
 pub(crate) async fn email_disable(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ReauthRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -396,6 +407,7 @@ pub(crate) async fn email_disable(
     accounts::reauthenticate(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )
@@ -414,11 +426,13 @@ pub(crate) async fn email_disable(
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
         (status = 409, description = "two_factor_state: no second factor is on", body = ErrorBody),
         (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/me/2fa/recovery/regenerate")]
 pub(crate) async fn recovery_regenerate(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<ReauthRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -432,6 +446,7 @@ pub(crate) async fn recovery_regenerate(
     accounts::reauthenticate(
         &state,
         user.user_id,
+        client_ip(&req),
         Zeroizing::new(body.password),
         factor(body.method, body.code),
     )

@@ -8,11 +8,13 @@
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{email_codes, login_challenges, ms_id_holds, sessions, users};
+use crate::services::ratelimit::Action;
 use crate::services::twofa::{self, Challenge, SecondFactor};
 use crate::services::{passwords, tokens, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 /// Longest stored `User-Agent`, in bytes.
@@ -193,7 +195,7 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Account, 
     let ms_id = validate::ms_id(&input.ms_id)?;
     let display_name = validate::display_name(&input.display_name)?;
     passwords::check_new_password(&input.password, &[&email, &ms_id, &display_name])?;
-    let hash = passwords::hash(input.password).await?;
+    let hash = state.passwords.hash(input.password).await?;
     let now = state.clock.now();
     let account = Account {
         user_id: 0,
@@ -340,7 +342,7 @@ pub async fn login(
         Some((account, hash)) => (Some(account), Some(hash)),
         None => (None, None),
     };
-    let ok = passwords::verify(password, hash).await?;
+    let ok = state.passwords.verify(password, hash).await?;
     let Some(account) = account.filter(|_| ok) else {
         return Err(invalid_credentials());
     };
@@ -377,14 +379,21 @@ pub async fn me(state: &AppState, user_id: i64) -> Result<Account, ApiError> {
     })
 }
 
-/// Loads the account and checks its current password (`invalid_credentials`).
+/// Loads the account and checks its current password (`invalid_credentials`). Every check
+/// takes a token from the [`Action::PasswordCheck`] buckets of the account and of `ip` first
+/// (`429 rate_limited`), right password or wrong.
 async fn check_password(
     state: &AppState,
     user_id: i64,
+    ip: IpAddr,
     password: Zeroizing<String>,
 ) -> Result<Account, ApiError> {
+    state.limits.check_ip(Action::PasswordCheck, ip)?;
+    state
+        .limits
+        .check_account(Action::PasswordCheck, &user_id.to_string())?;
     let (account, hash) = find_by_id(state, user_id).await?;
-    if !passwords::verify(password, Some(hash)).await? {
+    if !state.passwords.verify(password, Some(hash)).await? {
         return Err(ApiError::new(
             ErrorCode::InvalidCredentials,
             "wrong password",
@@ -397,10 +406,11 @@ async fn check_password(
 pub async fn reauthenticate(
     state: &AppState,
     user_id: i64,
+    ip: IpAddr,
     password: Zeroizing<String>,
     factor: SecondFactor,
 ) -> Result<Account, ApiError> {
-    let account = check_password(state, user_id, password).await?;
+    let account = check_password(state, user_id, ip, password).await?;
     require_second_factor_if_enabled(state, &account, factor).await?;
     Ok(account)
 }
@@ -475,10 +485,11 @@ pub async fn revoke_session(
 pub async fn delete_account(
     state: &AppState,
     user_id: i64,
+    ip: IpAddr,
     password: Zeroizing<String>,
     factor: SecondFactor,
 ) -> Result<(), ApiError> {
-    reauthenticate(state, user_id, password, factor).await?;
+    reauthenticate(state, user_id, ip, password, factor).await?;
     let now = state.clock.now();
     let told = state
         .db
@@ -561,19 +572,20 @@ pub async fn change_password(
     state: &AppState,
     user_id: i64,
     current_session: i64,
+    ip: IpAddr,
     password: Zeroizing<String>,
     new_password: Zeroizing<String>,
     factor: SecondFactor,
 ) -> Result<(), ApiError> {
     // Rules first, so a refused new password does not spend a one-time code.
-    let account = check_password(state, user_id, password).await?;
+    let account = check_password(state, user_id, ip, password).await?;
     passwords::check_new_password(
         &new_password,
         &[&account.email, &account.ms_id, &account.display_name],
     )?;
     require_second_factor_if_enabled(state, &account, factor).await?;
     let now = state.clock.now();
-    let hash = passwords::hash(new_password).await?;
+    let hash = state.passwords.hash(new_password).await?;
     state
         .db
         .run(move |conn| {
@@ -606,12 +618,13 @@ pub async fn change_password(
 pub async fn change_email(
     state: &AppState,
     user_id: i64,
+    ip: IpAddr,
     password: Zeroizing<String>,
     new_email: &str,
     factor: SecondFactor,
 ) -> Result<Account, ApiError> {
     let email = validate::email(new_email)?;
-    let account = reauthenticate(state, user_id, password, factor).await?;
+    let account = reauthenticate(state, user_id, ip, password, factor).await?;
     let stored = email.clone();
     let now = state.clock.now();
     state

@@ -31,6 +31,10 @@ pub enum Action {
     Lookup,
     /// Asking whether an ms_id is available (`GET /ms_ids/{ms_id}`, no session: per IP only).
     MsIdCheck,
+    /// Checking a signed-in user's password for a sensitive change (`PUT /me/password`,
+    /// `PUT /me/email`, `DELETE /me`, the `/me/2fa/*` routes that take the password): every
+    /// check counts, right or wrong.
+    PasswordCheck,
     /// Sending a friend request.
     FriendRequest,
     /// Fetching a prekey bundle (each one consumes a one-time prekey of the target device).
@@ -60,6 +64,7 @@ pub struct RateLimits {
     ms_id_edit: Limit,
     lookup: Limit,
     ms_id_check: Limit,
+    password_check: Limit,
     friend_request: Limit,
     bundle_fetch: Limit,
     ws_connect: Limit,
@@ -126,6 +131,9 @@ impl RateLimits {
             // enough for a sign-up form checking as the user types, too slow to enumerate
             // ms_ids. (The per-account bucket exists only because every limit has one.)
             ms_id_check: limit((60, MINUTE), (60, MINUTE)),
+            // Each check is an argon2 run: like login, 10 per account per 15 minutes (a stolen
+            // session cannot guess the password quickly) and 30 per IP per minute.
+            password_check: limit((30, MINUTE), (10, 15 * MINUTE)),
             friend_request: limit((60, HOUR), (30, HOUR)),
             // A new device starts sessions with every device of every friend at once, so the
             // burst is generous; the refill (one every 18 s per account) still stops a friend
@@ -148,6 +156,7 @@ impl RateLimits {
             Action::MsIdEdit => &self.ms_id_edit,
             Action::Lookup => &self.lookup,
             Action::MsIdCheck => &self.ms_id_check,
+            Action::PasswordCheck => &self.password_check,
             Action::FriendRequest => &self.friend_request,
             Action::BundleFetch => &self.bundle_fetch,
             Action::WsConnect => &self.ws_connect,
@@ -235,6 +244,7 @@ impl RateLimits {
             &self.ms_id_edit,
             &self.lookup,
             &self.ms_id_check,
+            &self.password_check,
             &self.friend_request,
             &self.bundle_fetch,
             &self.ws_connect,
