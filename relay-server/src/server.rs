@@ -66,6 +66,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     ));
     Ok(AppState {
         passwords,
+        uploads: Arc::default(),
         writer,
         db,
         config: Arc::new(config),
@@ -273,20 +274,26 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             }
         }
     });
-    let db = state.db.clone();
-    let clock = state.clock.clone();
+    let hourly = state.clone();
     tokio::spawn(async move {
+        // The first tick fires at once: both run at start, then hourly.
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            let now = clock.now();
-            let pruned = db
+            let now = hourly.clock.now();
+            let pruned = hourly
+                .db
                 .run(move |conn| crate::services::delivery::prune_expired(conn, None, now))
                 .await;
             match pruned {
                 Ok(n) if n > 0 => tracing::info!(pruned = n, "expired envelopes deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "envelope pruning failed"),
+            }
+            match crate::services::attachments::sweep_orphans(&hourly).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "orphaned blob files removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blob files failed"),
             }
         }
     });

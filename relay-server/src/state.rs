@@ -27,6 +27,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The process-wide cap on concurrent argon2 runs (every password hash and check).
     pub passwords: Arc<Passwords>,
+    /// Attachment bytes reserved by uploads in progress (`services::attachments`).
+    pub uploads: Arc<crate::services::attachments::Reservations>,
     /// Live WebSocket connections (in-process).
     pub hub: Arc<Hub>,
     /// This relay process's random id (to skip its own NOTIFY wake-ups).

@@ -1390,9 +1390,10 @@ async fn expired_token(relay: &TestRelay) {
 
 on_both_backends!(expired_token);
 
-/// Refusals that need the production rate limits or a busy relay (issue #12, item 1): password
-/// checks beyond the account's budget, and password hashing while every slot is taken.
-async fn password_check_refusals(backend: Backend) {
+/// Refusals that need the production rate limits or a busy relay (issue #12, items 1 and 3):
+/// password checks and uploads beyond the account's budget, and password hashing while every
+/// slot is taken.
+async fn rate_limited_and_busy_refusals(backend: Backend) {
     let Some(relay) = TestRelay::start_configured(backend, true, |c| {
         c.password_hash_concurrency = 1;
         c.password_hash_wait_ms = 50;
@@ -1438,6 +1439,32 @@ async fn password_check_refusals(backend: Backend) {
             "rate_limited",
         ),
     ]);
+    // Uploads: 60 an hour per account (issue #12, item 3).
+    for i in 0..60 {
+        let ok = send(
+            &relay,
+            &case(
+                "upload within the budget",
+                "POST",
+                "/api/v1/attachments",
+                gus(),
+                Body::Raw("application/octet-stream", vec![1; 8]),
+                201,
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(ok.status(), 201, "upload {i}");
+    }
+    cases.push(case(
+        "61st upload in an hour",
+        "POST",
+        "/api/v1/attachments",
+        gus(),
+        Body::Raw("application/octet-stream", vec![1; 8]),
+        429,
+        "rate_limited",
+    ));
     for c in &cases {
         let resp = send(&relay, c).await;
         assert!(
@@ -1498,11 +1525,11 @@ async fn password_check_refusals(backend: Backend) {
 }
 
 #[actix_web::test]
-async fn password_check_refusals_sqlite() {
-    password_check_refusals(Backend::Sqlite).await;
+async fn rate_limited_and_busy_refusals_sqlite() {
+    rate_limited_and_busy_refusals(Backend::Sqlite).await;
 }
 
 #[actix_web::test]
-async fn password_check_refusals_postgres() {
-    password_check_refusals(Backend::Postgres).await;
+async fn rate_limited_and_busy_refusals_postgres() {
+    rate_limited_and_busy_refusals(Backend::Postgres).await;
 }

@@ -347,8 +347,8 @@ pub(crate) async fn me(
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))
 }
 
-/// Delete the caller's account (needs the password); messages its devices sent that the
-/// relay accepted still reach their recipients.
+/// Delete the caller's account (needs the password) with its attachments and their files;
+/// messages its devices sent that the relay accepted still reach their recipients.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",

@@ -1,6 +1,7 @@
 //! `/attachments`: encrypted blobs, uploaded as `application/octet-stream` and streamed to
 //! disk; downloadable by any signed-in user who knows the (unguessable) id.
 
+use crate::api::accounts::client_ip;
 use crate::api::auth::AuthUser;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::services::attachments;
@@ -22,7 +23,8 @@ pub struct AttachmentCreated {
 }
 
 /// Upload an encrypted attachment (the raw ciphertext as the body, at most 25 MiB), streamed
-/// to disk. Counts against the account's quota until it expires or is deleted.
+/// to disk. Counts against the account's quota until it expires or is deleted (uploads in
+/// progress count too).
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "attachments",
@@ -32,7 +34,8 @@ pub struct AttachmentCreated {
         (status = 400, description = "invalid_input (empty or interrupted upload)", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
-        (status = 413, description = "payload_too_large (over 25 MiB), quota_exceeded", body = ErrorBody),
+        (status = 413, description = "payload_too_large (over 25 MiB), quota_exceeded (also counting the caller's uploads in progress)", body = ErrorBody),
+        (status = 429, description = "rate_limited: more than 60 uploads per account (120 per IP) an hour", body = ErrorBody),
     )
 )]
 #[post("/attachments")]
@@ -47,7 +50,7 @@ pub(crate) async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let stored = attachments::upload(&state, user.user_id, declared, body).await?;
+    let stored = attachments::upload(&state, user.user_id, client_ip(&req), declared, body).await?;
     Ok(HttpResponse::Created().json(AttachmentCreated {
         id: stored.id,
         size: stored.size,

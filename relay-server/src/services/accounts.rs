@@ -479,8 +479,8 @@ pub async fn revoke_session(
     Ok(())
 }
 
-/// Deletes the account after checking its password; sessions, friendships, requests and
-/// blocks cascade. Its ms_id is held for 30 days (nobody can reclaim it: the id that could is
+/// Deletes the account after checking its password; sessions, friendships, requests, blocks
+/// and attachments cascade, and the attachment files are removed. Its ms_id is held for 30 days (nobody can reclaim it: the id that could is
 /// gone), so no one can take over a deleted account's handle at once.
 pub async fn delete_account(
     state: &AppState,
@@ -500,14 +500,17 @@ pub async fn delete_account(
                     .filter(users::id.eq(user_id))
                     .select(users::ms_id)
                     .first(conn)?;
-                // Who loses what, read before the cascade removes it.
+                // Who loses what, and which files go, read before the cascade removes it.
                 let told = Departure::of(conn, user_id)?;
+                let files = crate::services::attachments::ids_of_owner(conn, user_id)?;
                 diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
                 crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)?;
-                Ok::<_, ApiError>(told)
+                Ok::<_, ApiError>((told, files))
             })
         })
         .await?;
+    let (told, files) = told;
+    crate::services::attachments::remove_files(state, &files).await;
     told.announce(state, user_id);
     Ok(())
 }

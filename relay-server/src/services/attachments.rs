@@ -3,16 +3,26 @@
 //! addressed by an unguessable 128-bit id, with a size cap, a per-account quota and an expiry.
 //! The relay never holds the key and never reads the bytes.
 //!
-//! An upload is written to `tmp-<id>` chunk by chunk (memory stays bounded by the chunk size),
-//! checked against the cap and the quota as it grows, flushed to disk, and only then renamed to
-//! `<id>` and recorded; a failed or refused upload leaves neither file nor row.
+//! An upload first reserves its bytes (the declared `Content-Length`, or all the room left) in
+//! this process's [`Reservations`], so parallel uploads of one account cannot each see the same
+//! free room; it is then written to `tmp-<id>` chunk by chunk (memory stays bounded by the
+//! chunk size), checked against the cap and the reservation as it grows, flushed to disk,
+//! renamed to `<id>` and recorded — in a transaction that locks the owner and checks the quota
+//! again against the recorded attachments, which also covers other relays sharing the
+//! database. A failed or refused upload leaves neither file nor row. The files of a deleted
+//! account are removed with it, and [`sweep_orphans`] removes files that have no row.
 
 use crate::api::error::{ApiError, ErrorCode};
+use crate::db::DbConnection;
 use crate::db::schema::attachments;
+use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use diesel::prelude::*;
 use futures_util::{Stream, StreamExt};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use tokio::io::AsyncWriteExt;
 
 /// Largest accepted attachment, in bytes (25 MiB).
@@ -68,30 +78,99 @@ fn blob_path(state: &AppState, id: &str) -> PathBuf {
     state.config.blob_dir.join(id)
 }
 
-/// Bytes of live attachments `owner` holds.
-async fn used_bytes(state: &AppState, owner: i64, now: i64) -> Result<u64, ApiError> {
-    let sizes: Vec<i64> = state
-        .db
-        .run(move |conn| {
-            attachments::table
-                .filter(attachments::owner_id.eq(owner))
-                .filter(attachments::expires_at.gt(now))
-                .select(attachments::size)
-                .load::<i64>(conn)
-                .map_err(ApiError::from)
+/// Seconds a blob file without a row is left alone by [`sweep_orphans`]: it may belong to an
+/// upload being recorded right now (here or on another relay sharing the blob directory).
+pub const ORPHAN_GRACE_SECS: i64 = 3600;
+
+/// Bytes of uploads in progress in this process, per account.
+#[derive(Debug, Default)]
+pub struct Reservations {
+    reserved: Mutex<HashMap<i64, u64>>,
+}
+
+/// Bytes reserved for one upload; given back when dropped (the upload recorded or failed).
+struct Reservation<'a> {
+    table: &'a Reservations,
+    owner: i64,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.table.reserved.lock()
+            && let Some(held) = map.get_mut(&self.owner)
+        {
+            *held = held.saturating_sub(self.bytes);
+            if *held == 0 {
+                map.remove(&self.owner);
+            }
+        }
+    }
+}
+
+impl Reservations {
+    /// Reserves `wanted` bytes (all the room left when `None`) for an upload by `owner`, who
+    /// holds `used` bytes of recorded attachments; `quota_exceeded` when they do not fit next
+    /// to the uploads of `owner` already in progress.
+    fn reserve(
+        &self,
+        owner: i64,
+        used: u64,
+        quota: u64,
+        wanted: Option<u64>,
+    ) -> Result<Reservation<'_>, ApiError> {
+        let mut map = self
+            .reserved
+            .lock()
+            .map_err(|_| ApiError::internal("attachment reservations lock poisoned"))?;
+        let held = map.get(&owner).copied().unwrap_or(0);
+        let room = quota.saturating_sub(used).saturating_sub(held);
+        let bytes = match wanted {
+            Some(n) if n <= room => n,
+            None if room > 0 => room.min(MAX_ATTACHMENT_BYTES),
+            _ => return Err(quota_exceeded(quota)),
+        };
+        map.insert(owner, held.saturating_add(bytes));
+        Ok(Reservation {
+            table: self,
+            owner,
+            bytes,
         })
-        .await?;
+    }
+}
+
+/// Bytes of live attachments `owner` holds.
+fn used_bytes(conn: &mut DbConnection, owner: i64, now: i64) -> Result<u64, ApiError> {
+    let sizes = attachments::table
+        .filter(attachments::owner_id.eq(owner))
+        .filter(attachments::expires_at.gt(now))
+        .select(attachments::size)
+        .load::<i64>(conn)?;
     Ok(sizes
         .into_iter()
         .map(|s| u64::try_from(s).unwrap_or(0))
         .fold(0u64, u64::saturating_add))
 }
 
+/// Serializes the quota checks of one account's uploads on PostgreSQL (a row lock on the
+/// owner until the transaction ends). SQLite's write transaction already excludes every other
+/// writer.
+fn lock_owner(conn: &mut DbConnection, owner: i64) -> Result<(), ApiError> {
+    if let DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::BigInt, _>(owner)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Streams an upload to disk and records it. `declared` is the request's `Content-Length`,
-/// when it gave one (refused early when already too large).
+/// when it gave one (refused early when already too large). Uploads are rate limited per
+/// account and per IP ([`Action::Upload`]).
 pub async fn upload<S, E>(
     state: &AppState,
     owner: i64,
+    ip: IpAddr,
     declared: Option<u64>,
     mut body: S,
 ) -> Result<Stored, ApiError>
@@ -99,6 +178,10 @@ where
     S: Stream<Item = Result<actix_web::web::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    state.limits.check_ip(Action::Upload, ip)?;
+    state
+        .limits
+        .check_account(Action::Upload, &owner.to_string())?;
     let quota = state
         .config
         .attachment_quota_mib
@@ -107,11 +190,12 @@ where
     if declared.is_some_and(|n| n > MAX_ATTACHMENT_BYTES) {
         return Err(too_large());
     }
-    let used = used_bytes(state, owner, now).await?;
-    let room = quota.saturating_sub(used);
-    if declared.is_some_and(|n| n > room) {
-        return Err(quota_exceeded(quota));
-    }
+    let used = state
+        .db
+        .run(move |conn| used_bytes(conn, owner, now))
+        .await?;
+    let reservation = state.uploads.reserve(owner, used, quota, declared)?;
+    let room = reservation.bytes;
 
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(ApiError::internal)?;
@@ -141,18 +225,27 @@ where
     let inserted = state
         .db
         .run(move |conn| {
-            diesel::insert_into(attachments::table)
-                .values((
-                    attachments::id.eq(&row_id),
-                    attachments::owner_id.eq(owner),
-                    attachments::size.eq(size_i64),
-                    attachments::created_at.eq(now),
-                    attachments::expires_at.eq(expires_at),
-                ))
-                .execute(conn)
-                .map_err(ApiError::from)
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
+                // Again, now that the bytes are here: uploads recorded meanwhile (finished
+                // since our first look, or on another relay) count too.
+                lock_owner(conn, owner)?;
+                if used_bytes(conn, owner, now)?.saturating_add(size) > quota {
+                    return Err(quota_exceeded(quota));
+                }
+                diesel::insert_into(attachments::table)
+                    .values((
+                        attachments::id.eq(&row_id),
+                        attachments::owner_id.eq(owner),
+                        attachments::size.eq(size_i64),
+                        attachments::created_at.eq(now),
+                        attachments::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn)?;
+                Ok(())
+            })
         })
         .await;
+    drop(reservation);
     if let Err(e) = inserted {
         let _ = tokio::fs::remove_file(&final_path).await;
         return Err(e);
@@ -164,6 +257,8 @@ where
     })
 }
 
+/// Writes `body` to `path`, refusing it once it grows past the cap or past `room` (the bytes
+/// reserved for it).
 async fn write_stream<S, E>(
     path: &std::path::Path,
     body: &mut S,
@@ -276,4 +371,96 @@ pub async fn prune_expired(state: &AppState) -> Result<usize, ApiError> {
         let _ = tokio::fs::remove_file(blob_path(state, id)).await;
     }
     Ok(expired.len())
+}
+
+/// The ids of `owner`'s attachments (read before deleting the account, whose rows cascade).
+pub fn ids_of_owner(conn: &mut DbConnection, owner: i64) -> Result<Vec<String>, ApiError> {
+    Ok(attachments::table
+        .filter(attachments::owner_id.eq(owner))
+        .select(attachments::id)
+        .load::<String>(conn)?)
+}
+
+/// Removes the files of attachments whose rows are gone (best effort: a file left behind is
+/// swept later by [`sweep_orphans`]).
+pub async fn remove_files(state: &AppState, ids: &[String]) {
+    for id in ids {
+        if let Err(e) = tokio::fs::remove_file(blob_path(state, id)).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, "removing an attachment file failed");
+        }
+    }
+}
+
+/// Deletes the files of the blob directory that have no attachment row and were last written
+/// at least [`ORPHAN_GRACE_SECS`] ago: finished blobs never recorded (a crash, or a deletion
+/// whose file removal failed) and temporary files of abandoned uploads. Files whose names are
+/// not blob names are left alone. Returns how many were deleted.
+pub async fn sweep_orphans(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.clock.now();
+    let mut dir = match tokio::fs::read_dir(&state.config.blob_dir).await {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    // (path, id, temporary)
+    let mut old = Vec::new();
+    while let Some(entry) = dir.next_entry().await.map_err(ApiError::internal)? {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let (id, temporary) = match name.strip_prefix("tmp-") {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        if parse_id(id).is_err() {
+            continue;
+        }
+        let Ok(meta) = entry.metadata().await else {
+            continue;
+        };
+        let written = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok());
+        if !meta.is_file() || written.is_none_or(|w| now.saturating_sub(w) < ORPHAN_GRACE_SECS) {
+            continue;
+        }
+        old.push((entry.path(), id.to_owned(), temporary));
+    }
+    let finished: Vec<String> = old
+        .iter()
+        .filter(|(_, _, temporary)| !temporary)
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    let recorded: HashSet<String> = state
+        .db
+        .run(move |conn| {
+            let mut found = HashSet::new();
+            for batch in finished.chunks(500) {
+                found.extend(
+                    attachments::table
+                        .filter(attachments::id.eq_any(batch))
+                        .select(attachments::id)
+                        .load::<String>(conn)?,
+                );
+            }
+            Ok::<_, ApiError>(found)
+        })
+        .await?;
+    let mut removed = 0;
+    for (path, id, temporary) in old {
+        if !temporary && recorded.contains(&id) {
+            continue;
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "removing an orphaned blob file failed"),
+        }
+    }
+    Ok(removed)
 }

@@ -35,6 +35,8 @@ pub enum Action {
     /// `PUT /me/email`, `DELETE /me`, the `/me/2fa/*` routes that take the password): every
     /// check counts, right or wrong.
     PasswordCheck,
+    /// Uploading an attachment.
+    Upload,
     /// Sending a friend request.
     FriendRequest,
     /// Fetching a prekey bundle (each one consumes a one-time prekey of the target device).
@@ -65,6 +67,7 @@ pub struct RateLimits {
     lookup: Limit,
     ms_id_check: Limit,
     password_check: Limit,
+    upload: Limit,
     friend_request: Limit,
     bundle_fetch: Limit,
     ws_connect: Limit,
@@ -134,6 +137,9 @@ impl RateLimits {
             // Each check is an argon2 run: like login, 10 per account per 15 minutes (a stolen
             // session cannot guess the password quickly) and 30 per IP per minute.
             password_check: limit((30, MINUTE), (10, 15 * MINUTE)),
+            // Each upload writes a file of up to 25 MiB: 60 an hour per account (an album of
+            // photos goes up at once), 120 per IP.
+            upload: limit((120, HOUR), (60, HOUR)),
             friend_request: limit((60, HOUR), (30, HOUR)),
             // A new device starts sessions with every device of every friend at once, so the
             // burst is generous; the refill (one every 18 s per account) still stops a friend
@@ -157,6 +163,7 @@ impl RateLimits {
             Action::Lookup => &self.lookup,
             Action::MsIdCheck => &self.ms_id_check,
             Action::PasswordCheck => &self.password_check,
+            Action::Upload => &self.upload,
             Action::FriendRequest => &self.friend_request,
             Action::BundleFetch => &self.bundle_fetch,
             Action::WsConnect => &self.ws_connect,
@@ -245,6 +252,7 @@ impl RateLimits {
             &self.lookup,
             &self.ms_id_check,
             &self.password_check,
+            &self.upload,
             &self.friend_request,
             &self.bundle_fetch,
             &self.ws_connect,
