@@ -25,6 +25,27 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
+/** Every `code` a SecureChatError can carry: the relay's codes, then the client's own. */
+export type ErrorCode = "invalid_json" | "payload_too_large" | "invalid_input" | "invalid_email"
+  | "invalid_ms_id" | "password_length" | "weak_password" | "email_taken" | "ms_id_unavailable"
+  | "unauthorized" | "invalid_credentials" | "csrf_failed" | "two_factor_required"
+  | "invalid_challenge" | "invalid_code" | "code_expired" | "code_replayed"
+  | "too_many_attempts" | "two_factor_state" | "not_found" | "self_request"
+  | "duplicate_request" | "already_friends" | "blocked" | "rate_limited" | "conflict"
+  | "internal" | "unavailable" | "invalid_key" | "bad_signature" | "identity_taken"
+  | "too_many_devices" | "too_many_prekeys" | "duplicate_prekey" | "stale_prekey"
+  | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "not_friends" | "queue_full"
+  | "not_a_member" | "invalid_frame" | "too_large" | "unsupported_version" | "unknown_type"
+  | "binary_not_supported" | "network" | "bad_response"
+  | "unknown_relay_code" | "not_signed_in" | "no_device" | "wrong_password" | "store_corrupted"
+  | "storage" | "crypto" | "identity_mismatch" | "invalid_argument" | "attachment_mismatch";
+/** What every method rejects with. */
+export interface SecureChatError extends Error {
+  name: "SecureChatError";
+  code: ErrorCode;
+  /** Seconds to wait, for `rate_limited`. */
+  retryAfter?: number;
+}
 /** A raw key–value store; `write` must apply all operations atomically. */
 export interface RawStore {
   get(key: string): Promise<Uint8Array | undefined>;

@@ -96,6 +96,12 @@ pub enum ErrorCode {
     InvalidFrame,
     /// The ciphertext is over the relay's limit.
     TooLarge,
+    /// A frame without `v: 1` (a client bug).
+    UnsupportedVersion,
+    /// A frame of an unknown type (a client bug).
+    UnknownType,
+    /// A binary WebSocket frame (a client bug).
+    BinaryNotSupported,
     // --- the client's own ---
     /// The network or the relay connection failed; retry later.
     Network,
@@ -202,6 +208,9 @@ relay_codes! {
     "not_a_member" => NotAMember,
     "invalid_frame" => InvalidFrame,
     "too_large" => TooLarge,
+    "unsupported_version" => UnsupportedVersion,
+    "unknown_type" => UnknownType,
+    "binary_not_supported" => BinaryNotSupported,
 }
 
 impl ErrorCode {
@@ -362,6 +371,74 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error code docs/api.md documents (HTTP and WebSocket tables) is known here, so a
+    /// code the relay adds cannot reach apps as `unknown_relay_code` unnoticed.
+    #[test]
+    fn knows_every_documented_relay_code() {
+        let doc = include_str!("../../docs/api.md");
+        let mut seen = 0;
+        for line in doc.lines() {
+            let Some(rest) = line.strip_prefix("| `") else {
+                continue;
+            };
+            let Some((code, tail)) = rest.split_once('`') else {
+                continue;
+            };
+            // Rows of the two error-code tables: `code` | status or meaning | ...
+            let is_code = code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            let http_row =
+                tail.trim_start().starts_with("| 4") || tail.trim_start().starts_with("| 5");
+            let ws_row = tail.trim_end().ends_with("| no |")
+                || tail.trim_end().ends_with("| yes |")
+                || tail.trim_end().ends_with("| later |")
+                || tail.contains("| after `retry_after` |");
+            if is_code && (http_row || ws_row) {
+                seen += 1;
+                assert!(
+                    ErrorCode::from_relay(code).is_some(),
+                    "docs/api.md documents `{code}`, which ErrorCode does not know"
+                );
+            }
+        }
+        assert!(seen > 45, "the tables were found ({seen} rows)");
+    }
+
+    /// The TypeScript `ErrorCode` union of the bindings lists exactly the codes of this enum.
+    #[test]
+    fn the_typescript_union_lists_every_code() {
+        let bindings = include_str!("bindings.rs");
+        let start = bindings.find("export type ErrorCode =").unwrap();
+        let end = start + bindings[start..].find(';').unwrap();
+        let union: Vec<&str> = bindings[start..end].split('"').skip(1).step_by(2).collect();
+        let relay_codes = include_str!("error.rs")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"'))
+            .filter_map(|l| l.split_once("\" => "))
+            .map(|(code, _)| code)
+            .collect::<Vec<_>>();
+        assert!(relay_codes.len() > 40);
+        for code in &relay_codes {
+            let parsed = ErrorCode::parse(code).unwrap();
+            assert!(
+                union.contains(&parsed.as_str()),
+                "{code} missing from the TS union"
+            );
+        }
+        for code in ErrorCode::CLIENT_CODES {
+            assert!(
+                union.contains(&code.as_str()),
+                "{code} missing from the TS union"
+            );
+        }
+        for name in &union {
+            assert!(ErrorCode::parse(name).is_some(), "{name} is not a code");
+        }
+        assert_eq!(
+            union.len(),
+            relay_codes.len() + ErrorCode::CLIENT_CODES.len()
+        );
+    }
 
     #[test]
     fn relay_codes_round_trip() {
