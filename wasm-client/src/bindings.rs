@@ -226,10 +226,23 @@ fn second_factor(method: &str) -> Result<SecondFactor, JsValue> {
         "totp" => Ok(SecondFactor::Totp),
         "email" => Ok(SecondFactor::Email),
         "recovery" => Ok(SecondFactor::Recovery),
-        other => Err(js_error(&ClientError::InvalidArgument(format!(
-            "unknown second factor {other:?}"
-        )))),
+        _ => Err(js_error(&ClientError::InvalidArgument(
+            "the second factor is \"totp\", \"email\" or \"recovery\"".into(),
+        ))),
     }
+}
+
+/// `LoginOutcome` as JavaScript sees it (a typed struct rather than `serde_json::json!`, which
+/// would pull `serde_json::Value` and its number formatting into the wasm).
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum JsLoginOutcome<'a> {
+    SignedIn,
+    SecondFactorRequired {
+        challenge: &'a str,
+        methods: &'a [SecondFactor],
+        expires_at: i64,
+    },
 }
 
 type Inner = Client<WebTransport, JsStore>;
@@ -505,19 +518,19 @@ impl SecureChatClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut c = inner.lock().await;
-            match c.login(&email, &password).await.map_err(|e| js_error(&e))? {
-                crate::LoginOutcome::SignedIn => to_js(&serde_json::json!({"status": "signed_in"})),
+            let outcome = c.login(&email, &password).await.map_err(|e| js_error(&e))?;
+            to_js(&match &outcome {
+                crate::LoginOutcome::SignedIn => JsLoginOutcome::SignedIn,
                 crate::LoginOutcome::SecondFactorRequired {
                     challenge,
                     methods,
                     expires_at,
-                } => to_js(&serde_json::json!({
-                    "status": "second_factor_required",
-                    "challenge": challenge,
-                    "methods": methods,
-                    "expires_at": expires_at,
-                })),
-            }
+                } => JsLoginOutcome::SecondFactorRequired {
+                    challenge,
+                    methods,
+                    expires_at: *expires_at,
+                },
+            })
         })
     }
 
@@ -740,9 +753,10 @@ impl SecureChatClient {
 
 fn user_id(value: f64) -> Result<i64, JsValue> {
     if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
-        return Err(js_error(&ClientError::InvalidArgument(format!(
-            "{value} is not an id"
-        ))));
+        // No `{value}`: formatting an f64 links Rust's float printing (~12 KB of wasm).
+        return Err(js_error(&ClientError::InvalidArgument(
+            "an id is a positive integer".into(),
+        )));
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(value as i64)

@@ -31,37 +31,50 @@ pub struct AttachmentRef {
 }
 
 /// What an envelope carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-// Unknown fields are ignored: later payload versions may add fields (edits, reactions) that
-// older clients skip.
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Body {
     /// A chat message.
     Message {
         /// The message id (the same for every recipient device).
         id: String,
         /// For the sender's own other devices: the user the message was sent to.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         to_user: Option<i64>,
         /// The sender's clock, Unix milliseconds.
         sent_at: i64,
         /// Text (may be empty with an attachment).
-        #[serde(default)]
         text: String,
         /// An attachment.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         attachment: Option<AttachmentRef>,
         /// The id of the message this one answers.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
 }
 
-#[derive(Serialize, Deserialize)]
 pub(crate) struct Payload {
     pub(crate) v: u8,
-    #[serde(flatten)]
     pub(crate) body: Body,
+}
+
+/// A version-1 payload as it is on the wire: one flat JSON object (protocol.md §21.2).
+/// Unknown fields are ignored: later payload versions may add fields (edits, reactions) that
+/// older clients skip. A plain struct rather than `#[serde(flatten)]` over a
+/// `#[serde(tag = "type")]` enum, which would link serde's buffering deserializer
+/// (`Content`, ~18 KB) into the wasm.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u8,
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_user: Option<i64>,
+    sent_at: i64,
+    #[serde(default)]
+    text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attachment: Option<AttachmentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<String>,
 }
 
 /// Why a decrypted payload was refused.
@@ -77,7 +90,28 @@ impl Payload {
     }
 
     pub(crate) fn encode(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(serde_json::to_vec(self).unwrap_or_default())
+        let Body::Message {
+            id,
+            to_user,
+            sent_at,
+            text,
+            attachment,
+            reply_to,
+        } = &self.body;
+        let wire = Wire {
+            v: self.v,
+            kind: "message".into(),
+            id: id.clone(),
+            to_user: *to_user,
+            sent_at: *sent_at,
+            text: text.clone(),
+            attachment: attachment.clone(),
+            reply_to: reply_to.clone(),
+        };
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default());
+        // The copy of the text is wiped like the JSON it went into.
+        drop(zeroize::Zeroizing::new(wire.text));
+        json
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
@@ -93,16 +127,28 @@ impl Payload {
                 version.v
             )));
         }
-        let payload: Self =
+        let wire: Wire =
             serde_json::from_slice(bytes).map_err(|e| PayloadError(format!("payload: {e}")))?;
-        let Body::Message { id, text, .. } = &payload.body;
-        if id.is_empty() || id.len() > 64 {
+        if wire.kind != "message" {
+            return Err(PayloadError("payload: unknown type".into()));
+        }
+        if wire.id.is_empty() || wire.id.len() > 64 {
             return Err(PayloadError("message id length".into()));
         }
-        if text.len() > MAX_TEXT_BYTES {
+        if wire.text.len() > MAX_TEXT_BYTES {
             return Err(PayloadError("text over the limit".into()));
         }
-        Ok(payload)
+        Ok(Self {
+            v: wire.v,
+            body: Body::Message {
+                id: wire.id,
+                to_user: wire.to_user,
+                sent_at: wire.sent_at,
+                text: wire.text,
+                attachment: wire.attachment,
+                reply_to: wire.reply_to,
+            },
+        })
     }
 }
 

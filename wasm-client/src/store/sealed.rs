@@ -370,10 +370,16 @@ impl<S: Store> SealedStore<S> {
         };
         mac.update(logical.as_bytes());
         let tag = mac.finalize().into_bytes();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut name = String::with_capacity(65);
         name.push('r');
         for b in tag {
-            name.push_str(&format!("{b:02x}"));
+            // Two hex digits without `format!` (one allocation per byte, and fmt code in the wasm).
+            for nibble in [b >> 4, b & 0x0f] {
+                name.push(char::from(
+                    HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+                ));
+            }
         }
         name
     }
