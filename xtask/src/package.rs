@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The build fails when the gzipped wasm grows past this (a little over the measured size;
-/// the goal of issue #11 is 200 KB; measured 2026-12-07 with wasm-opt -Oz: 283.5 KB).
-pub(crate) const SIZE_GATE_GZIP: u64 = 290 * 1024;
+/// the goal of issue #11 is 200 KB; measured 2026-12-07: 221.4 KB; docs/benchmarks.md,
+/// "wasm-client package size").
+pub(crate) const SIZE_GATE_GZIP: u64 = 225 * 1024;
 
 /// Where the package is assembled.
 pub(crate) fn package_dir(ctx: &Ctx) -> PathBuf {
