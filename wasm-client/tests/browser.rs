@@ -12,6 +12,10 @@
 //! - "Remember me": the storage key wrapped by a non-extractable WebCrypto AES-GCM key kept in
 //!   IndexedDB; reopening without the password works, another key is refused, forgetting the
 //!   device leaves only the password.
+//! - With a relay (`cargo xtask test` starts one and compiles its URL in through
+//!   `SECURECHAT_TEST_RELAY_URL`, allowing the test page's origin): two clients of the JS API
+//!   in the page sign up, become friends, connect over the browser's WebSocket and exchange a
+//!   message each way through `fetch` and `WebSocket`, with CORS and the origin check on.
 
 #![cfg(all(target_family = "wasm", target_os = "unknown"))]
 #![allow(
@@ -89,6 +93,22 @@ export function badBatch() {
     { put: "c", value: () => 3 },
   ];
 }
+export function shortId() {
+  return Math.random().toString(36).slice(2, 10);
+}
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+// Calls obj[name](...args) and returns what it returns (a Promise for the client's methods).
+export function call(obj, name, args) {
+  return obj[name](...args);
+}
+// Collects a client's events into an array.
+export function listen(client) {
+  const events = [];
+  client.onEvent((e) => events.push(e));
+  return events;
+}
 export function newAesKey() {
   return crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
@@ -104,6 +124,12 @@ extern "C" {
     fn dump(name: &str) -> Promise;
     #[wasm_bindgen(js_name = badBatch)]
     fn bad_batch() -> JsValue;
+    #[wasm_bindgen(js_name = shortId)]
+    fn short_id() -> String;
+    fn sleep(ms: u32) -> Promise;
+    #[wasm_bindgen(catch)]
+    fn call(obj: &JsValue, name: &str, args: Array) -> Result<JsValue, JsValue>;
+    fn listen(client: &JsValue) -> Array;
     #[wasm_bindgen(js_name = newAesKey)]
     fn new_aes_key() -> Promise;
     #[wasm_bindgen(js_name = describeKey)]
@@ -442,4 +468,195 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
     .unwrap();
     idb.close();
     wait(IndexedDbStore::destroy(&name)).await.unwrap();
+}
+
+/// The relay `cargo xtask test` started for this build (`None`: the round trip is skipped).
+const RELAY_URL: Option<&str> = option_env!("SECURECHAT_TEST_RELAY_URL");
+
+/// `client.name(...args)`, awaited.
+async fn invoke(client: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let returned = call(client, name, args.iter().cloned().collect())?;
+    wait(Promise::resolve(&returned)).await
+}
+
+async fn until(events: &Array, what: &str, pred: impl Fn(&JsValue) -> bool) -> JsValue {
+    for _ in 0..600 {
+        if let Some(found) = events.iter().find(|e| pred(e)) {
+            return found;
+        }
+        wait(sleep(100)).await.unwrap();
+    }
+    panic!(
+        "timed out waiting for {what}: {:?}",
+        js_sys::JSON::stringify(events)
+    );
+}
+
+struct User {
+    client: JsValue,
+    events: Array,
+    user_id: f64,
+    ms_id: String,
+    idb: IndexedDbStore,
+    db: String,
+}
+
+async fn sign_up(relay: &str, name: &str) -> User {
+    let db = unique_name(&format!("sc-{name}"));
+    let idb = open_idb(&db).await;
+    let client = wait(SecureChatClient::open(
+        relay.into(),
+        raw(&idb),
+        "local pw".into(),
+        true,
+        JsValue::UNDEFINED,
+    ))
+    .await
+    .unwrap();
+    let ms_id = format!("{name}{}", short_id());
+    let email = JsValue::from_str(&format!("{ms_id}@example.org"));
+    let password = JsValue::from_str("correct horse battery staple 42");
+    let created = invoke(
+        &client,
+        "register",
+        &[
+            email.clone(),
+            password.clone(),
+            JsValue::from_str(&ms_id),
+            JsValue::from_str(name),
+        ],
+    )
+    .await
+    .unwrap();
+    let outcome = invoke(&client, "login", &[email, password]).await.unwrap();
+    assert_eq!(
+        get(&outcome, "status").as_string().as_deref(),
+        Some("signed_in")
+    );
+    invoke(
+        &client,
+        "ensureDevice",
+        &[JsValue::from_str(&format!("{name} chromium"))],
+    )
+    .await
+    .unwrap();
+    let events = listen(&client);
+    User {
+        client,
+        events,
+        user_id: get(&created, "user_id").as_f64().unwrap(),
+        ms_id,
+        idb,
+        db,
+    }
+}
+
+fn is(event: &JsValue, kind: &str) -> bool {
+    get(event, "type").as_string().as_deref() == Some(kind)
+}
+
+#[wasm_bindgen_test]
+async fn two_clients_exchange_messages_through_a_real_relay() {
+    let Some(relay) = RELAY_URL else {
+        // Built without a relay (not through `cargo xtask test`): nothing to talk to.
+        return;
+    };
+    let ada = sign_up(relay, "ada").await;
+    let bob = sign_up(relay, "bob").await;
+
+    invoke(
+        &bob.client,
+        "sendFriendRequest",
+        &[JsValue::from_str(&ada.ms_id), JsValue::NULL],
+    )
+    .await
+    .unwrap();
+    let requests = invoke(&ada.client, "friendRequests", &[]).await.unwrap();
+    let incoming: Array = get(&requests, "incoming").unchecked_into();
+    assert_eq!(incoming.length(), 1);
+    invoke(
+        &ada.client,
+        "acceptFriendRequest",
+        &[get(&incoming.get(0), "id")],
+    )
+    .await
+    .unwrap();
+
+    for user in [&ada, &bob] {
+        invoke(&user.client, "connect", &[]).await.unwrap();
+        until(&user.events, "online", |e| {
+            is(e, "connection") && get(e, "state").as_string().as_deref() == Some("online")
+        })
+        .await;
+    }
+
+    let hello = format!("hello from chromium {}", short_id());
+    let sent = invoke(
+        &ada.client,
+        "sendText",
+        &[JsValue::from_f64(bob.user_id), JsValue::from_str(&hello)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&sent, "status").as_string().as_deref(), Some("pending"));
+    let got = until(&bob.events, "ada's message", |e| {
+        is(e, "message") && get(&get(e, "message"), "text").as_string().as_deref() == Some(&hello)
+    })
+    .await;
+    assert_eq!(
+        get(&get(&got, "message"), "from_user").as_f64(),
+        Some(ada.user_id)
+    );
+
+    let reply = format!("reply from chromium {}", short_id());
+    invoke(
+        &bob.client,
+        "sendText",
+        &[JsValue::from_f64(ada.user_id), JsValue::from_str(&reply)],
+    )
+    .await
+    .unwrap();
+    until(&ada.events, "bob's reply", |e| {
+        is(e, "message") && get(&get(e, "message"), "text").as_string().as_deref() == Some(&reply)
+    })
+    .await;
+
+    // The history, read back from IndexedDB through the sealed store.
+    let conversation = js_sys::Object::new();
+    Reflect::set(
+        &conversation,
+        &"user".into(),
+        &JsValue::from_f64(bob.user_id),
+    )
+    .unwrap();
+    let history: Array = invoke(
+        &ada.client,
+        "history",
+        &[conversation.into(), JsValue::from_f64(10.0)],
+    )
+    .await
+    .unwrap()
+    .unchecked_into();
+    let texts: Vec<String> = history
+        .iter()
+        .map(|m| get(&m, "text").as_string().unwrap())
+        .collect();
+    assert_eq!(texts, [hello.clone(), reply.clone()]);
+
+    for user in [&ada, &bob] {
+        invoke(&user.client, "disconnect", &[]).await.unwrap();
+    }
+    // Nothing readable in either browser database: no text, no ms_id.
+    for user in [&ada, &bob] {
+        user.idb.close();
+        for (key, value) in records(&user.db).await {
+            for secret in [&hello, &reply, &ada.ms_id, &bob.ms_id] {
+                assert!(!key.contains(secret.as_str()), "{key} holds {secret}");
+                assert!(
+                    !contains(&value, secret.as_bytes()),
+                    "{key}'s value holds {secret}"
+                );
+            }
+        }
+    }
 }

@@ -181,16 +181,16 @@ fn gzip_size(path: &Path) -> Result<u64> {
         .with_context(|| format!("gzip size of {}: {out:?}", path.display()))
 }
 
-/// A relay process for the package tests: the debug binary on a port the OS picks, SQLite in a
-/// temporary folder. Killed on drop.
-struct TestRelay {
+/// A relay process for the package and browser tests: the debug binary on a port the OS
+/// picks, SQLite in a temporary folder, rate limits off, `env` added. Killed on drop.
+pub(crate) struct TestRelay {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
     dir: PathBuf,
 }
 
 impl TestRelay {
-    fn start(ctx: &Ctx) -> Result<Self> {
+    pub(crate) fn start(ctx: &Ctx, env: &[(&str, &str)]) -> Result<Self> {
         use std::io::{BufRead, BufReader};
         let bin = ctx.target_dir().join("debug").join("securechat-relay");
         if !bin.exists() {
@@ -202,7 +202,9 @@ impl TestRelay {
                 "securechat-relay",
             ]))?;
         }
-        let dir = std::env::temp_dir().join(format!("sc_npm_{}", std::process::id()));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sc_npm_{}_{n}", std::process::id()));
         std::fs::create_dir_all(dir.join("outbox"))?;
         let mut child = Command::new(&bin)
             .arg("--database-url")
@@ -214,6 +216,7 @@ impl TestRelay {
             .env("SECURECHAT_LISTEN", "127.0.0.1:0")
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -257,7 +260,7 @@ pub(crate) fn node_tests(ctx: &Ctx) -> Result<()> {
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&tests),
     )?;
-    let relay = TestRelay::start(ctx)?;
+    let relay = TestRelay::start(ctx, &[])?;
     let pkg = package_dir(ctx);
     let entry = format!("file://{}", pkg.join("index.node.js").display());
     exec(

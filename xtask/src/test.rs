@@ -57,7 +57,7 @@ const STEPS: &[Step] = &[
         run: npm_package,
     },
     Step {
-        name: "cargo test wasm-client in headless Chromium (IndexedDB store, remember me)",
+        name: "cargo test wasm-client in headless Chromium (IndexedDB store, remember me, relay round trip)",
         needs: &[
             Tool::Wasm32Target,
             Tool::WasmBindgenTestRunner,
@@ -200,7 +200,18 @@ fn wasm_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 /// `wasm-client/tests/browser.rs` in headless Chromium: `wasm-bindgen-test-runner` (the
 /// runner for wasm32 in `.cargo/config.toml`) starts chromedriver (`CHROMEDRIVER`, Debian's
 /// `/usr/bin/chromedriver`), which starts Chromium headless (and `--no-sandbox` as root).
+///
+/// For the round trip against a real relay, the test page is served on a port chosen here
+/// (`WASM_BINDGEN_TEST_ADDRESS`) so that the relay can allow exactly that origin
+/// (`SECURECHAT_ALLOWED_ORIGINS`: its CORS and WebSocket origin check), and the relay's URL is
+/// compiled into the test (`SECURECHAT_TEST_RELAY_URL`, read with `option_env!`).
 fn browser_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let page = format!("127.0.0.1:{port}");
+    let origin = format!("http://{page}");
+    let relay = crate::package::TestRelay::start(ctx, &[("SECURECHAT_ALLOWED_ORIGINS", &origin)])?;
     let mut cmd = ctx.cargo_with(&[
         "test",
         "-p",
@@ -210,7 +221,10 @@ fn browser_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         "--test",
         "browser",
     ]);
-    cmd.env("WASM_BINDGEN_USE_BROWSER", "1");
+    cmd.env("WASM_BINDGEN_USE_BROWSER", "1")
+        .env("WASM_BINDGEN_TEST_ADDRESS", &page)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "180")
+        .env("SECURECHAT_TEST_RELAY_URL", &relay.url);
     if std::env::var_os("CHROMEDRIVER").is_none()
         && let Some(driver) = crate::tools::chromedriver()
     {
