@@ -90,6 +90,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "RawStore")]
     pub type JsRawStore;
 
+    /// `SecureChatClient.open`'s options.
+    #[wasm_bindgen(typescript_type = "OpenOptions")]
+    pub type JsOpenOptions;
+
     #[wasm_bindgen(method, catch)]
     fn get(this: &JsRawStore, key: &str) -> Result<Promise, JsValue>;
 
@@ -388,11 +392,11 @@ impl SecureChatClient {
         store: JsRawStore,
         password: String,
         create: bool,
-        #[wasm_bindgen(unchecked_param_type = "OpenOptions | undefined")] options: JsValue,
+        options: Option<JsOpenOptions>,
     ) -> Promise {
         future_to_promise(async move {
-            let remember = Reflect::get(&options, &JsValue::from_str("remember"))
-                .ok()
+            let remember = options
+                .and_then(|o| Reflect::get(&o, &JsValue::from_str("remember")).ok())
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
             let handle = JsValue::clone(&store);

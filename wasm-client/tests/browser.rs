@@ -300,7 +300,7 @@ async fn a_wrong_password_is_a_typed_error() {
         raw(&idb),
         "wrong pw".into(),
         false,
-        JsValue::UNDEFINED,
+        None,
     ))
     .await
     .unwrap_err();
@@ -310,7 +310,7 @@ async fn a_wrong_password_is_a_typed_error() {
         raw(&idb),
         "right pw".into(),
         false,
-        JsValue::UNDEFINED,
+        None,
     ))
     .await
     .unwrap();
@@ -331,7 +331,7 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
         raw(&idb),
         "local pw".into(),
         true,
-        JsValue::UNDEFINED,
+        None,
     ))
     .await
     .unwrap();
@@ -355,7 +355,7 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
         raw(&idb),
         "local pw".into(),
         false,
-        remember.clone().into(),
+        Some(remember.clone().unchecked_into()),
     ))
     .await
     .unwrap();
@@ -410,7 +410,7 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
         raw(&idb),
         "local pw".into(),
         false,
-        remember.clone().into(),
+        Some(remember.clone().unchecked_into()),
     ))
     .await
     .unwrap();
@@ -420,7 +420,7 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
         raw(&idb),
         "local pw".into(),
         false,
-        remember.into(),
+        Some(remember.unchecked_into()),
     ))
     .await
     .unwrap();
@@ -462,7 +462,7 @@ async fn remember_me_reopens_without_the_password_and_refuses_another_key() {
         raw(&idb),
         "local pw".into(),
         false,
-        JsValue::UNDEFINED,
+        None,
     ))
     .await
     .unwrap();
@@ -509,7 +509,7 @@ async fn sign_up(relay: &str, name: &str) -> User {
         raw(&idb),
         "local pw".into(),
         true,
-        JsValue::UNDEFINED,
+        None,
     ))
     .await
     .unwrap();
