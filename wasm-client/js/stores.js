@@ -18,7 +18,8 @@ export class IndexedDbStore {
       };
       request.onsuccess = () => resolve(new IndexedDbStore(request.result));
       request.onerror = () => reject(request.error);
-      request.onblocked = () => reject(new Error(`IndexedDB ${name} is open elsewhere with an older version`));
+      // onblocked: another tab still has an older version open; it closes its connection on
+      // `versionchange` (constructor below) and this request then goes on by itself.
     });
   }
 
@@ -28,12 +29,14 @@ export class IndexedDbStore {
       const request = indexedDB.deleteDatabase(name);
       request.onsuccess = () => resolve();
       request.onerror = () => reject(request.error);
-      request.onblocked = () => reject(new Error(`IndexedDB ${name} is still open`));
     });
   }
 
   constructor(db) {
     this.db = db;
+    // Another tab upgrades or deletes the database: let it (this connection is then closed,
+    // and its next operation fails with a storage error; the app should reload).
+    db.onversionchange = () => db.close();
   }
 
   #request(storeName, mode, run) {

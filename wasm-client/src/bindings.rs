@@ -400,6 +400,13 @@ impl SecureChatClient {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
             let handle = JsValue::clone(&store);
+            // Refused before anything is created: a failed `create` must not leave a store.
+            if remember && !device_key::supported(&handle) {
+                return Err(js_error(&ClientError::InvalidArgument(
+                    "this store cannot keep a device key (it needs getKey, putKey and deleteKey)"
+                        .into(),
+                )));
+            }
             let raw = JsStore(store);
             let (sealed, key) = if create {
                 SealedStore::create_returning_key(raw, &password, KdfParams::RECOMMENDED).await

@@ -64,6 +64,13 @@ await SecureChatClient.forgetDevice(remembered);
 assert.equal(await SecureChatClient.isRemembered(remembered), false);
 await assert.rejects(SecureChatClient.openRemembered(relay, remembered), (e) => e.code === "wrong_password");
 
+// A store without getKey/putKey/deleteKey cannot remember: refused before anything is created.
+const inner = new MemoryStore();
+const plain = { get: (k) => inner.get(k), write: (ops) => inner.write(ops) };
+await assert.rejects(SecureChatClient.open(relay, plain, "local pw", true, { remember: true }), (e) => e.code === "invalid_argument");
+assert.equal(inner.map.size, 0);
+await SecureChatClient.open(relay, plain, "local pw", true);
+
 await bob.client.sendFriendRequest(ada.msId, null);
 const requests = await ada.client.friendRequests();
 assert.equal(requests.incoming.length, 1);
