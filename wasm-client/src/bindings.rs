@@ -9,6 +9,7 @@
 
 use crate::api::{Reauth, SecondFactor};
 use crate::error::{ClientError, ErrorCode};
+use crate::store::device_key;
 use crate::store::sealed::{KdfParams, SealedStore};
 use crate::store::{Store, StoreError, StoreOp};
 use crate::transport::web::{WebReceiver, WebTransport};
@@ -46,10 +47,25 @@ export interface SecureChatError extends Error {
   /** Seconds to wait, for `rate_limited`. */
   retryAfter?: number;
 }
-/** A raw key–value store; `write` must apply all operations atomically. */
+/**
+ * A raw key–value store; `write` must apply all operations atomically. The three key methods
+ * are optional: a store that has them can keep the non-extractable WebCrypto key of
+ * "remember me" (`OpenOptions.remember`, `SecureChatClient.openRemembered`).
+ */
 export interface RawStore {
   get(key: string): Promise<Uint8Array | undefined>;
   write(ops: StoreOp[]): Promise<void>;
+  getKey?(name: string): Promise<CryptoKey | undefined>;
+  putKey?(name: string, key: CryptoKey): Promise<void>;
+  deleteKey?(name: string): Promise<void>;
+}
+/** Options of `SecureChatClient.open`. */
+export interface OpenOptions {
+  /**
+   * "Remember me": also wrap the storage key with a new non-extractable WebCrypto AES-GCM key
+   * that the store keeps, so that `openRemembered` opens it without the password.
+   */
+  remember?: boolean;
 }
 export type StoreOp = { put: string; value: Uint8Array } | { delete: string };
 export type Conversation = { user: number } | { room: number };
@@ -103,6 +119,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "RawStore")]
     pub type JsRawStore;
 
+    /// `SecureChatClient.open`'s options.
+    #[wasm_bindgen(typescript_type = "OpenOptions")]
+    pub type JsOpenOptions;
+
     #[wasm_bindgen(method, catch)]
     fn get(this: &JsRawStore, key: &str) -> Result<Promise, JsValue>;
 
@@ -112,6 +132,14 @@ extern "C" {
 
 /// [`Store`] over a JavaScript object.
 pub struct JsStore(JsRawStore);
+
+impl JsStore {
+    /// A store over the app's object.
+    #[must_use]
+    pub fn new(raw: JsRawStore) -> Self {
+        Self(raw)
+    }
+}
 
 impl std::fmt::Debug for JsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,10 +259,23 @@ fn second_factor(method: &str) -> Result<SecondFactor, JsValue> {
         "totp" => Ok(SecondFactor::Totp),
         "email" => Ok(SecondFactor::Email),
         "recovery" => Ok(SecondFactor::Recovery),
-        other => Err(js_error(&ClientError::InvalidArgument(format!(
-            "unknown second factor {other:?}"
-        )))),
+        _ => Err(js_error(&ClientError::InvalidArgument(
+            "the second factor is \"totp\", \"email\" or \"recovery\"".into(),
+        ))),
     }
+}
+
+/// `LoginOutcome` as JavaScript sees it (a typed struct rather than `serde_json::json!`, which
+/// would pull `serde_json::Value` and its number formatting into the wasm).
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum JsLoginOutcome<'a> {
+    SignedIn,
+    SecondFactorRequired {
+        challenge: &'a str,
+        methods: &'a [SecondFactor],
+        expires_at: i64,
+    },
 }
 
 type Inner = Client<WebTransport, JsStore>;
@@ -371,26 +412,108 @@ async fn run_socket(
 #[wasm_bindgen]
 impl SecureChatClient {
     /// Opens (or with `create`, starts) the sealed store in `store` with `password`, and a
-    /// client for the relay at `relayUrl` (`""`: this page's origin).
-    #[wasm_bindgen(unchecked_return_type = "SecureChatClient")]
-    pub fn open(relay_url: String, store: JsRawStore, password: String, create: bool) -> Promise {
+    /// client for the relay at `relayUrl` (`""`: this page's origin). With
+    /// `{remember: true}` the store also keeps the storage key wrapped by a new
+    /// non-extractable WebCrypto key ("remember me", see `openRemembered`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<SecureChatClient>")]
+    pub fn open(
+        relay_url: String,
+        store: JsRawStore,
+        password: String,
+        create: bool,
+        options: Option<JsOpenOptions>,
+    ) -> Promise {
         future_to_promise(async move {
+            let remember = options
+                .and_then(|o| Reflect::get(&o, &JsValue::from_str("remember")).ok())
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let handle = JsValue::clone(&store);
+            // Refused before anything is created: a failed `create` must not leave a store.
+            if remember && !device_key::supported(&handle) {
+                return Err(js_error(&ClientError::InvalidArgument(
+                    "this store cannot keep a device key (it needs getKey, putKey and deleteKey)"
+                        .into(),
+                )));
+            }
             let raw = JsStore(store);
-            let sealed = if create {
-                SealedStore::create(raw, &password, KdfParams::RECOMMENDED).await
+            let (sealed, key) = if create {
+                SealedStore::create_returning_key(raw, &password, KdfParams::RECOMMENDED).await
             } else {
-                SealedStore::open(raw, &password).await
+                SealedStore::open_returning_key(raw, &password).await
             }
             .map_err(|e| js_error(&e))?;
-            let client = Client::new(WebTransport::new(&relay_url), sealed)
+            if remember {
+                let wrap = device_key::wrap(&handle, &key)
+                    .await
+                    .map_err(|e| js_error(&e))?;
+                sealed
+                    .set_platform_wrap(Some(&wrap))
+                    .await
+                    .map_err(|e| js_error(&e))?;
+            }
+            drop(key);
+            Self::with_store(&relay_url, sealed).await
+        })
+    }
+
+    /// Opens a store that `open(..., {remember: true})` remembered, without the password.
+    /// Rejects with `wrong_password` when this device is not remembered (or was forgotten, or
+    /// the store's device key did not make the wrap): ask for the password then.
+    #[wasm_bindgen(js_name = openRemembered, unchecked_return_type = "Promise<SecureChatClient>")]
+    pub fn open_remembered(relay_url: String, store: JsRawStore) -> Promise {
+        future_to_promise(async move {
+            let handle = JsValue::clone(&store);
+            let raw = JsStore(store);
+            let wrap = SealedStore::platform_wrap(&raw)
+                .await
+                .map_err(|e| js_error(&e))?
+                .ok_or_else(|| js_error(&ClientError::WrongPassword))?;
+            let key = device_key::unwrap(&handle, &wrap)
                 .await
                 .map_err(|e| js_error(&e))?;
-            Ok(SecureChatClient {
-                inner: Rc::new(Mutex::new(client)),
-                listeners: Rc::new(RefCell::new(Vec::new())),
-                stopped: Rc::new(RefCell::new(false)),
+            let sealed = SealedStore::open_with_key(raw, &key)
+                .await
+                .map_err(|e| js_error(&e))?;
+            drop(key);
+            Self::with_store(&relay_url, sealed).await
+        })
+    }
+
+    /// Whether `store` is remembered on this device (`openRemembered` can open it).
+    #[wasm_bindgen(js_name = isRemembered, unchecked_return_type = "Promise<boolean>")]
+    pub fn is_remembered(store: JsRawStore) -> Promise {
+        future_to_promise(async move {
+            let handle = JsValue::clone(&store);
+            let raw = JsStore(store);
+            if !SealedStore::exists(&raw).await.map_err(|e| js_error(&e))? {
+                return Ok(JsValue::FALSE);
             }
-            .into())
+            let wrapped = SealedStore::platform_wrap(&raw)
+                .await
+                .map_err(|e| js_error(&e))?
+                .is_some();
+            let kept = device_key::exists(&handle)
+                .await
+                .map_err(|e| js_error(&e))?;
+            Ok(JsValue::from_bool(wrapped && kept))
+        })
+    }
+
+    /// Forgets this device: removes the wrapped storage key and the device key, so that only
+    /// the password opens `store` again.
+    #[wasm_bindgen(js_name = forgetDevice, unchecked_return_type = "Promise<void>")]
+    pub fn forget_device(store: JsRawStore) -> Promise {
+        future_to_promise(async move {
+            let handle = JsValue::clone(&store);
+            let raw = JsStore(store);
+            SealedStore::clear_platform_wrap(&raw)
+                .await
+                .map_err(|e| js_error(&e))?;
+            device_key::forget(&handle)
+                .await
+                .map_err(|e| js_error(&e))?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 
@@ -435,19 +558,19 @@ impl SecureChatClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut c = inner.lock().await;
-            match c.login(&email, &password).await.map_err(|e| js_error(&e))? {
-                crate::LoginOutcome::SignedIn => to_js(&serde_json::json!({"status": "signed_in"})),
+            let outcome = c.login(&email, &password).await.map_err(|e| js_error(&e))?;
+            to_js(&match &outcome {
+                crate::LoginOutcome::SignedIn => JsLoginOutcome::SignedIn,
                 crate::LoginOutcome::SecondFactorRequired {
                     challenge,
                     methods,
                     expires_at,
-                } => to_js(&serde_json::json!({
-                    "status": "second_factor_required",
-                    "challenge": challenge,
-                    "methods": methods,
-                    "expires_at": expires_at,
-                })),
-            }
+                } => JsLoginOutcome::SecondFactorRequired {
+                    challenge,
+                    methods,
+                    expires_at: *expires_at,
+                },
+            })
         })
     }
 
@@ -1107,11 +1230,26 @@ fn bad_argument(what: &str) -> ClientError {
     ClientError::InvalidArgument(format!("invalid {what}"))
 }
 
+impl SecureChatClient {
+    async fn with_store(relay_url: &str, sealed: SealedStore<JsStore>) -> Result<JsValue, JsValue> {
+        let client = Client::new(WebTransport::new(relay_url), sealed)
+            .await
+            .map_err(|e| js_error(&e))?;
+        Ok(SecureChatClient {
+            inner: Rc::new(Mutex::new(client)),
+            listeners: Rc::new(RefCell::new(Vec::new())),
+            stopped: Rc::new(RefCell::new(false)),
+        }
+        .into())
+    }
+}
+
 fn user_id(value: f64) -> Result<i64, JsValue> {
     if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
-        return Err(js_error(&ClientError::InvalidArgument(format!(
-            "{value} is not an id"
-        ))));
+        // No `{value}`: formatting an f64 links Rust's float printing (~12 KB of wasm).
+        return Err(js_error(&ClientError::InvalidArgument(
+            "an id is a positive integer".into(),
+        )));
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(value as i64)

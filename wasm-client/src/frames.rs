@@ -161,8 +161,10 @@ pub(crate) const MAX_CIPHERTEXT: usize = 64 * 1024;
 impl RelayFrame {
     /// Parses a text frame; every missing or wrong field is a [`FrameError`], never a panic.
     pub(crate) fn parse(text: &str) -> Result<Self, FrameError> {
-        let raw: Raw =
-            serde_json::from_str(text).map_err(|e| FrameError(format!("not a frame: {e}")))?;
+        // from_slice, as everywhere else: serde_json's `from_str` would link a second copy of
+        // its whole parser (monomorphized over `StrRead`) into the wasm.
+        let raw: Raw = serde_json::from_slice(text.as_bytes())
+            .map_err(|e| FrameError(format!("not a frame: {e}")))?;
         if raw.v != 1 {
             return Err(FrameError(format!("frame version {}", raw.v)));
         }

@@ -1,6 +1,5 @@
 //! The application layer: what travels inside an end-to-end encrypted envelope
-//! (docs/protocol.md, "Application payloads"). A small versioned JSON object; the relay never
-//! sees it.
+//! (docs/protocol.md §21). A small versioned JSON object; the relay never sees it.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,28 +33,21 @@ pub struct AttachmentRef {
 }
 
 /// What an envelope carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-// Unknown fields are ignored: later payload versions may add fields (edits, reactions) that
-// older clients skip.
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Body {
     /// A chat message.
     Message {
         /// The message id (the same for every recipient device).
         id: String,
         /// For the sender's own other devices: the user the message was sent to.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         to_user: Option<i64>,
         /// The sender's clock, Unix milliseconds.
         sent_at: i64,
         /// Text (may be empty with an attachment).
-        #[serde(default)]
         text: String,
         /// An attachment.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         attachment: Option<AttachmentRef>,
         /// The id of the message this one answers.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
     /// The sender's key for a room (only inside a pairwise session).
@@ -67,11 +59,37 @@ pub(crate) enum Body {
     },
 }
 
-#[derive(Serialize, Deserialize)]
 pub(crate) struct Payload {
     pub(crate) v: u8,
-    #[serde(flatten)]
     pub(crate) body: Body,
+}
+
+/// A version-1 payload as it is on the wire: one flat JSON object (protocol.md §21.2) whose
+/// `type` says which fields matter. Unknown fields are ignored: later payload versions may add
+/// fields (edits, reactions) that older clients skip. A plain struct rather than
+/// `#[serde(flatten)]` over a `#[serde(tag = "type")]` enum, which would link serde's
+/// buffering deserializer (`Content`, ~18 KB) into the wasm.
+#[derive(Default, Serialize, Deserialize)]
+struct Wire {
+    v: u8,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_user: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attachment: Option<AttachmentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distribution: Option<String>,
 }
 
 /// Why a decrypted payload was refused.
@@ -87,7 +105,38 @@ impl Payload {
     }
 
     pub(crate) fn encode(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(serde_json::to_vec(self).unwrap_or_default())
+        let wire = match &self.body {
+            Body::Message {
+                id,
+                to_user,
+                sent_at,
+                text,
+                attachment,
+                reply_to,
+            } => Wire {
+                v: self.v,
+                kind: "message".into(),
+                id: id.clone(),
+                to_user: *to_user,
+                sent_at: Some(*sent_at),
+                text: Some(text.clone()),
+                attachment: attachment.clone(),
+                reply_to: reply_to.clone(),
+                ..Wire::default()
+            },
+            Body::SenderKey { room, distribution } => Wire {
+                v: self.v,
+                kind: "sender_key".into(),
+                room: Some(*room),
+                distribution: Some(distribution.clone()),
+                ..Wire::default()
+            },
+        };
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default());
+        // The copies of the text and the key are wiped like the JSON they went into.
+        drop(wire.text.map(zeroize::Zeroizing::new));
+        drop(wire.distribution.map(zeroize::Zeroizing::new));
+        json
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
@@ -103,32 +152,43 @@ impl Payload {
                 version.v
             )));
         }
-        let payload: Self =
+        let wire: Wire =
             serde_json::from_slice(bytes).map_err(|e| PayloadError(format!("payload: {e}")))?;
-        if let Body::Message {
-            id,
-            text,
-            attachment,
-            ..
-        } = &payload.body
-        {
-            if id.is_empty() || id.len() > 64 {
-                return Err(PayloadError("message id length".into()));
+        let missing = |field: &str| PayloadError(format!("payload without {field}"));
+        let body = match wire.kind.as_str() {
+            "message" => {
+                if wire.id.is_empty() || wire.id.len() > 64 {
+                    return Err(PayloadError("message id length".into()));
+                }
+                let text = wire.text.unwrap_or_default();
+                if text.len() > MAX_TEXT_BYTES {
+                    return Err(PayloadError("text over the limit".into()));
+                }
+                if let Some(a) = &wire.attachment
+                    && (!crate::client::valid_attachment_id(&a.id)
+                        || a.key.len() != 44
+                        || a.digest.len() != 44
+                        || a.mime.len() > 255
+                        || a.name.len() > 255)
+                {
+                    return Err(PayloadError("malformed attachment reference".into()));
+                }
+                Body::Message {
+                    id: wire.id,
+                    to_user: wire.to_user,
+                    sent_at: wire.sent_at.ok_or_else(|| missing("sent_at"))?,
+                    text,
+                    attachment: wire.attachment,
+                    reply_to: wire.reply_to,
+                }
             }
-            if text.len() > MAX_TEXT_BYTES {
-                return Err(PayloadError("text over the limit".into()));
-            }
-            if let Some(a) = attachment
-                && (!crate::client::valid_attachment_id(&a.id)
-                    || a.key.len() != 44
-                    || a.digest.len() != 44
-                    || a.mime.len() > 255
-                    || a.name.len() > 255)
-            {
-                return Err(PayloadError("malformed attachment reference".into()));
-            }
-        }
-        Ok(payload)
+            "sender_key" => Body::SenderKey {
+                room: wire.room.ok_or_else(|| missing("room"))?,
+                distribution: wire.distribution.ok_or_else(|| missing("distribution"))?,
+            },
+            _ => return Err(PayloadError("payload: unknown type".into())),
+        };
+        Ok(Self { v: wire.v, body })
     }
 }
 

@@ -3,6 +3,7 @@
 //! into a typed error or a reported event, acknowledge what it cannot read, and never panic.
 //! (The functional tests run against the real relay, tests/native.rs; a real relay cannot be
 //! made to misbehave, hence this scripted one.)
+#![cfg(not(target_family = "wasm"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -3,6 +3,7 @@
 //! offline backlog, messages composed while the relay is down, a relay restart (SIGKILL), a
 //! reload from the store, key-change detection; then a scan of the relay's files for the
 //! plaintexts, and of the clients' stores for anything readable.
+#![cfg(not(target_family = "wasm"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

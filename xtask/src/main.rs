@@ -28,8 +28,11 @@ const USAGE: &str = "\
 Usage: cargo xtask <COMMAND>
 
 Commands:
-  test                         Check tools, then fmt, clippy, native tests (with doc tests),
-                               wasm32 build and wasm tests under Node. This is what CI runs.
+  test [--only WORDS]          Check tools, then fmt, clippy, native tests (with doc tests),
+                               wasm32 build, wasm tests under Node, the npm package in Node
+                               and wasm-client in headless Chromium. This is what CI runs.
+                               --only: the tools step, then only the steps whose name
+                               contains WORDS (e.g. --only Chromium).
   bench [crypto|relay|all] [-- ARGS]
                                crypto: the criterion benches of crypto-core (one `cargo bench
                                --bench NAME` per file in crypto-core/benches), then wasm vs
@@ -81,12 +84,11 @@ fn dispatch(args: &[String]) -> Result<()> {
         bail!("no command given");
     };
     match command.as_str() {
-        "test" => {
-            if let Some(arg) = rest.first() {
-                bail!("`cargo xtask test` takes no arguments (got `{arg}`)\n\n{USAGE}");
-            }
-            test::run(&util::Ctx::new()?)
-        }
+        "test" => match rest {
+            [] => test::run(&util::Ctx::new()?, None),
+            [flag, words] if flag == "--only" => test::run(&util::Ctx::new()?, Some(words)),
+            _ => bail!("usage: cargo xtask test [--only WORDS]\n\n{USAGE}"),
+        },
         "bench" => bench::run(&util::Ctx::new()?, rest),
         "fuzz" => fuzz::run(&util::Ctx::new()?, rest),
         "flaky" => flaky::run(&util::Ctx::new()?, rest),

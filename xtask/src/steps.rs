@@ -21,6 +21,8 @@ pub(crate) enum Tool {
     Node,
     /// PostgreSQL on 127.0.0.1:5432 (the relay's PostgreSQL suite).
     Postgres,
+    /// Chromium and chromedriver (the browser tests of wasm-client).
+    Chromium,
 }
 
 /// Tools that could not be provided, with the reason (only ever filled outside CI).

@@ -6,13 +6,13 @@
 
 use crate::steps::{Step, Tool, Toolbox, run_steps};
 use crate::util::{Ctx, exec};
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 const STEPS: &[Step] = &[
     Step {
-        name: "tools: wasm32 target, wasm-bindgen-test-runner, rustfmt, clippy, node, postgres",
+        name: "tools: wasm32 target, wasm-bindgen-test-runner, rustfmt, clippy, node, postgres, chromium",
         needs: &[],
         run: crate::tools::ensure_all,
     },
@@ -27,7 +27,7 @@ const STEPS: &[Step] = &[
         run: clippy,
     },
     Step {
-        name: "cargo clippy (wasm32: crypto-core lib + tests, wasm-client lib)",
+        name: "cargo clippy (wasm32: crypto-core and wasm-client, lib + tests)",
         needs: &[Tool::Clippy, Tool::Wasm32Target],
         run: clippy_wasm,
     },
@@ -56,14 +56,41 @@ const STEPS: &[Step] = &[
         needs: &[Tool::Wasm32Target, Tool::WasmBindgenTestRunner, Tool::Node],
         run: npm_package,
     },
-    // Next: browser tests of wasm-client (`WASM_BINDGEN_USE_BROWSER=1`, needs chromium).
+    Step {
+        name: "cargo test wasm-client in headless Chromium (IndexedDB store, remember me, relay round trip)",
+        needs: &[
+            Tool::Wasm32Target,
+            Tool::WasmBindgenTestRunner,
+            Tool::Chromium,
+        ],
+        run: browser_tests,
+    },
 ];
 
-pub(crate) fn run(ctx: &Ctx) -> Result<()> {
+/// All the steps, or with `only` the tools step and the steps whose name contains it
+/// (ignoring case).
+pub(crate) fn run(ctx: &Ctx, only: Option<&str>) -> Result<()> {
     if ctx.ci {
         println!("CI=true: non-interactive, cargo runs with --locked");
     }
-    run_steps(ctx, "test", STEPS)
+    let Some(words) = only else {
+        return run_steps(ctx, "test", STEPS);
+    };
+    let words = words.to_lowercase();
+    let chosen: Vec<Step> = STEPS
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || s.name.to_lowercase().contains(&words))
+        .map(|(_, s)| Step {
+            name: s.name,
+            needs: s.needs,
+            run: s.run,
+        })
+        .collect();
+    if chosen.len() < 2 {
+        bail!("no step of `cargo xtask test` has {words:?} in its name");
+    }
+    run_steps(ctx, "test", &chosen)
 }
 
 fn fmt(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
@@ -80,7 +107,7 @@ fn clippy(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
 
 /// `crypto-core/tests/wasm.rs` only exists for wasm32, so the native clippy never sees it.
 /// `--lib --tests` leaves out benches (criterion is a native-only dev-dependency).
-/// wasm-client's web transport only exists for wasm32 too.
+/// wasm-client's web transport and browser tests (`tests/browser.rs`) only exist for wasm32 too.
 fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
     let mut cmd = ctx.cargo_with(&[
         "clippy",
@@ -101,6 +128,7 @@ fn clippy_wasm(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         "--target",
         WASM_TARGET,
         "--lib",
+        "--tests",
     ]);
     cmd.args(["--", "-D", "warnings"]);
     exec(&mut cmd)
@@ -167,6 +195,42 @@ fn wasm_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
         "--tests",
         "--all-features",
     ]))
+}
+
+/// `wasm-client/tests/browser.rs` in headless Chromium: `wasm-bindgen-test-runner` (the
+/// runner for wasm32 in `.cargo/config.toml`) starts chromedriver (`CHROMEDRIVER`, Debian's
+/// `/usr/bin/chromedriver`), which starts Chromium headless (and `--no-sandbox` as root).
+///
+/// For the round trip against a real relay, the test page is served on a port chosen here
+/// (`WASM_BINDGEN_TEST_ADDRESS`) so that the relay can allow exactly that origin
+/// (`SECURECHAT_ALLOWED_ORIGINS`: its CORS and WebSocket origin check), and the relay's URL is
+/// compiled into the test (`SECURECHAT_TEST_RELAY_URL`, read with `option_env!`).
+fn browser_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let page = format!("127.0.0.1:{port}");
+    let origin = format!("http://{page}");
+    let relay = crate::package::TestRelay::start(ctx, &[("SECURECHAT_ALLOWED_ORIGINS", &origin)])?;
+    let mut cmd = ctx.cargo_with(&[
+        "test",
+        "-p",
+        "wasm-client",
+        "--target",
+        WASM_TARGET,
+        "--test",
+        "browser",
+    ]);
+    cmd.env("WASM_BINDGEN_USE_BROWSER", "1")
+        .env("WASM_BINDGEN_TEST_ADDRESS", &page)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "180")
+        .env("SECURECHAT_TEST_RELAY_URL", &relay.url);
+    if std::env::var_os("CHROMEDRIVER").is_none()
+        && let Some(driver) = crate::tools::chromedriver()
+    {
+        cmd.env("CHROMEDRIVER", driver);
+    }
+    exec(&mut cmd)
 }
 
 /// `cargo xtask package`, then the package in Node against a real relay (xtask/src/package.rs).

@@ -20,7 +20,85 @@ pub(crate) fn ensure_all(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
     ensure_wasm_target(ctx, toolbox)?;
     ensure_wasm_bindgen(ctx, toolbox)?;
     check_node(ctx, toolbox)?;
-    ensure_postgres(ctx, toolbox)
+    ensure_postgres(ctx, toolbox)?;
+    ensure_chromium(ctx, toolbox)
+}
+
+/// Debian's `chromium` package (what the browser tests run in).
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver (Debian's `chromium-driver`): `/usr/bin/chromedriver`, or the first on `PATH`.
+pub(crate) fn chromedriver() -> Option<String> {
+    let debian = "/usr/bin/chromedriver";
+    if Path::new(debian).exists() {
+        return Some(debian.to_owned());
+    }
+    probe(Command::new("sh").args(["-c", "command -v chromedriver"])).filter(|p| !p.is_empty())
+}
+
+/// Chromium and chromedriver for the browser tests: `apt-get install -y chromium
+/// chromium-driver` when either is missing, in CI or as root (elsewhere the install is left to
+/// the developer and the browser tests are skipped with a warning). chromedriver must be
+/// Chromium's own build of the same version, which the Debian packages guarantee.
+fn ensure_chromium(ctx: &Ctx, toolbox: &mut Toolbox) -> Result<()> {
+    let present = || Path::new(CHROMIUM).exists() && chromedriver().is_some();
+    let report = || {
+        let version = probe(Command::new(CHROMIUM).arg("--version")).unwrap_or_default();
+        println!(
+            "chromium: {version} (chromedriver: {})",
+            chromedriver().unwrap_or_default()
+        );
+    };
+    if present() {
+        report();
+        return Ok(());
+    }
+    let root = probe(Command::new("id").arg("-u")).as_deref() == Some("0");
+    let apt = probe(Command::new("sh").args(["-c", "command -v apt-get"])).is_some();
+    if !(apt && (ctx.ci || root)) {
+        return toolbox.unavailable(
+            ctx,
+            Tool::Chromium,
+            "the browser tests need Chromium and chromedriver (Debian: `sudo apt-get install -y \
+             chromium chromium-driver`)"
+                .to_owned(),
+        );
+    }
+    println!("chromium or chromedriver is missing: installing them with apt-get (1-2 minutes)");
+    let install = || {
+        exec(
+            Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    "chromium",
+                    "chromium-driver",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    // A fresh machine may have no package lists yet: update once and try again.
+    let installed = install().or_else(|_| {
+        exec(Command::new("apt-get").arg("update"))?;
+        install()
+    });
+    match installed {
+        Ok(()) if present() => {
+            report();
+            Ok(())
+        }
+        Ok(()) => toolbox.unavailable(
+            ctx,
+            Tool::Chromium,
+            format!("apt-get installed chromium, but {CHROMIUM} or chromedriver is still missing"),
+        ),
+        Err(err) => toolbox.unavailable(
+            ctx,
+            Tool::Chromium,
+            format!("chromium and chromium-driver cannot be installed: {err:#}"),
+        ),
+    }
 }
 
 /// Where the relay's PostgreSQL suite expects the server (trust auth, user `postgres`).

@@ -4,6 +4,9 @@
 
 pub mod sealed;
 
+#[cfg(target_family = "wasm")]
+pub mod device_key;
+
 #[cfg(not(target_family = "wasm"))]
 mod file;
 #[cfg(not(target_family = "wasm"))]

@@ -228,6 +228,18 @@ impl<S: Store> SealedStore<S> {
     /// Starts a new sealed store in `raw` (which must be empty) under a new random storage key
     /// wrapped by `password`.
     pub async fn create(raw: S, password: &str, params: KdfParams) -> Result<Self> {
+        Self::create_returning_key(raw, password, params)
+            .await
+            .map(|(store, _)| store)
+    }
+
+    /// [`Self::create`], also giving the storage key, for a platform that wraps it too
+    /// ("remember me", [`Self::set_platform_wrap`]).
+    pub async fn create_returning_key(
+        raw: S,
+        password: &str,
+        params: KdfParams,
+    ) -> Result<(Self, StorageKey)> {
         if Self::exists(&raw).await? {
             return Err(ClientError::InvalidArgument(
                 "the store already holds an account; open it instead".into(),
@@ -242,15 +254,23 @@ impl<S: Store> SealedStore<S> {
             check: store.check_value(),
         };
         store.write_keyring(&keyring).await?;
-        Ok(store)
+        Ok((store, key))
     }
 
     /// Opens the store with the user's password ([`ClientError::WrongPassword`] if it is not
     /// the one the store was wrapped with).
     pub async fn open(raw: S, password: &str) -> Result<Self> {
+        Self::open_returning_key(raw, password)
+            .await
+            .map(|(store, _)| store)
+    }
+
+    /// [`Self::open`], also giving the storage key, for a platform that wraps it too
+    /// ("remember me", [`Self::set_platform_wrap`]).
+    pub async fn open_returning_key(raw: S, password: &str) -> Result<(Self, StorageKey)> {
         let keyring = Self::read_keyring(&raw).await?;
         let key = unwrap_with_password(&keyring.password, password)?;
-        Ok(Self::with_key(raw, &key))
+        Ok((Self::with_key(raw, &key), key))
     }
 
     /// Opens the store with a storage key the platform unwrapped ("remember me"); a wrong key
@@ -286,7 +306,20 @@ impl<S: Store> SealedStore<S> {
     pub async fn set_platform_wrap(&self, wrap: Option<&[u8]>) -> Result<()> {
         let mut keyring = Self::read_keyring(&self.raw).await?;
         keyring.platform = wrap.map(|w| BASE64.encode(w));
-        self.write_keyring(&keyring).await
+        Self::write_keyring_to(&self.raw, &keyring).await
+    }
+
+    /// Removes the platform's wrapping of the storage key without opening the store ("forget
+    /// this device"; only the password opens it afterwards). Nothing to do on an empty store.
+    pub async fn clear_platform_wrap(raw: &S) -> Result<()> {
+        if !Self::exists(raw).await? {
+            return Ok(());
+        }
+        let mut keyring = Self::read_keyring(raw).await?;
+        if keyring.platform.take().is_none() {
+            return Ok(());
+        }
+        Self::write_keyring_to(raw, &keyring).await
     }
 
     fn with_key(raw: S, key: &StorageKey) -> Self {
@@ -315,10 +348,13 @@ impl<S: Store> SealedStore<S> {
     }
 
     async fn write_keyring(&self, keyring: &Keyring) -> Result<()> {
+        Self::write_keyring_to(&self.raw, keyring).await
+    }
+
+    async fn write_keyring_to(raw: &S, keyring: &Keyring) -> Result<()> {
         let bytes = serde_json::to_vec(keyring)
             .map_err(|e| ClientError::Storage(format!("keyring: {e}")))?;
-        self.raw
-            .write(vec![StoreOp::Put(KEYRING.into(), bytes)])
+        raw.write(vec![StoreOp::Put(KEYRING.into(), bytes)])
             .await
             .map_err(storage)
     }
@@ -334,10 +370,16 @@ impl<S: Store> SealedStore<S> {
         };
         mac.update(logical.as_bytes());
         let tag = mac.finalize().into_bytes();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut name = String::with_capacity(65);
         name.push('r');
         for b in tag {
-            name.push_str(&format!("{b:02x}"));
+            // Two hex digits without `format!` (one allocation per byte, and fmt code in the wasm).
+            for nibble in [b >> 4, b & 0x0f] {
+                name.push(char::from(
+                    HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+                ));
+            }
         }
         name
     }

@@ -56,6 +56,23 @@ await assert.rejects(ada.client.sendText(1.5, "x"), (e) => e.code === "invalid_a
 await assert.rejects(ada.client.history({ nope: 1 }, 10), (e) => e.code === "invalid_argument");
 await assert.rejects(SecureChatClient.open(relay, ada.store, "wrong local pw", false), (e) => e.code === "wrong_password");
 
+// "Remember me" in Node: the MemoryStore keeps the non-extractable WebCrypto key.
+const remembered = new MemoryStore();
+await SecureChatClient.open(relay, remembered, "local pw", true, { remember: true });
+assert.equal(await SecureChatClient.isRemembered(remembered), true);
+assert.equal((await remembered.getKey("device")).extractable, false);
+await SecureChatClient.openRemembered(relay, remembered);
+await SecureChatClient.forgetDevice(remembered);
+assert.equal(await SecureChatClient.isRemembered(remembered), false);
+await assert.rejects(SecureChatClient.openRemembered(relay, remembered), (e) => e.code === "wrong_password");
+
+// A store without getKey/putKey/deleteKey cannot remember: refused before anything is created.
+const inner = new MemoryStore();
+const plain = { get: (k) => inner.get(k), write: (ops) => inner.write(ops) };
+await assert.rejects(SecureChatClient.open(relay, plain, "local pw", true, { remember: true }), (e) => e.code === "invalid_argument");
+assert.equal(inner.map.size, 0);
+await SecureChatClient.open(relay, plain, "local pw", true);
+
 await bob.client.sendFriendRequest(ada.msId, null);
 const requests = await ada.client.friendRequests();
 assert.equal(requests.incoming.length, 1);
