@@ -9,6 +9,7 @@ export declare class IndexedDbStore implements RawStore {
   /** Deletes the database (every record and the device key); close it first. */
   static destroy(name?: string): Promise<void>;
   get(key: string): Promise<Uint8Array | undefined>;
+  getMany(keys: string[]): Promise<(Uint8Array | undefined)[]>;
   write(ops: StoreOp[]): Promise<void>;
   getKey(name: string): Promise<CryptoKey | undefined>;
   putKey(name: string, key: CryptoKey): Promise<void>;
@@ -20,6 +21,7 @@ export declare class IndexedDbStore implements RawStore {
 export declare class MemoryStore implements RawStore {
   constructor();
   get(key: string): Promise<Uint8Array | undefined>;
+  getMany(keys: string[]): Promise<(Uint8Array | undefined)[]>;
   write(ops: StoreOp[]): Promise<void>;
   getKey(name: string): Promise<CryptoKey | undefined>;
   putKey(name: string, key: CryptoKey): Promise<void>;

@@ -54,6 +54,19 @@ export class IndexedDbStore {
     return value === undefined ? undefined : new Uint8Array(value);
   }
 
+  /** The values of many keys, in order, read in one transaction. */
+  getMany(keys) {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction("records", "readonly");
+      const records = tx.objectStore("records");
+      const requests = keys.map((key) => records.get(key));
+      tx.oncomplete = () =>
+        resolve(requests.map((r) => (r.result === undefined ? undefined : new Uint8Array(r.result))));
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"));
+    });
+  }
+
   /** Applies every operation in one transaction: all of them, or (on any error) none. */
   write(ops) {
     return new Promise((resolve, reject) => {
@@ -103,6 +116,13 @@ export class MemoryStore {
   async get(key) {
     const value = this.map.get(key);
     return value === undefined ? undefined : new Uint8Array(value);
+  }
+
+  async getMany(keys) {
+    return keys.map((key) => {
+      const value = this.map.get(key);
+      return value === undefined ? undefined : new Uint8Array(value);
+    });
   }
 
   async write(ops) {

@@ -55,6 +55,8 @@ export interface SecureChatError extends Error {
 export interface RawStore {
   get(key: string): Promise<Uint8Array | undefined>;
   write(ops: StoreOp[]): Promise<void>;
+  /** Optional: the values of many keys at once (one transaction), in order. */
+  getMany?(keys: string[]): Promise<(Uint8Array | undefined)[]>;
   getKey?(name: string): Promise<CryptoKey | undefined>;
   putKey?(name: string, key: CryptoKey): Promise<void>;
   deleteKey?(name: string): Promise<void>;
@@ -128,6 +130,19 @@ extern "C" {
 
     #[wasm_bindgen(method, catch)]
     fn write(this: &JsRawStore, ops: Array) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = getMany)]
+    fn get_many_js(this: &JsRawStore, keys: Array) -> Result<Promise, JsValue>;
+}
+
+fn bytes_or_none(value: JsValue) -> Result<Option<Vec<u8>>, StoreError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    let bytes = value
+        .dyn_into::<Uint8Array>()
+        .map_err(|_| StoreError("a store must give a Uint8Array or undefined".into()))?;
+    Ok(Some(bytes.to_vec()))
 }
 
 /// [`Store`] over a JavaScript object.
@@ -160,13 +175,35 @@ impl Store for JsStore {
         let value: JsValue = JsFuture::from(promise)
             .await
             .map_err(|e| StoreError(js_message(&e)))?;
-        if value.is_undefined() || value.is_null() {
-            return Ok(None);
+        bytes_or_none(value)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let has = Reflect::has(&self.0, &JsValue::from_str("getMany")).unwrap_or(false);
+        if !has {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.get(key).await?);
+            }
+            return Ok(out);
         }
-        let bytes = value
-            .dyn_into::<Uint8Array>()
-            .map_err(|_| StoreError("store.get must give a Uint8Array or undefined".into()))?;
-        Ok(Some(bytes.to_vec()))
+        let array: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+        let promise = self
+            .0
+            .get_many_js(array)
+            .map_err(|e| StoreError(js_message(&e)))?;
+        let values: JsValue = JsFuture::from(promise)
+            .await
+            .map_err(|e| StoreError(js_message(&e)))?;
+        let values: Array = values
+            .dyn_into()
+            .map_err(|_| StoreError("store.getMany must give an array".into()))?;
+        if values.length() as usize != keys.len() {
+            return Err(StoreError(
+                "store.getMany gave the wrong number of values".into(),
+            ));
+        }
+        values.iter().map(bytes_or_none).collect()
     }
 
     async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {

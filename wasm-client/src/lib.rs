@@ -32,6 +32,8 @@
 //! ```
 
 pub mod api;
+#[doc(hidden)]
+pub mod bench_support;
 #[cfg(target_family = "wasm")]
 pub mod bindings;
 mod client;

@@ -27,7 +27,9 @@ const WASM_BENCH_DIR: &str = "wasm";
 
 pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     let (scope, rest) = match args.split_first() {
-        Some((s, rest)) if s == "crypto" || s == "relay" || s == "all" => (s.as_str(), rest),
+        Some((s, rest)) if s == "crypto" || s == "relay" || s == "client" || s == "all" => {
+            (s.as_str(), rest)
+        }
         _ => ("all", args),
     };
     let extra: &[String] = match rest.split_first() {
@@ -38,7 +40,7 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     let mut times = Vec::new();
     warn_about_rustflags();
 
-    if scope != "relay" {
+    if scope == "crypto" || scope == "all" {
         let benches = criterion_benches(&ctx.root.join("crypto-core/benches"))?;
         if benches.is_empty() {
             bail!(
@@ -67,7 +69,14 @@ pub(crate) fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
         times.push(("wasm vs native".to_owned(), t.elapsed()));
     }
 
-    if scope != "crypto" {
+    if scope == "client" || scope == "all" {
+        header("wasm-client: native and headless Chromium");
+        let t = Instant::now();
+        bench_client(ctx)?;
+        times.push(("wasm-client".to_owned(), t.elapsed()));
+    }
+
+    if scope == "relay" || scope == "all" {
         header("relay load generator");
         let t = Instant::now();
         let relay_args: &[String] = if scope == "relay" { extra } else { &[] };
@@ -303,6 +312,104 @@ fn wasm_report(native: (f64, f64), wasm: (f64, f64)) -> String {
 }
 
 /// Prints `target/bench-*.txt` files (ratio tables) written since `since`.
+/// `cargo xtask bench client`: the workloads of `wasm_client::bench_support`, natively
+/// (`cargo bench -p wasm-client --bench client`) and in headless Chromium (the release build of
+/// `wasm-client/tests/bench_browser.rs`, against a relay for the cold start), side by side in
+/// `target/bench-client.txt` with the goals of issue #11.
+fn bench_client(ctx: &Ctx) -> Result<()> {
+    exec(&mut ctx.cargo_with(&["bench", "-p", "wasm-client", "--bench", "client"]))?;
+    let native = std::fs::read_to_string(ctx.target_dir().join("bench-client-native.txt"))
+        .context("the native bench wrote no report")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let page = format!("127.0.0.1:{port}");
+    let origin = format!("http://{page}");
+    let relay = crate::package::TestRelay::start(ctx, &[("SECURECHAT_ALLOWED_ORIGINS", &origin)])?;
+    let mut cmd = ctx.cargo_with(&[
+        "test",
+        "--release",
+        "-p",
+        "wasm-client",
+        "--target",
+        WASM_TARGET,
+        "--test",
+        "bench_browser",
+    ]);
+    cmd.args(["--", "--nocapture"])
+        .env("WASM_BINDGEN_USE_BROWSER", "1")
+        .env("WASM_BINDGEN_TEST_ADDRESS", &page)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+        .env("SECURECHAT_BENCH", "1")
+        .env("SECURECHAT_TEST_RELAY_URL", &relay.url);
+    if std::env::var_os("CHROMEDRIVER").is_none()
+        && let Some(driver) = tools::chromedriver()
+    {
+        cmd.env("CHROMEDRIVER", driver);
+    }
+    let browser = exec_capture(&mut cmd)?;
+    drop(relay);
+    let value = |text: &str, prefix: &str, name: &str| -> Option<f64> {
+        text.lines().find_map(|l| {
+            let l = l.trim().strip_prefix(prefix)?;
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    };
+    let rows = [
+        (
+            "1 KiB message, encrypt + decrypt",
+            "message_1k_ms",
+            "browser ÷ native ≤ 3",
+        ),
+        (
+            "10,000 messages written (sealed, batches of 100)",
+            "write_10000_ms",
+            "≤ 2,000 ms in Chromium",
+        ),
+        (
+            "last 50 messages read",
+            "read_last_50_ms",
+            "≤ 50 ms in Chromium",
+        ),
+        (
+            "unlock the store (Argon2id 19 MiB, 2 passes)",
+            "unlock_ms",
+            "(cost of the password)",
+        ),
+        (
+            "cold start: open + unlock + connect",
+            "cold_start_ms",
+            "≤ 300 ms in Chromium",
+        ),
+    ];
+    let mut out = String::from(
+        "wasm-client, native (IndexedDB's baseline: the sealed store in memory) and headless \
+         Chromium (IndexedDB), same run\n\n| workload | native ms | Chromium ms | ratio | goal |\n\
+         | --- | ---: | ---: | ---: | --- |\n",
+    );
+    for (label, key, goal) in rows {
+        let n = value(&native, "", key);
+        let b = value(&browser, "BENCH ", key);
+        let show = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.3}"));
+        let ratio = match (n, b) {
+            (Some(n), Some(b)) if n > 0.0 => format!("{:.2}", b / n),
+            _ => "—".to_owned(),
+        };
+        out.push_str(&format!(
+            "| {label} | {} | {} | {ratio} | {goal} |\n",
+            show(n),
+            show(b)
+        ));
+    }
+    out.push_str(
+        "\nThe cold start leaves out instantiating the wasm module (the test page has done it \
+         before the test runs).\n",
+    );
+    std::fs::write(ctx.target_dir().join("bench-client.txt"), &out)?;
+    Ok(())
+}
+
 fn print_reports(ctx: &Ctx, since: SystemTime) -> Result<()> {
     let dir = ctx.target_dir();
     let Ok(entries) = std::fs::read_dir(&dir) else {

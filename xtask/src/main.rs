@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask test                      everything CI runs (.ci/run), fail fast
-//! cargo xtask bench [crypto|relay|all] [-- ARGS]   criterion benches, relay load generator
+//! cargo xtask bench [crypto|relay|client|all] [-- ARGS]   benches, relay load, wasm-client
 //! cargo xtask fuzz [TARGET] [--seconds N]    cargo-fuzz targets of crypto-core, N s each
 //! cargo xtask flaky [SUITE ...] [--runs N] [--load]   relay suites N times in a row
 //! cargo xtask run [-- ARGS]             build and start the relay server
@@ -33,7 +33,7 @@ Commands:
                                and wasm-client in headless Chromium. This is what CI runs.
                                --only: the tools step, then only the steps whose name
                                contains WORDS (e.g. --only Chromium).
-  bench [crypto|relay|all] [-- ARGS]
+  bench [crypto|relay|client|all] [-- ARGS]
                                crypto: the criterion benches of crypto-core (one `cargo bench
                                --bench NAME` per file in crypto-core/benches), then wasm vs
                                native; ARGS are passed to every bench binary.
@@ -42,7 +42,10 @@ Commands:
                                p99 at 10,000/s, loss, 10,000 idle WebSockets, actix-ws echo
                                baseline) into target/bench-relay.txt; ARGS: --seconds S,
                                --rate R, --rate-seconds S, --pairs N, --window N, --idle N,
-                               --no-postgres. all (default): both, ARGS to criterion only.
+                               --no-postgres. client: wasm-client natively and in headless
+                               Chromium (1 KiB message, IndexedDB history, cold start) into
+                               target/bench-client.txt. all (default): everything, ARGS to
+                               criterion only.
   fuzz [TARGET] [--seconds N]  Run each cargo-fuzz target of crypto-core/fuzz (or only TARGET)
                                for N seconds (default 30). Installs cargo-fuzz if missing and
                                needs a nightly toolchain.

@@ -139,13 +139,14 @@ impl<T: Transport, S: Store> Client<T, S> {
             .unwrap_or_default();
         let end = before.map_or(summary.count, |b| b.min(summary.count));
         let start = end.saturating_sub(limit.min(MAX_PAGE));
-        let mut out = Vec::new();
-        for i in start..end {
-            if let Some(m) = self.store.get::<Message>(&format!("msg:{key}:{i}")).await? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        let names: Vec<String> = (start..end).map(|i| format!("msg:{key}:{i}")).collect();
+        Ok(self
+            .store
+            .get_many::<Message>(&names)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// Marks a conversation read.

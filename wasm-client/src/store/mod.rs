@@ -39,6 +39,21 @@ pub trait Store {
 
     /// Applies `ops` atomically, in order.
     fn write(&self, ops: Vec<StoreOp>) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// The values of `keys`, in order. Stores that can read many records at once (one
+    /// IndexedDB transaction) should override this; the default reads them one by one.
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.get(key).await?);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// A store in memory (tests; ephemeral sessions). Clones share the same map, so a test can

@@ -452,6 +452,29 @@ impl<S: Store> SealedStore<S> {
             .map_err(|e| ClientError::StoreCorrupted(format!("record {logical}: {e}")))
     }
 
+    /// Records `logicals`, decoded from JSON, read together (one transaction where the store
+    /// can); a missing record is `None`.
+    pub async fn get_many<T: DeserializeOwned>(
+        &self,
+        logicals: &[String],
+    ) -> Result<Vec<Option<T>>> {
+        let names: Vec<String> = logicals.iter().map(|l| self.record_name(l)).collect();
+        let stored = self.raw.get_many(&names).await.map_err(storage)?;
+        let mut out = Vec::with_capacity(stored.len());
+        for (logical, value) in logicals.iter().zip(stored) {
+            out.push(match value {
+                Some(v) => {
+                    let bytes = self.open_value(logical, &v)?;
+                    Some(serde_json::from_slice(&bytes).map_err(|e| {
+                        ClientError::StoreCorrupted(format!("record {logical}: {e}"))
+                    })?)
+                }
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
     /// A new write batch; nothing is stored until [`Batch::commit`].
     #[must_use]
     pub fn batch(&self) -> Batch<'_, S> {
