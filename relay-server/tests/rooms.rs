@@ -669,6 +669,133 @@ async fn joined_members_are_in_contact(relay: &TestRelay) {
     wc.close().await;
 }
 
+/// `blocker` blocks the user with ms_id `blocked_ms_id`.
+async fn block(relay: &TestRelay, blocker: &User, blocked_ms_id: &str) {
+    let resp = post(
+        relay,
+        blocker,
+        "/api/v1/blocks",
+        Some(json!({ "ms_id": blocked_ms_id })),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 204);
+}
+
+/// A block between B and C (by C when `c_blocks`, else by B) keeps their room envelopes apart
+/// both ways: a room send stores no copy for the other's devices, while A and the sender's own
+/// other device get theirs and the sender gets `accepted`.
+async fn room_send_respects_block(relay: &TestRelay, c_blocks: bool) {
+    let t = trio(relay).await;
+    if c_blocks {
+        block(relay, &t.c, "bob").await;
+    } else {
+        block(relay, &t.b, "carol").await;
+    }
+    let (mut a1, _) = open_drained(relay, &t.a, t.a1).await;
+
+    // B sends: A's devices and B's other device get it, C's device nothing.
+    let (mut b1, _) = open_drained(relay, &t.b, t.b1).await;
+    b1.send_room("from-b", t.room, b"bob to the room").await;
+    let accepted = b1.expect("accepted").await;
+    assert_eq!(accepted["id"], "from-b");
+    assert_eq!(accepted["room"], t.room);
+    let env = a1.expect("envelope").await;
+    assert_eq!(env["id"], "from-b");
+    assert_eq!(env["from_user"], t.b.id);
+    assert_eq!(rows(relay, Some(t.a2)).await, 1);
+    assert_eq!(rows(relay, Some(t.b2)).await, 1);
+    assert_eq!(rows(relay, Some(t.c1)).await, 0);
+    // Committed before `accepted`: a fresh connection of C's device finds nothing queued.
+    let (c1, backlog) = open_drained(relay, &t.c, t.c1).await;
+    assert!(backlog.is_empty(), "C got B's room envelope: {backlog:?}");
+    c1.close().await;
+    b1.close().await;
+
+    // C sends: A's devices get it, B's devices nothing.
+    let (mut c1, _) = open_drained(relay, &t.c, t.c1).await;
+    c1.send_room("from-c", t.room, b"carol to the room").await;
+    let accepted = c1.expect("accepted").await;
+    assert_eq!(accepted["id"], "from-c");
+    let env = a1.expect("envelope").await;
+    assert_eq!(env["id"], "from-c");
+    assert_eq!(env["from_user"], t.c.id);
+    assert_eq!(rows(relay, Some(t.a2)).await, 2);
+    let (b1, backlog) = open_drained(relay, &t.b, t.b1).await;
+    assert!(backlog.is_empty(), "B got C's room envelope: {backlog:?}");
+    let (b2, backlog) = open_drained(relay, &t.b, t.b2).await;
+    let ids: Vec<&Value> = backlog.iter().map(|e| &e["id"]).collect();
+    assert_eq!(
+        ids,
+        [&json!("from-b")],
+        "B's other device: only B's own send"
+    );
+    for ws in [a1, b1, b2, c1] {
+        ws.close().await;
+    }
+}
+
+async fn room_send_skips_who_blocked_the_sender(relay: &TestRelay) {
+    room_send_respects_block(relay, true).await;
+}
+
+async fn room_send_skips_whom_the_sender_blocked(relay: &TestRelay) {
+    room_send_respects_block(relay, false).await;
+}
+
+/// The ms_ids in `who`'s view of the room's member list, and every device id listed.
+async fn member_view(relay: &TestRelay, who: &User, room: i64) -> (Vec<String>, Vec<i64>) {
+    let resp = get(relay, who, &format!("/api/v1/rooms/{room}/members")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let members = body["members"].as_array().unwrap();
+    let ms_ids = members
+        .iter()
+        .map(|m| m["ms_id"].as_str().unwrap().to_owned())
+        .collect();
+    let devices = members
+        .iter()
+        .flat_map(|m| m["devices"].as_array().unwrap().clone())
+        .map(|d| d.as_i64().unwrap())
+        .collect();
+    (ms_ids, devices)
+}
+
+/// The member list hides a user blocked either way (ms_id and devices); everyone else sees the
+/// whole list, and lifting the block shows them again.
+async fn members_hide_blocked(relay: &TestRelay) {
+    let t = trio(relay).await;
+    let all = ["alice", "bob", "carol"];
+    let (names, mut devices) = member_view(relay, &t.b, t.room).await;
+    assert_eq!(names, all);
+    devices.sort_unstable();
+    let mut every = vec![t.a1, t.a2, t.b1, t.b2, t.c1];
+    every.sort_unstable();
+    assert_eq!(devices, every);
+
+    for (blocker, blocked_ms_id) in [(&t.c, "bob"), (&t.b, "carol")] {
+        block(relay, blocker, blocked_ms_id).await;
+        let (names, devices) = member_view(relay, &t.b, t.room).await;
+        assert_eq!(names, ["alice", "bob"], "B's view");
+        assert_eq!(devices, [t.a1, t.a2, t.b1, t.b2], "B's view");
+        let (names, devices) = member_view(relay, &t.c, t.room).await;
+        assert_eq!(names, ["alice", "carol"], "C's view");
+        assert_eq!(devices, [t.a1, t.a2, t.c1], "C's view");
+        let (names, devices) = member_view(relay, &t.a, t.room).await;
+        assert_eq!(names, all, "A's view");
+        assert_eq!(devices.len(), 5, "A's view");
+        let resp = relay
+            .client()
+            .delete(relay.url(&format!("/api/v1/blocks/{blocked_ms_id}")))
+            .bearer_auth(&blocker.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 204);
+        assert_eq!(member_view(relay, &t.b, t.room).await.0, all);
+        assert_eq!(member_view(relay, &t.c, t.room).await.0, all);
+    }
+}
+
 on_both_backends!(
     lifecycle,
     queue_full_stores_nothing,
@@ -678,4 +805,7 @@ on_both_backends!(
     backlog_duplicates_ack_leave,
     room_send_refusals,
     joined_members_are_in_contact,
+    room_send_skips_who_blocked_the_sender,
+    room_send_skips_whom_the_sender_blocked,
+    members_hide_blocked,
 );

@@ -229,7 +229,8 @@ pub(crate) async fn leave(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The members of a room the caller joined, with the device ids of the joined ones.
+/// The members of a room the caller joined, with the device ids of the joined ones; members
+/// blocked either way with the caller are left out.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "rooms",

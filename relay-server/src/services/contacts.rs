@@ -9,7 +9,8 @@
 //! Being in contact lets a user list the other's devices (`GET /users/{ms_id}/devices`), fetch
 //! their prekey bundles and `send` direct envelopes to their devices
 //! ([`crate::services::delivery`]); it is also who learns of their device changes
-//! (`devices_changed`). Typing indicators, presence and room invitations stay between friends
+//! (`devices_changed`). Room fan-out and room member lists skip users blocked either way
+//! ([`blocked_with`]). Typing indicators, presence and room invitations stay between friends
 //! ([`crate::services::friends::are_friends`]).
 
 use crate::api::error::ApiError;
@@ -31,6 +32,18 @@ pub fn blocked_either_way(conn: &mut DbConnection, a: i64, b: i64) -> Result<boo
         ),
     ))
     .get_result::<bool>(conn)?)
+}
+
+/// The users `user` has blocked or who blocked `user`.
+pub fn blocked_with(conn: &mut DbConnection, user: i64) -> Result<BTreeSet<i64>, ApiError> {
+    let rows: Vec<(i64, i64)> = blocks::table
+        .filter(blocks::blocker_id.eq(user).or(blocks::blocked_id.eq(user)))
+        .select((blocks::blocker_id, blocks::blocked_id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(blocker, blocked)| if blocker == user { blocked } else { blocker })
+        .collect())
 }
 
 /// The rooms `user` joined.
@@ -93,12 +106,6 @@ pub fn contacts_of(conn: &mut DbConnection, user: i64) -> Result<Vec<i64>, ApiEr
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let blocked: Vec<(i64, i64)> = blocks::table
-        .filter(blocks::blocker_id.eq(user).or(blocks::blocked_id.eq(user)))
-        .select((blocks::blocker_id, blocks::blocked_id))
-        .load(conn)?;
-    for (blocker, blocked) in blocked {
-        ids.remove(&if blocker == user { blocked } else { blocker });
-    }
-    Ok(ids.into_iter().collect())
+    let blocked = blocked_with(conn, user)?;
+    Ok(ids.difference(&blocked).copied().collect())
 }

@@ -11,12 +11,14 @@
 //!   ([`ENVELOPE_TTL`]); expired envelopes are never delivered and are pruned.
 //! - A recipient device holds at most [`QUEUE_CAP`] unexpired envelopes (`queue_full`).
 //! - A room send ([`store_room`]) needs a joined sender and stores one copy per device of every
-//!   joined member but the sending device, all or none, under the same rules per copy.
+//!   joined member but the sending device, all or none, under the same rules per copy —
+//!   except the devices of a member who blocked the sender or whom the sender blocked, who get
+//!   no copy (the others still get theirs).
 
 use crate::api::error::ApiError;
 use crate::db::schema::{devices, envelopes, friendships, sessions};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::services::contacts::in_contact;
+use crate::services::contacts::{blocked_with, in_contact};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -396,11 +398,11 @@ pub struct NewRoomEnvelope {
     pub ciphertext: Vec<u8>,
 }
 
-/// One envelope per device of every joined member of the room except the sending device,
-/// stored in one transaction: all of them or (on `queue_full` or an error) none. A repeated
-/// send answers with the envelopes already queued (`fresh: false`) and stores only the copies
-/// for devices that have none (say, a device added since). Returns `(recipient device,
-/// stored)` pairs after the commit.
+/// One envelope per device of every joined member of the room except the sending device and
+/// the devices of members blocked either way with the sender, stored in one transaction: all
+/// of them or (on `queue_full` or an error) none. A repeated send answers with the envelopes
+/// already queued (`fresh: false`) and stores only the copies for devices that have none (say,
+/// a device added since). Returns `(recipient device, stored)` pairs after the commit.
 pub fn store_room(
     conn: &mut DbConnection,
     new: &NewRoomEnvelope,
@@ -419,9 +421,12 @@ pub fn store_room(
             return Err(DeliveryError::NotAMember);
         }
         let targets = crate::services::rooms::joined_devices(conn, new.room)?;
+        // Read in the same transaction as the targets: a block either way keeps the two
+        // users' room envelopes apart.
+        let blocked = blocked_with(conn, new.from_user)?;
         let mut stored = Vec::with_capacity(targets.len());
         for (to_device, to_user) in targets {
-            if to_device == new.from_device {
+            if to_device == new.from_device || blocked.contains(&to_user) {
                 continue;
             }
             if let Some(envelope) = find_queued(conn, new.from_device, &new.client_id, to_device)? {

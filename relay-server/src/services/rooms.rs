@@ -6,9 +6,11 @@
 //! - An invitee joins or declines; a member (invited or joined) may leave at any time. A room
 //!   left by its last member (invitees included) is deleted.
 //! - To anyone who is neither joined nor invited, a room does not exist (`not_found`); the
-//!   member list is for joined members only.
+//!   member list is for joined members only, and leaves out members blocked either way with
+//!   the caller.
 //! - A room envelope is stored once per device of every joined member except the sending
-//!   device, in one transaction ([`crate::services::delivery::store_room`]).
+//!   device and the devices of members blocked either way with the sender, in one
+//!   transaction ([`crate::services::delivery::store_room`]).
 //! - Joined members are in contact with each other ([`crate::services::contacts`]).
 //! - After a change, `rooms_changed` goes to the room's joined members and to the user who was
 //!   invited, declined or left ([`events::rooms_changed`]); creating a room tells the
@@ -17,6 +19,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{devices, room_members, rooms, users};
 use crate::db::{DbConnection, write_transaction};
+use crate::services::contacts::blocked_with;
 use crate::services::friends::are_friends;
 use crate::services::profiles;
 use crate::services::{events, validate};
@@ -334,7 +337,8 @@ pub async fn leave(
     Ok(())
 }
 
-/// The members of a room the caller joined, with the devices of the joined ones.
+/// The members of a room the caller joined, with the devices of the joined ones; a member
+/// blocked either way with the caller is left out.
 pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<Member>, ApiError> {
     state
         .db
@@ -354,9 +358,11 @@ pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<
                     room_members::state,
                 ))
                 .load(conn)?;
+            let blocked = blocked_with(conn, caller)?;
             let devices = joined_devices(conn, room_id)?;
             Ok(rows
                 .into_iter()
+                .filter(|(user_id, ..)| !blocked.contains(user_id))
                 .map(|(user_id, ms_id, display_name, state)| Member {
                     devices: devices
                         .iter()
