@@ -69,7 +69,7 @@ pub(crate) struct ChallengeBody<'a> {
 }
 
 /// The password and, with 2FA on, a current code: what sensitive changes need.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Reauth {
     /// The account password.
     pub password: String,
@@ -98,8 +98,23 @@ pub struct Me {
     pub totp_enabled: bool,
 }
 
+// The password, the code and the TOTP secret never reach a Debug print.
+impl std::fmt::Debug for Reauth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reauth")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpSetup").finish_non_exhaustive()
+    }
+}
+
 /// TOTP setup: the secret for manual entry, its URI and QR code.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 pub struct TotpSetup {
     /// Base32 secret.
     pub secret: String,
@@ -491,4 +506,27 @@ pub(crate) fn segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_leave_out_secrets() {
+        let reauth = Reauth {
+            password: "hunter2 secret".into(),
+            method: Some(SecondFactor::Totp),
+            code: Some("123456".into()),
+        };
+        let setup = TotpSetup {
+            secret: "JBSWY3DPEHPK3PXP".into(),
+            otpauth_uri: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into(),
+            qr_png_base64: "iVBOR".into(),
+        };
+        let printed = format!("{reauth:?} {setup:?}");
+        for secret in ["hunter2", "123456", "JBSWY3DPEHPK3PXP", "iVBOR"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
 }

@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 /// Sessions kept per remote device (the newest is used to send).
 const SESSIONS_PER_DEVICE: usize = 4;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A message waiting to be encrypted (no `Debug`: it holds the plaintext).
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Composed {
     pub(crate) id: String,
     pub(crate) conversation: Conversation,

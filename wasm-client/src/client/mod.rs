@@ -58,7 +58,7 @@ pub enum LoginOutcome {
 }
 
 /// The signed-in state, persisted in the `state` record.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct State {
     user_id: Option<i64>,
     email: Option<String>,
@@ -68,6 +68,17 @@ struct State {
     account: Option<PickleRef>,
     /// Base64 pickle key (32 random bytes) for the crypto-core pickles.
     pickle_key: String,
+}
+
+// The session token and the pickle key never reach a Debug print.
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("user_id", &self.user_id)
+            .field("device_id", &self.device_id)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -900,5 +911,24 @@ impl<T: Transport, S: Store> Client<T, S> {
     #[must_use]
     pub fn should_reconnect(code: Option<u16>) -> bool {
         !matches!(code, Some(4001 | 4004))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_debug_leaves_out_the_token_and_the_pickle_key() {
+        let state = super::State {
+            user_id: Some(7),
+            token: Some("secret-token-abc".into()),
+            pickle_key: "cGlja2xlIGtleQ==".into(),
+            email: Some("ada@example.org".into()),
+            ..super::State::default()
+        };
+        let printed = format!("{state:?}");
+        assert!(printed.contains("user_id: Some(7)"), "{printed}");
+        for secret in ["secret-token-abc", "cGlja2xlIGtleQ==", "ada@example.org"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }
