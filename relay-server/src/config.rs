@@ -97,6 +97,27 @@ pub struct Config {
     )]
     pub ws_heartbeat_secs: u64,
 
+    /// Milliseconds one write to a WebSocket may take (the client not reading: its TCP window
+    /// stays full); a write that takes longer ends the connection and closes its socket.
+    #[arg(long, env = "SECURECHAT_WS_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_write_timeout_ms: u64,
+
+    /// KiB of pushed frames (envelopes, receipts, notices) that may wait for one WebSocket
+    /// connection; a client that falls further behind is disconnected (4003) and gets what it
+    /// missed from its backlog when it reconnects.
+    #[arg(long, env = "SECURECHAT_WS_PUSH_QUEUE_KIB", default_value_t = 8192)]
+    pub ws_push_queue_kib: u64,
+
+    /// Seconds a request body may go without a single byte arriving (uploads, JSON); a body
+    /// that stalls longer is refused with 408 and its connection closed.
+    #[arg(long, env = "SECURECHAT_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// Open HTTP and WebSocket connections allowed from one client address (IPv6: one /64);
+    /// further ones are answered 429 and closed. 0 turns the cap off.
+    #[arg(long, env = "SECURECHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
     /// Seconds a request waits for a database connection from the pool, or for SQLite's write
     /// lock, before it fails with 503.
     #[arg(long, env = "SECURECHAT_DB_WAIT_SECS", default_value_t = 10)]
