@@ -65,7 +65,9 @@ pub struct Config {
     #[arg(long, env = "SECURECHAT_SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u64,
 
-    /// Mark the session cookie `Secure` (set it when serving HTTPS, directly or behind a proxy).
+    /// The relay is reached over HTTPS (behind a TLS proxy; implied by --tls-cert): the session
+    /// cookie is `Secure`, responses carry `Strict-Transport-Security`, and the WebSocket
+    /// accepts the `https://` form of its own origin instead of `http://`.
     #[arg(long, env = "SECURECHAT_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 

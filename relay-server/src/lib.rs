@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod mail;
 pub mod metrics;
+pub mod peer;
 pub mod server;
 pub mod services;
 pub mod state;

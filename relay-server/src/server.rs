@@ -37,8 +37,12 @@ pub enum StartupError {
     Tls(String),
 }
 
-/// Connects the database and the mailer.
-pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+/// Connects the database and the mailer. Serving TLS (`--tls-cert`) implies
+/// `--secure-cookies`: the relay is then reached over HTTPS.
+pub fn build_state(mut config: Config) -> Result<AppState, StartupError> {
+    if config.tls_cert.is_some() {
+        config.secure_cookies = true;
+    }
     if let Some(dir) = &config.web_dir
         && !dir.join("index.html").is_file()
     {
@@ -60,6 +64,8 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         0 => Passwords::default_permits(),
         n => n,
     };
+    let push_queue_bytes =
+        usize::try_from(config.ws_push_queue_kib.saturating_mul(1024)).unwrap_or(usize::MAX);
     let passwords = Arc::new(Passwords::new(
         permits,
         std::time::Duration::from_millis(config.password_hash_wait_ms),
@@ -73,7 +79,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         mailer,
         clock,
         limits,
-        hub: Arc::new(Hub::default()),
+        hub: Arc::new(Hub::with_budget(push_queue_bytes)),
         instance: instance_id(),
         listening: Arc::new(AtomicBool::new(false)),
         metrics,
@@ -94,9 +100,18 @@ fn instance_id() -> u64 {
         ^ u64::from(std::process::id())
 }
 
-/// Security headers on every response (OWASP ASVS V14.4).
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// How long browsers keep to HTTPS once told (`Strict-Transport-Security`): one year.
+const HSTS: &str = "max-age=31536000";
+
+/// Security headers on every response (OWASP ASVS V14.4); HSTS when the relay is reached over
+/// HTTPS (`--tls-cert`, or `--secure-cookies` behind a TLS proxy).
+fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = if https {
+        DefaultHeaders::new().add(("Strict-Transport-Security", HSTS))
+    } else {
+        DefaultHeaders::new()
+    };
+    headers
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
@@ -149,6 +164,12 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
     let web_dir = state.config.web_dir.clone();
     let openapi = web::Data::new(openapi_document());
     let serve_metrics = state.config.metrics;
+    let peers = Arc::new(crate::peer::PeerCounts::new(
+        state.config.max_connections_per_ip,
+    ));
+    let body_read_timeout =
+        std::time::Duration::from_secs(state.config.body_read_timeout_secs.max(1));
+    let https = state.config.secure_cookies;
     let metrics = state.metrics.clone();
     let factory = move || {
         let app = App::new()
@@ -181,8 +202,9 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             None => app,
         };
         let metrics = metrics.clone();
-        app.wrap(cors(&origins))
-            .wrap(security_headers())
+        app.wrap_fn(move |req, srv| api::transport::guard(req, srv, body_read_timeout))
+            .wrap(cors(&origins))
+            .wrap(security_headers(https))
             .wrap_fn(move |req, srv| {
                 let metrics = metrics.clone();
                 let response = srv.call(req);
@@ -203,6 +225,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
             )
     };
     let server = HttpServer::new(factory)
+        .on_connect(crate::peer::on_connect(peers))
         .tcp_nodelay(true)
         .shutdown_timeout(10);
     let server = match tls {

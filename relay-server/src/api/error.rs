@@ -60,8 +60,10 @@ pub enum ErrorCode {
     AlreadyFriends,
     /// A block between the two users forbids it.
     Blocked,
-    /// Too many requests: retry after the `Retry-After` seconds.
+    /// Too many requests (or open connections): retry after the `Retry-After` seconds.
     RateLimited,
+    /// The request body stopped arriving for longer than the relay waits.
+    RequestTimeout,
     /// The request conflicts with the current state (the message says how).
     Conflict,
     /// A browser `Origin` that may not open the WebSocket.
@@ -109,6 +111,7 @@ impl ErrorCode {
             | Conflict | IdentityTaken | TooManyDevices | TooManyPrekeys | DuplicatePrekey
             | StalePrekey => StatusCode::CONFLICT,
             TooManyAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -141,6 +144,7 @@ impl ErrorCode {
         ErrorCode::AlreadyFriends,
         ErrorCode::Blocked,
         ErrorCode::RateLimited,
+        ErrorCode::RequestTimeout,
         ErrorCode::Conflict,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::UnknownDevice,

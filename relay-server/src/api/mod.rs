@@ -10,6 +10,7 @@ pub mod friends;
 pub mod health;
 pub mod profiles;
 pub mod rooms;
+pub mod transport;
 pub mod twofa;
 pub mod ws;
 

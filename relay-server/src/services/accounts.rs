@@ -8,6 +8,8 @@
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{email_codes, login_challenges, ms_id_holds, sessions, users};
+use crate::services::hub::Revoked;
+use crate::services::notify;
 use crate::services::ratelimit::Action;
 use crate::services::twofa::{self, Challenge, SecondFactor};
 use crate::services::{passwords, tokens, validate};
@@ -455,27 +457,36 @@ pub async fn list_sessions(
         .collect())
 }
 
-/// Revokes one of the caller's sessions (`not_found` for anyone else's or an unknown id).
+/// Revokes one of the caller's sessions (`not_found` for anyone else's or an unknown id);
+/// its WebSocket connections close at once, on every relay.
 pub async fn revoke_session(
     state: &AppState,
     user_id: i64,
     session_id: i64,
 ) -> Result<(), ApiError> {
+    let instance = state.instance;
+    let what = Revoked::Session(session_id);
     let deleted = state
         .db
         .run(move |conn| {
-            let n = diesel::delete(
-                sessions::table
-                    .filter(sessions::id.eq(session_id))
-                    .filter(sessions::user_id.eq(user_id)),
-            )
-            .execute(conn)?;
-            Ok::<_, ApiError>(n)
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
+                let n = diesel::delete(
+                    sessions::table
+                        .filter(sessions::id.eq(session_id))
+                        .filter(sessions::user_id.eq(user_id)),
+                )
+                .execute(conn)?;
+                if n > 0 {
+                    notify::announce_revoked(conn, instance, what)?;
+                }
+                Ok(n)
+            })
         })
         .await?;
     if deleted == 0 {
         return Err(ApiError::new(ErrorCode::NotFound, "no such session"));
     }
+    state.hub.revoke(what);
     Ok(())
 }
 
@@ -491,6 +502,11 @@ pub async fn delete_account(
 ) -> Result<(), ApiError> {
     reauthenticate(state, user_id, ip, password, factor).await?;
     let now = state.clock.now();
+    let instance = state.instance;
+    let gone = Revoked::User {
+        user_id,
+        keep: None,
+    };
     let told = state
         .db
         .run(move |conn| {
@@ -505,11 +521,13 @@ pub async fn delete_account(
                 let files = crate::services::attachments::ids_of_owner(conn, user_id)?;
                 diesel::delete(users::table.filter(users::id.eq(user_id))).execute(conn)?;
                 crate::services::profiles::hold_ms_id(conn, &ms_id, user_id, now)?;
+                notify::announce_revoked(conn, instance, gone)?;
                 Ok::<_, ApiError>((told, files))
             })
         })
         .await?;
     let (told, files) = told;
+    state.hub.revoke(gone);
     crate::services::attachments::remove_files(state, &files).await;
     told.announce(state, user_id);
     Ok(())
@@ -570,7 +588,8 @@ impl Departure {
     }
 }
 
-/// Changes the password after checking the current one, and signs out every other session.
+/// Changes the password after checking the current one, and signs out every other session
+/// (their WebSocket connections close at once).
 pub async fn change_password(
     state: &AppState,
     user_id: i64,
@@ -589,6 +608,11 @@ pub async fn change_password(
     require_second_factor_if_enabled(state, &account, factor).await?;
     let now = state.clock.now();
     let hash = state.passwords.hash(new_password).await?;
+    let instance = state.instance;
+    let signed_out = Revoked::User {
+        user_id,
+        keep: Some(current_session),
+    };
     state
         .db
         .run(move |conn| {
@@ -608,10 +632,13 @@ pub async fn change_password(
                 )
                 .execute(conn)?;
                 twofa::log_event(conn, user_id, "password_changed", now)?;
+                notify::announce_revoked(conn, instance, signed_out)?;
                 Ok(())
             })
         })
-        .await
+        .await?;
+    state.hub.revoke(signed_out);
+    Ok(())
 }
 
 /// Changes the e-mail address after checking the password (and, with 2FA on, a current code);
@@ -663,13 +690,21 @@ pub async fn change_email(
     })
 }
 
-/// Ends the session making the request.
+/// Ends the session making the request; its WebSocket connections close at once.
 pub async fn logout(state: &AppState, session_id: i64) -> Result<(), ApiError> {
+    let instance = state.instance;
+    let what = Revoked::Session(session_id);
     state
         .db
         .run(move |conn| {
-            diesel::delete(sessions::table.filter(sessions::id.eq(session_id))).execute(conn)?;
-            Ok::<_, ApiError>(())
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
+                diesel::delete(sessions::table.filter(sessions::id.eq(session_id)))
+                    .execute(conn)?;
+                notify::announce_revoked(conn, instance, what)?;
+                Ok(())
+            })
         })
-        .await
+        .await?;
+    state.hub.revoke(what);
+    Ok(())
 }

@@ -27,7 +27,8 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::schema::{devices, one_time_prekeys, signed_prekeys};
 use crate::db::{DbConnection, write_transaction};
-use crate::services::{contacts, profiles, validate};
+use crate::services::hub::Revoked;
+use crate::services::{contacts, notify, profiles, validate};
 use crate::state::AppState;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -377,24 +378,32 @@ pub async fn list_own(state: &AppState, caller: i64) -> Result<Vec<OwnDevice>, A
         .await
 }
 
-/// Removes one of the caller's devices, with its prekeys and queued envelopes (cascade).
+/// Removes one of the caller's devices, with its prekeys and queued envelopes (cascade); its
+/// WebSocket connection closes at once, on every relay.
 pub async fn delete(state: &AppState, caller: i64, device_id: i64) -> Result<(), ApiError> {
+    let instance = state.instance;
+    let what = Revoked::Device(device_id);
     let deleted = state
         .db
         .run(move |conn| {
-            Ok::<_, ApiError>(
-                diesel::delete(
+            write_transaction::<_, ApiError, _>(conn, |conn| {
+                let n = diesel::delete(
                     devices::table
                         .filter(devices::id.eq(device_id))
                         .filter(devices::user_id.eq(caller)),
                 )
-                .execute(conn)?,
-            )
+                .execute(conn)?;
+                if n > 0 {
+                    notify::announce_revoked(conn, instance, what)?;
+                }
+                Ok(n)
+            })
         })
         .await?;
     if deleted == 0 {
         return Err(no_such_device());
     }
+    state.hub.revoke(what);
     crate::services::events::devices_changed_now(state, caller).await;
     Ok(())
 }
