@@ -237,8 +237,10 @@ impl Relay {
             }
         };
         let outbox = std::env::temp_dir().join(unique("sc_bench_outbox"));
-        // The relay needs one descriptor per connection: raise its soft limit to the hard one.
-        // Port 0: the relay binds a port the OS picks and prints it.
+        // The relay needs two descriptors per connection (the socket and the duplicate it keeps
+        // to shut down a stalled peer): raise its soft limit to the hard one. Every client
+        // comes from 127.0.0.1: no per-address connection cap. Port 0: the relay binds a port
+        // the OS picks and prints it.
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
@@ -249,6 +251,8 @@ impl Relay {
             .arg(&database_url)
             .arg("--mail-url")
             .arg(format!("file://{}", outbox.display()))
+            .arg("--max-connections-per-ip")
+            .arg("0")
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_LOG", "warn")
             .stdout(Stdio::piped())
