@@ -1,0 +1,371 @@
+// End-to-end test of the web app in headless Chromium (playwright-core + Debian's chromium,
+// no browser download) against a real relay process: SQLite and blobs in a temporary folder,
+// mail to an outbox folder, the built app served with --web-dir.
+//
+//   RELAY_BIN=target/debug/securechat-relay node e2e/run.mjs
+//
+// A and B sign up in two browser contexts, B adds A by ms_id, A accepts, they write both ways
+// (ticks), A reloads and unlocks to read the history, B reloads remembered, A turns on TOTP
+// with the secret read from the screen, logs out and back in with a code. Then the relay's
+// database and blob folder are scanned for the plaintexts. Screenshots of every screen, light
+// and dark, wide and narrow, go to SCREENSHOTS (default web/test-results/screenshots).
+
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const here = new URL(".", import.meta.url).pathname;
+const webDir = resolve(here, "..");
+const dist = resolve(webDir, "dist");
+const shots = resolve(process.env.SCREENSHOTS ?? join(webDir, "test-results", "screenshots"));
+const relayBin = process.env.RELAY_BIN;
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const FIRST_SCREEN_BUDGET_MS = 1000;
+
+if (!relayBin || !existsSync(relayBin)) throw new Error(`RELAY_BIN must name the relay binary (got ${relayBin})`);
+if (!existsSync(join(dist, "index.html"))) throw new Error(`build the app first: ${dist}/index.html is missing`);
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function log(text) {
+  console.log(`e2e: ${text}`);
+}
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30 s), from a base32 secret as the settings screen shows it. */
+export function totp(secret, step) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/[\s=]/gu, "").toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${c}`);
+    bits += v.toString(2).padStart(5, "0");
+  }
+  const key = Buffer.from(bits.match(/.{8}/gu).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(code).padStart(6, "0");
+}
+
+const currentStep = () => Math.floor(Date.now() / 1000 / 30);
+
+function startRelay(dir) {
+  return new Promise((resolveStart, reject) => {
+    const child = spawn(
+      relayBin,
+      [
+        "--database-url",
+        `sqlite://${join(dir, "relay.db")}`,
+        "--mail-url",
+        `file://${join(dir, "outbox")}`,
+        "--blob-dir",
+        join(dir, "blobs"),
+        "--web-dir",
+        dist,
+      ],
+      {
+        env: {
+          ...process.env,
+          SECURECHAT_LISTEN: "127.0.0.1:0",
+          SECURECHAT_DISABLE_RATE_LIMITS: "true",
+          SECURECHAT_LOG: "warn",
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error("the relay did not start within 120 s"));
+    }, 120_000);
+    let buffered = "";
+    child.stdout.on("data", (chunk) => {
+      buffered += chunk.toString();
+      const match = /SecureChat relay listening on (\S+)/u.exec(buffered);
+      if (match) {
+        clearTimeout(timer);
+        resolveStart({ child, url: match[1] });
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the relay exited early (${code})`));
+    });
+  });
+}
+
+function filesUnder(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+// Every screen in four looks: light and dark, wide and narrow.
+const LOOKS = [
+  { scheme: "light", width: 1280, height: 800, tag: "light-wide" },
+  { scheme: "dark", width: 1280, height: 800, tag: "dark-wide" },
+  { scheme: "light", width: 390, height: 844, tag: "light-narrow" },
+  { scheme: "dark", width: 390, height: 844, tag: "dark-narrow" },
+];
+const shotNames = [];
+
+async function shoot(page, name, beforeNarrow) {
+  const size = page.viewportSize();
+  for (const look of LOOKS) {
+    await page.emulateMedia({ colorScheme: look.scheme });
+    await page.setViewportSize({ width: look.width, height: look.height });
+    if (look.width < 720 && beforeNarrow) await beforeNarrow();
+    await page.waitForTimeout(50); // one frame for the layout and the theme to settle
+    const file = join(shots, `${name}-${look.tag}.png`);
+    await page.screenshot({ path: file });
+    shotNames.push(file);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  if (size) await page.setViewportSize(size);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario
+
+const PASSWORD_A = "correct horse battery staple";
+const PASSWORD_B = "purple elephant juggles quietly";
+const TEXTS = {
+  aToB: "Hello Bob, it is Ada. The quokka sings at dawn 🦘",
+  bToA: "Hi Ada! Bob here: meet at the lighthouse 42",
+  bMultiline: "first line of the zebra plan\nsecond line of the zebra plan",
+  aAfterLogin: "Back with a second factor: marmalade protocol",
+};
+
+async function signUp(page, { email, name, msId, password, remember }) {
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Display name").fill(name);
+  await page.getByLabel("ms_id", { exact: true }).fill(msId);
+  await page.getByLabel("Password").fill(password);
+  await page.getByText(`@${msId} is available.`).waitFor();
+  await page.getByText(/^(Strong|Very strong|Fair)$/u).waitFor();
+  if (remember) await page.getByLabel(/Remember me/u).check();
+}
+
+async function waitOnline(page) {
+  await page.getByTestId("connection").filter({ hasText: "Online" }).waitFor({ timeout: 60_000 });
+}
+
+async function send(page, text) {
+  const box = page.getByLabel("Message", { exact: true });
+  const lines = text.split("\n");
+  await box.click();
+  for (const [i, line] of lines.entries()) {
+    if (i > 0) await box.press("Shift+Enter");
+    await box.pressSequentially(line, { delay: 0 });
+  }
+  await box.press("Enter");
+}
+
+async function main() {
+  mkdirSync(shots, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), "securechat-web-e2e-"));
+  const { child: relay, url } = await startRelay(dir);
+  log(`relay at ${url}, data in ${dir}`);
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+  const problems = [];
+  try {
+    const contextA = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "light" });
+    const contextB = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "light" });
+    await contextA.grantPermissions(["clipboard-read", "clipboard-write"], { origin: url });
+    const a = await contextA.newPage();
+    const b = await contextB.newPage();
+    for (const [who, page] of [
+      ["A", a],
+      ["B", b],
+    ]) {
+      // Anything the CSP blocks, and any uncaught error, fails the test.
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`${who} console: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => problems.push(`${who} page error: ${e.message}`));
+    }
+
+    // First screen: the log-in form, usable.
+    await a.goto(url);
+    await a.waitForSelector("body[data-ready]");
+    await a.getByRole("button", { name: "Log in" }).waitFor();
+    const ready = Number(await a.evaluate(() => document.body.dataset.ready));
+    console.log(`first screen usable: ${ready} ms (budget ${FIRST_SCREEN_BUDGET_MS} ms)`);
+    if (ready > FIRST_SCREEN_BUDGET_MS) problems.push(`first screen usable after ${ready} ms, over ${FIRST_SCREEN_BUDGET_MS} ms`);
+    await shoot(a, "01-login");
+
+    // A relay error in plain words next to what caused it: a wrong password.
+    await a.getByLabel("E-mail").fill("nobody@example.org");
+    await a.getByLabel("Password").fill("not the password at all");
+    await a.getByRole("button", { name: "Log in", exact: true }).click();
+    await a.locator("#password-error").filter({ hasText: "Wrong e-mail address or password." }).waitFor();
+    await shoot(a, "02-login-error");
+
+    // Sign up A (not remembered) and B (remembered).
+    await signUp(a, { email: "ada@example.org", name: "Ada Lovelace", msId: "ada", password: PASSWORD_A, remember: false });
+    await shoot(a, "03-signup");
+    await a.getByRole("button", { name: "Create account" }).click();
+    await waitOnline(a);
+    await shoot(a, "04-empty-chats");
+
+    await b.goto(url);
+    await b.getByRole("button", { name: "Log in" }).waitFor();
+    await signUp(b, { email: "bob@example.org", name: "Bob Stone", msId: "bob", password: PASSWORD_B, remember: true });
+    // A taken ms_id is explained before sending.
+    await b.getByLabel("ms_id", { exact: true }).fill("ada");
+    await b.getByText("@ada is taken. Try another one.").waitFor();
+    await b.getByLabel("ms_id", { exact: true }).fill("bob");
+    await b.getByText("@bob is available.").waitFor();
+    await b.getByRole("button", { name: "Create account" }).click();
+    await waitOnline(b);
+
+    // B adds A by ms_id (after a typo the relay does not know).
+    await b.getByRole("button", { name: "Friends" }).click();
+    await b.getByLabel("Friend's ms_id").fill("no-such-user");
+    await b.getByRole("button", { name: "Send request" }).click();
+    await b.locator("#add-error").filter({ hasText: "Not found." }).waitFor();
+    await b.getByLabel("Friend's ms_id").fill("ada");
+    await b.getByRole("button", { name: "Send request" }).click();
+    await b.getByText("Request sent to @ada.", { exact: false }).waitFor();
+    await b.getByRole("list", { name: "Outgoing friend requests" }).getByText("Ada Lovelace").waitFor();
+    await shoot(b, "05-friends-outgoing");
+
+    // A sees the request (live), accepts.
+    await a.getByRole("button", { name: /Friends, 1 new request/u }).waitFor({ timeout: 30_000 });
+    await a.getByRole("button", { name: /Friends/u }).click();
+    await a.getByRole("button", { name: "Accept bob" }).waitFor();
+    await shoot(a, "06-friends-incoming");
+    await a.getByRole("button", { name: "Accept bob" }).click();
+    await a.getByRole("list", { name: "Friends" }).getByText("Bob Stone").waitFor();
+    // Presence: B is online.
+    await a.getByRole("list", { name: "Friends" }).getByText("@bob · online").waitFor({ timeout: 30_000 });
+    await shoot(a, "07-friends");
+
+    // A writes to B; the tick reaches "delivered".
+    await a.getByRole("button", { name: "Message bob" }).click();
+    await shoot(a, "08-chat-empty", async () => undefined);
+    await send(a, TEXTS.aToB);
+    const aFirst = a.getByTestId("message").filter({ hasText: TEXTS.aToB });
+    await aFirst.waitFor();
+    await a.locator('[data-testid="message"][data-status="delivered"]').filter({ hasText: TEXTS.aToB }).waitFor({ timeout: 30_000 });
+
+    // B sees it in the list with an unread badge, opens it, answers twice (Shift+Enter).
+    await b.getByRole("button", { name: "Chats" }).click();
+    const convA = b.getByTestId("conv-ada");
+    await convA.getByTestId("unread").filter({ hasText: "1" }).waitFor({ timeout: 30_000 });
+    await shoot(b, "09-chat-list-unread");
+    await convA.click();
+    await b.getByTestId("message").filter({ hasText: TEXTS.aToB }).waitFor();
+    await send(b, TEXTS.bToA);
+    await send(b, TEXTS.bMultiline);
+    await b.locator('[data-testid="message"][data-status="delivered"]').filter({ hasText: "second line of the zebra plan" }).waitFor({ timeout: 30_000 });
+    const multiline = await b.getByTestId("message").filter({ hasText: "zebra" }).locator(".text").innerText();
+    if (multiline !== TEXTS.bMultiline) problems.push(`Shift+Enter: expected two lines, got ${JSON.stringify(multiline)}`);
+    await a.getByTestId("message").filter({ hasText: TEXTS.bToA }).waitFor({ timeout: 30_000 });
+    await a.getByTestId("message").filter({ hasText: "zebra" }).waitFor({ timeout: 30_000 });
+    await shoot(a, "10-chat");
+    await shoot(b, "11-chat-other-side");
+
+    // A reloads: not remembered, so the unlock screen; the history is read from the store.
+    await a.reload();
+    await a.getByRole("heading", { name: "Unlock SecureChat" }).waitFor();
+    await shoot(a, "12-unlock");
+    await a.getByLabel("Password").fill("wrong password entirely");
+    await a.getByRole("button", { name: "Unlock" }).click();
+    await a.locator("#password-error").filter({ hasText: "Wrong password." }).waitFor({ timeout: 30_000 });
+    await a.getByLabel("Password").fill(PASSWORD_A);
+    await a.getByRole("button", { name: "Unlock" }).click();
+    await waitOnline(a);
+    await a.getByTestId("conv-bob").click();
+    for (const text of [TEXTS.aToB, TEXTS.bToA]) await a.getByTestId("message").filter({ hasText: text }).waitFor();
+
+    // B reloads: remembered, opens by itself.
+    await b.reload();
+    await waitOnline(b);
+    await b.getByTestId("conv-ada").waitFor();
+
+    // A turns on TOTP with the secret on screen.
+    await a.getByRole("button", { name: "Settings" }).click();
+    await a.getByRole("button", { name: "Set up authenticator app" }).waitFor();
+    await shoot(a, "13-settings");
+    await a.getByLabel("Your password, to confirm").fill(PASSWORD_A);
+    await a.getByRole("button", { name: "Set up authenticator app" }).click();
+    const secret = await a.getByTestId("totp-secret").getAttribute("data-secret");
+    const shown = (await a.getByTestId("totp-secret").innerText()).replace(/\s+/gu, "");
+    if (!secret || shown !== secret) problems.push(`the secret on screen (${shown}) is not the secret (${secret})`);
+    await shoot(a, "14-totp-setup");
+    // A wrong code is explained next to the field.
+    await a.getByLabel("Code from the app").fill(totp(secret, currentStep() + 20));
+    await a.getByRole("button", { name: "Turn on" }).click();
+    await a.locator("#totp-code-error").waitFor();
+    const activationStep = currentStep();
+    await a.getByLabel("Code from the app").fill(totp(secret, activationStep));
+    await a.getByRole("button", { name: "Turn on" }).click();
+    await a.getByTestId("recovery-codes").waitFor();
+    await a.getByText("Logging in asks for a code").waitFor();
+    await shoot(a, "15-totp-on");
+
+    // Log out, log in again with a TOTP code (of a later step: the relay refuses replays).
+    await a.getByRole("button", { name: "Log out" }).click();
+    await a.getByText("You are logged out.").waitFor();
+    await a.getByLabel("E-mail").fill("ada@example.org");
+    await a.getByLabel("Password").fill(PASSWORD_A);
+    await a.getByRole("button", { name: "Log in", exact: true }).click();
+    await a.getByRole("heading", { name: "Two-step sign-in" }).waitFor({ timeout: 30_000 });
+    await shoot(a, "16-two-factor");
+    while (currentStep() <= activationStep) await a.waitForTimeout(500);
+    await a.getByLabel(/6-digit code/u).fill(totp(secret, currentStep()));
+    await a.getByRole("button", { name: "Confirm" }).click();
+    await waitOnline(a);
+    await a.getByTestId("conv-bob").click();
+    await a.getByTestId("message").filter({ hasText: TEXTS.bToA }).waitFor();
+    await send(a, TEXTS.aAfterLogin);
+    await b.getByTestId("message").filter({ hasText: TEXTS.aAfterLogin }).waitFor({ timeout: 30_000 });
+    await a.locator('[data-testid="message"][data-status="delivered"]').filter({ hasText: TEXTS.aAfterLogin }).waitFor({ timeout: 30_000 });
+    await shoot(a, "17-chat-after-2fa");
+
+    await contextA.close();
+    await contextB.close();
+  } finally {
+    await browser.close();
+    relay.kill("SIGTERM");
+    await new Promise((r) => (relay.exitCode === null ? relay.once("exit", r) : r()));
+  }
+
+  // The relay's database (with its WAL) and blob folder hold none of the plaintexts.
+  const stored = filesUnder(dir).filter((f) => !f.includes(`${join(dir, "outbox")}`));
+  if (!stored.some((f) => f.endsWith("relay.db"))) problems.push("the relay database file was not found");
+  for (const file of stored) {
+    const bytes = readFileSync(file);
+    for (const text of Object.values(TEXTS)) {
+      for (const needle of [text, ...text.split("\n")]) {
+        if (bytes.includes(Buffer.from(needle, "utf8"))) problems.push(`${file} contains the plaintext ${JSON.stringify(needle)}`);
+      }
+    }
+  }
+  log(`scanned ${stored.length} relay files for ${Object.keys(TEXTS).length} plaintexts`);
+  rmSync(dir, { recursive: true, force: true });
+
+  log(`${shotNames.length} screenshots in ${shots}`);
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`e2e problem: ${p}`);
+    process.exit(1);
+  }
+  log("passed");
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
