@@ -39,6 +39,22 @@ describe("conversation list", () => {
     ]);
   });
 
+  it("lists joined rooms without messages, not invitations", () => {
+    const rows = conversationRows(
+      [],
+      [],
+      [
+        { id: 1, name: "Joined", state: "joined", created_at: 0 },
+        { id: 2, name: "Invited", state: "invited", created_at: 0 },
+        { id: 3, name: null, state: "joined", created_at: 0 },
+      ],
+    );
+    expect(rows.map((r) => [r.key, r.title])).toEqual([
+      ["r1", "Joined"],
+      ["r3", "Room 3"],
+    ]);
+  });
+
   it("keeps a conversation with someone who is no longer a friend", () => {
     const rows = conversationRows([[{ user: 9 }, { count: 1, unread: 1, last: msg("x", 1) }]], [], []);
     expect(rows[0]).toMatchObject({ key: "u9", title: "User 9", subtitle: "no longer a friend" });

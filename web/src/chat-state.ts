@@ -7,6 +7,7 @@ import type {
   Conversation,
   ConversationSummary,
   Friend,
+  RoomMember,
   FriendRequests,
   Me,
   Message,
@@ -71,6 +72,20 @@ export function conversationRows(
       });
     }
   }
+  for (const room of rooms) {
+    const key = `r${room.id}`;
+    if (seen.has(key) || room.state !== "joined") continue;
+    seen.add(key);
+    rows.push({
+      key,
+      conversation: { room: room.id },
+      title: room.name ?? `Room ${room.id}`,
+      subtitle: "room",
+      id: room.id,
+      isRoom: true,
+      summary: { count: 0, unread: 0, last: null },
+    });
+  }
   for (const friend of friends) {
     const key = `u${friend.user_id}`;
     if (seen.has(key)) continue;
@@ -122,6 +137,8 @@ export interface ChatSnapshot {
   open: string | null;
   openConversation: Conversation | null;
   messages: Message[];
+  /** The open room's members (names of senders), empty for a friend. */
+  members: RoomMember[];
   /** More history exists before the first loaded message. */
   moreHistory: boolean;
   panel: Panel;
@@ -152,6 +169,7 @@ export class ChatState {
       open: null,
       openConversation: null,
       messages: [],
+      members: [],
       moreHistory: false,
       panel: "chats",
       notices: [],
@@ -212,17 +230,35 @@ export class ChatState {
     this.set({ conversations: await this.client.conversations() });
   }
 
+  /** The open room's member list again (after an invitation, a join or a leave). */
+  async refreshMembers(): Promise<void> {
+    const conversation = this.snapshot.openConversation;
+    if (!conversation || !("room" in conversation)) return;
+    const members = await this.client.roomMembers(conversation.room);
+    if (this.snapshot.open === convKey(conversation)) this.set({ members });
+  }
+
+  /** Creates a room and opens it. */
+  async createRoom(name: string): Promise<void> {
+    const room = await this.client.createRoom(name || undefined);
+    await this.refreshRooms();
+    await this.openConversation({ room: room.id });
+  }
+
   /** Opens a conversation: its latest messages, marked read. */
   async openConversation(conversation: Conversation | null): Promise<void> {
     if (conversation === null) {
-      this.set({ open: null, openConversation: null, messages: [], moreHistory: false });
+      this.set({ open: null, openConversation: null, messages: [], members: [], moreHistory: false });
       return;
     }
     const key = convKey(conversation);
-    this.set({ open: key, openConversation: conversation, messages: [], moreHistory: false, panel: "chats" });
-    const messages = await this.client.history(conversation, PAGE);
+    this.set({ open: key, openConversation: conversation, messages: [], members: [], moreHistory: false, panel: "chats" });
+    const [messages, members] = await Promise.all([
+      this.client.history(conversation, PAGE),
+      "room" in conversation ? this.client.roomMembers(conversation.room) : Promise.resolve([]),
+    ]);
     if (this.snapshot.open !== key) return;
-    this.set({ messages, moreHistory: messages.length === PAGE });
+    this.set({ messages, members, moreHistory: messages.length === PAGE });
     await this.markRead(conversation);
   }
 
@@ -311,6 +347,7 @@ export class ChatState {
         break;
       case "rooms_changed":
         void this.refreshRooms().catch(() => undefined);
+        if (this.snapshot.open === `r${event.room_id}`) void this.refreshMembers().catch(() => undefined);
         break;
       case "key_changed":
         this.notice(

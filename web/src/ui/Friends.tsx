@@ -5,6 +5,7 @@ import type { ChatSnapshot, ChatState } from "../chat-state";
 import { listTime } from "../format";
 import { msIdProblem } from "../rules";
 import { Avatar, ErrorText, Icon, useAction } from "./common";
+import { RoomsCard } from "./Rooms";
 
 function PaneHead({ title, state }: { title: string; state: ChatState }) {
   return (
@@ -174,6 +175,8 @@ export function Friends({ state, chat }: { state: ChatState; chat: ChatSnapshot 
             </ul>
           )}
         </div>
+
+        <RoomsCard state={state} chat={chat} />
       </div>
     </section>
   );

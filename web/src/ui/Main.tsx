@@ -7,6 +7,7 @@ import { convKey, conversationRows, type ChatSnapshot, type ChatState, type Conv
 import { badge, clockTime, listTime, preview, tick, timeline } from "../format";
 import { Avatar, ErrorText, Icon, Logo, useAction, useChat } from "./common";
 import { Friends } from "./Friends";
+import { RoomMembers } from "./Rooms";
 import { Settings } from "./Settings";
 
 const CONNECTION: Record<ConnectionState, string> = {
@@ -49,7 +50,7 @@ function Sidebar({ state, chat, onLogOut }: { state: ChatState; chat: ChatSnapsh
           <Icon name="chat" />
           <span>Chats</span>
         </button>
-        <button type="button" class={chat.panel === "friends" ? "nav active" : "nav"} onClick={() => state.setPanel("friends")} aria-label={incoming ? `Friends, ${incoming} new requests` : "Friends"}>
+        <button type="button" class={chat.panel === "friends" ? "nav active" : "nav"} onClick={() => state.setPanel("friends")} aria-label={incoming ? `Friends, ${incoming} new request${incoming === 1 ? "" : "s"}` : "Friends"}>
           <Icon name="people" />
           <span>Friends</span>
           {incoming ? <span class="badge">{badge(incoming)}</span> : null}
@@ -123,6 +124,7 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
   const row = rows.find((r) => r.key === chat.open);
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  const [showMembers, setShowMembers] = useState(false);
   const items = timeline(chat.messages);
 
   // Follow new messages only while the reader is at the bottom: reading history never jumps.
@@ -147,9 +149,18 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
         <Avatar id={row.id} name={row.title} online={online} />
         <div class="chat-title">
           <h2>{row.title}</h2>
-          <span class="muted">{typing ? "typing…" : row.isRoom ? "Room" : `${row.subtitle}${online ? " · online" : ""}`}</span>
+          <span class="muted">
+            {typing ? "typing…" : row.isRoom ? `Room · ${chat.members.filter((m) => m.state === "joined").length} members` : `${row.subtitle}${online ? " · online" : ""}`}
+          </span>
         </div>
+        {"room" in conversation ? (
+          <button type="button" class="secondary small head-action" aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
+            <Icon name="people" />
+            Members
+          </button>
+        ) : null}
       </header>
+      {"room" in conversation && showMembers ? <RoomMembers state={state} chat={chat} room={conversation.room} /> : null}
       <div
         class="messages"
         ref={scroller}
@@ -174,7 +185,7 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
               <span>{item.label}</span>
             </div>
           ) : (
-            <MessageBubble key={item.key} item={item} />
+            <MessageBubble key={item.key} item={item} sender={row.isRoom && !item.message.outgoing && item.firstOfGroup ? senderName(chat, item.message.from_user) : null} />
           ),
         )}
       </div>
@@ -183,12 +194,21 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
   );
 }
 
-function MessageBubble({ item }: { item: Extract<ReturnType<typeof timeline>[number], { kind: "message" }> }) {
+function senderName(chat: ChatSnapshot, user: number): string {
+  return (
+    chat.members.find((m) => m.user_id === user)?.display_name ??
+    chat.friends.find((f) => f.user_id === user)?.display_name ??
+    `User ${user}`
+  );
+}
+
+function MessageBubble({ item, sender }: { item: Extract<ReturnType<typeof timeline>[number], { kind: "message" }>; sender: string | null }) {
   const { message } = item;
   const t = tick(message.status);
   return (
     <div class={`msg ${message.outgoing ? "out" : "in"}${item.firstOfGroup ? " first" : ""}`} data-testid="message" data-status={message.status}>
       <div class="bubble">
+        {sender ? <span class="sender">{sender}</span> : null}
         <p class="text">{message.attachment ? `📎 ${message.attachment.name}` : message.text}</p>
         <span class="meta">
           {message.unverified_key ? <span class="warn" title="Sent from a new, unverified device">unverified · </span> : null}
