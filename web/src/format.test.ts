@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Message } from "securechat-client";
-import { avatarTone, badge, dayLabel, initials, laterStatus, listTime, preview, tick, timeline } from "./format";
+import { avatarTone, badge, clockTime, dayLabel, fromSeconds, initials, laterStatus, listTime, preview, tick, timeline } from "./format";
 
 function msg(id: string, sentAt: Date, patch: Partial<Message> = {}): Message {
   return {
@@ -9,8 +9,8 @@ function msg(id: string, sentAt: Date, patch: Partial<Message> = {}): Message {
     from_user: 2,
     from_device: 1,
     outgoing: false,
-    sent_at: Math.floor(sentAt.getTime() / 1000),
-    stored_at: Math.floor(sentAt.getTime() / 1000),
+    sent_at: sentAt.getTime(),
+    stored_at: sentAt.getTime(),
     text: `text ${id}`,
     attachment: null,
     reply_to: null,
@@ -24,20 +24,29 @@ const NOW = new Date(2026, 11, 8, 15, 30).getTime(); // Tuesday 8 December 2026,
 
 describe("dayLabel", () => {
   it("names today, yesterday, the last week by weekday, older days by date", () => {
-    const at = (d: number, h = 10) => new Date(2026, 11, d, h).getTime() / 1000;
+    const at = (d: number, h = 10) => new Date(2026, 11, d, h).getTime();
     expect(dayLabel(at(8, 0), NOW, "en-GB")).toBe("Today");
     expect(dayLabel(at(7, 23), NOW, "en-GB")).toBe("Yesterday");
     expect(dayLabel(at(3), NOW, "en-GB")).toBe("Thursday");
     expect(dayLabel(at(1), NOW, "en-GB")).toBe("1 December");
-    expect(dayLabel(new Date(2025, 5, 2).getTime() / 1000, NOW, "en-GB")).toBe("2 June 2025");
+    expect(dayLabel(new Date(2025, 5, 2).getTime(), NOW, "en-GB")).toBe("2 June 2025");
   });
 });
 
 describe("listTime", () => {
   it("shows the clock today and a date otherwise", () => {
-    expect(listTime(new Date(2026, 11, 8, 9, 5).getTime() / 1000, NOW, "en-GB")).toBe("09:05");
-    expect(listTime(new Date(2026, 11, 7, 9, 5).getTime() / 1000, NOW, "en-GB")).toBe("Yesterday");
-    expect(listTime(new Date(2026, 10, 2).getTime() / 1000, NOW, "en-GB")).toBe("2 Nov");
+    expect(listTime(new Date(2026, 11, 8, 9, 5).getTime(), NOW, "en-GB")).toBe("09:05");
+    expect(listTime(new Date(2026, 11, 7, 9, 5).getTime(), NOW, "en-GB")).toBe("Yesterday");
+    expect(listTime(new Date(2026, 10, 2).getTime(), NOW, "en-GB")).toBe("2 Nov");
+  });
+});
+
+describe("message times are milliseconds", () => {
+  it("puts a message sent now on today, at the current clock time", () => {
+    const now = Date.now();
+    expect(dayLabel(now, now)).toBe("Today");
+    expect(clockTime(now, "en-GB")).toBe(new Date(now).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" }));
+    expect(fromSeconds(1_700_000_000)).toBe(1_700_000_000_000);
   });
 });
 
