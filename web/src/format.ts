@@ -1,8 +1,15 @@
 // Formatting and grouping for the views: pure functions, unit-tested (format.test.ts).
+// Times are Unix milliseconds, as messages carry them (`sent_at`); the relay's other times
+// (`created_at`, `since`, …) are Unix seconds: convert them with `fromSeconds`.
 
 import type { Message, MessageStatus } from "securechat-client";
 
 const DAY = 86_400_000;
+
+/** Unix seconds (the relay's `created_at`, `last_used_at`, …) to milliseconds. */
+export function fromSeconds(unixSeconds: number): number {
+  return unixSeconds * 1000;
+}
 
 function startOfDay(ms: number): number {
   const d = new Date(ms);
@@ -11,13 +18,13 @@ function startOfDay(ms: number): number {
 }
 
 /** "14:05" (the user's locale and clock). */
-export function clockTime(unixSeconds: number, locale?: string): string {
-  return new Date(unixSeconds * 1000).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+export function clockTime(ms: number, locale?: string): string {
+  return new Date(ms).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
 }
 
 /** A day separator: "Today", "Yesterday", a weekday within the last week, else a date. */
-export function dayLabel(unixSeconds: number, now: number = Date.now(), locale?: string): string {
-  const day = startOfDay(unixSeconds * 1000);
+export function dayLabel(ms: number, now: number = Date.now(), locale?: string): string {
+  const day = startOfDay(ms);
   const today = startOfDay(now);
   const days = Math.round((today - day) / DAY);
   if (days === 0) return "Today";
@@ -32,10 +39,10 @@ export function dayLabel(unixSeconds: number, now: number = Date.now(), locale?:
 }
 
 /** The time shown in the conversation list: the clock today, else a short date. */
-export function listTime(unixSeconds: number, now: number = Date.now(), locale?: string): string {
-  const day = startOfDay(unixSeconds * 1000);
+export function listTime(ms: number, now: number = Date.now(), locale?: string): string {
+  const day = startOfDay(ms);
   const today = startOfDay(now);
-  if (day === today) return clockTime(unixSeconds, locale);
+  if (day === today) return clockTime(ms, locale);
   if (today - day === DAY) return "Yesterday";
   if (today - day < 7 * DAY) return new Date(day).toLocaleDateString(locale, { weekday: "short" });
   return new Date(day).toLocaleDateString(locale, { day: "numeric", month: "short" });
@@ -55,7 +62,7 @@ export function timeline(messages: readonly Message[], now: number = Date.now(),
   let lastDay = -1;
   let prev: Message | undefined;
   for (const message of messages) {
-    const day = startOfDay(message.sent_at * 1000);
+    const day = startOfDay(message.sent_at);
     if (day !== lastDay) {
       items.push({ kind: "day", key: `day-${day}`, label: dayLabel(message.sent_at, now, locale) });
       lastDay = day;
@@ -65,7 +72,7 @@ export function timeline(messages: readonly Message[], now: number = Date.now(),
       prev === undefined ||
       prev.outgoing !== message.outgoing ||
       prev.from_user !== message.from_user ||
-      message.sent_at - prev.sent_at > 300;
+      message.sent_at - prev.sent_at > 300_000;
     items.push({ kind: "message", key: message.id, message, firstOfGroup });
     prev = message;
   }

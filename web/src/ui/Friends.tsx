@@ -2,7 +2,7 @@
 
 import { useState } from "preact/hooks";
 import type { ChatSnapshot, ChatState } from "../chat-state";
-import { listTime } from "../format";
+import { fromSeconds, listTime } from "../format";
 import { msIdProblem } from "../rules";
 import { Avatar, ErrorText, Icon, useAction } from "./common";
 import { RoomsCard } from "./Rooms";
@@ -27,7 +27,7 @@ function RequestRow({ children, id, name, msId, when }: { children: preact.Compo
       <span class="person-text">
         <strong>{name}</strong>
         <span class="muted">
-          @{msId} · {listTime(when)}
+          @{msId} · {listTime(fromSeconds(when))}
         </span>
       </span>
       <span class="person-actions">{children}</span>

@@ -212,7 +212,7 @@ function MessageBubble({ item, sender }: { item: Extract<ReturnType<typeof timel
         <p class="text">{message.attachment ? `📎 ${message.attachment.name}` : message.text}</p>
         <span class="meta">
           {message.unverified_key ? <span class="warn" title="Sent from a new, unverified device">unverified · </span> : null}
-          <time dateTime={new Date(message.sent_at * 1000).toISOString()}>{clockTime(message.sent_at)}</time>
+          <time dateTime={new Date(message.sent_at).toISOString()}>{clockTime(message.sent_at)}</time>
           {message.outgoing ? (
             <span class={`tick tick-${message.status}`} role="img" aria-label={t.label} title={t.label} data-testid="tick">
               {t.symbol}

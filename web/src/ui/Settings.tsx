@@ -3,7 +3,7 @@
 import type { SessionInfo, TotpSetup } from "securechat-client";
 import { useEffect, useState } from "preact/hooks";
 import type { ChatSnapshot, ChatState } from "../chat-state";
-import { listTime } from "../format";
+import { fromSeconds, listTime } from "../format";
 import { msIdProblem } from "../rules";
 import { ErrorText, Field, useAction } from "./common";
 import { PaneHead } from "./Friends";
@@ -203,7 +203,7 @@ function Sessions({ state }: { state: ChatState }) {
                   {s.user_agent ? s.user_agent.replace(/\s*\(.*$/u, "").slice(0, 60) : "Unknown app"} {s.current ? <span class="tag ok">this device</span> : null}
                 </strong>
                 <span class="muted">
-                  Signed in {listTime(s.created_at)} · last active {listTime(s.last_used_at)}
+                  Signed in {listTime(fromSeconds(s.created_at))} · last active {listTime(fromSeconds(s.last_used_at))}
                 </span>
               </span>
               {s.current ? null : (
