@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { ChatSnapshot, ChatState } from "../chat-state";
 import { fromSeconds, listTime } from "../format";
 import { msIdProblem } from "../rules";
+import { deviceName } from "../session";
 import { ErrorText, Field, useAction } from "./common";
 import { PaneHead } from "./Friends";
 
@@ -200,7 +201,7 @@ function Sessions({ state }: { state: ChatState }) {
             <li class="person" key={s.id}>
               <span class="person-text">
                 <strong>
-                  {s.user_agent ? s.user_agent.replace(/\s*\(.*$/u, "").slice(0, 60) : "Unknown app"} {s.current ? <span class="tag ok">this device</span> : null}
+                  {s.user_agent ? deviceName(s.user_agent) : "Unknown app"} {s.current ? <span class="tag ok">this device</span> : null}
                 </strong>
                 <span class="muted">
                   Signed in {listTime(fromSeconds(s.created_at))} · last active {listTime(fromSeconds(s.last_used_at))}
