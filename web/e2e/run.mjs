@@ -305,6 +305,8 @@ async function main() {
     await b.getByTestId("message").filter({ hasText: TEXTS.aToRoom }).getByText("Ada Lovelace").waitFor();
     await send(b, TEXTS.bToRoom);
     await a.getByTestId("message").filter({ hasText: TEXTS.bToRoom }).waitFor({ timeout: 60_000 });
+    // A message arriving in the open conversation is read at once: no unread badge for it.
+    await a.getByRole("button", { name: "Lighthouse club", exact: true }).waitFor({ timeout: 60_000 });
     await shoot(b, "14-room-chat");
 
     // A reloads: not remembered, so the unlock screen; the history is read from the store.
