@@ -311,7 +311,11 @@ export class ChatState {
         if (this.snapshot.open === key) {
           this.set({ messages: mergeMessage(this.snapshot.messages, message) });
           if (!message.outgoing && document.visibilityState === "visible") {
-            void this.markRead(message.conversation).catch(() => undefined);
+            // Not `markRead`: its summary was read before this message counted.
+            void this.client
+              .markRead(message.conversation)
+              .then(() => this.refreshConversations())
+              .catch(() => undefined);
           }
         }
         if (!message.outgoing) this.stopTyping(message.from_user);

@@ -150,7 +150,7 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
         <div class="chat-title">
           <h2>{row.title}</h2>
           <span class="muted">
-            {typing ? "typing…" : row.isRoom ? `Room · ${chat.members.filter((m) => m.state === "joined").length} members` : `${row.subtitle}${online ? " · online" : ""}`}
+            {typing ? "typing…" : row.isRoom ? membersLabel(chat.members.filter((m) => m.state === "joined").length) : `${row.subtitle}${online ? " · online" : ""}`}
           </span>
         </div>
         {"room" in conversation ? (
@@ -178,7 +178,11 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
             Show earlier messages
           </button>
         ) : null}
-        {items.length === 0 ? <p class="empty-chat muted">No messages yet. Say hello — only the two of you can read it.</p> : null}
+        {items.length === 0 ? (
+          <p class="empty-chat muted">
+            {row.isRoom ? "No messages yet. Only the room's members can read what is written here." : "No messages yet. Say hello — only the two of you can read it."}
+          </p>
+        ) : null}
         {items.map((item) =>
           item.kind === "day" ? (
             <div key={item.key} class="day" role="separator">
@@ -192,6 +196,10 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
       <Composer state={state} chat={chat} key={chat.open} />
     </section>
   );
+}
+
+function membersLabel(joined: number): string {
+  return `Room · ${joined} member${joined === 1 ? "" : "s"}`;
 }
 
 function senderName(chat: ChatSnapshot, user: number): string {
