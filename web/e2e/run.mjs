@@ -12,6 +12,7 @@
 
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { deflateSync } from "node:zlib";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -54,6 +55,45 @@ export function totp(secret, step) {
 }
 
 const currentStep = () => Math.floor(Date.now() / 1000 / 30);
+
+/** A small PNG (a diagonal gradient), made here so that its bytes can be looked for later. */
+function makePng(size) {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = table[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length);
+    head.write(type, 4, "ascii");
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc(Buffer.concat([head.subarray(4), data])));
+    return Buffer.concat([head, data, tail]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < size; y += 1) {
+    const row = Buffer.alloc(1 + size * 3);
+    for (let x = 0; x < size; x += 1) row.set([(x * 255) / size, (y * 255) / size, 160], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+const IMAGE = makePng(64);
 
 function startRelay(dir) {
   return new Promise((resolveStart, reject) => {
@@ -143,6 +183,7 @@ const TEXTS = {
   aAfterLogin: "Back with a second factor: marmalade protocol",
   aToRoom: "Welcome to the lighthouse club, tangerine agenda",
   bToRoom: "Glad to be in the club: walrus minutes attached",
+  imageCaption: "The gradient from the harbour, caption in cipher",
 };
 
 async function signUp(page, { email, name, msId, password, remember }) {
@@ -281,6 +322,17 @@ async function main() {
     if (multiline !== TEXTS.bMultiline) problems.push(`Shift+Enter: expected two lines, got ${JSON.stringify(multiline)}`);
     await a.getByTestId("message").filter({ hasText: TEXTS.bToA }).waitFor({ timeout: 60_000 });
     await a.getByTestId("message").filter({ hasText: "zebra" }).waitFor({ timeout: 60_000 });
+    // An image with a caption: picked, encrypted, uploaded, shown decrypted on the other side.
+    await a.getByLabel("Message", { exact: true }).fill(TEXTS.imageCaption);
+    await a.getByTestId("file-input").setInputFiles({ name: "harbour.png", mimeType: "image/png", buffer: IMAGE });
+    const thumbnail = b.getByRole("img", { name: "harbour.png" });
+    await thumbnail.waitFor({ timeout: 60_000 });
+    const src = await thumbnail.getAttribute("src");
+    if (!src?.startsWith("data:image/png;base64,") || !Buffer.from(src.split(",")[1] ?? "", "base64").equals(IMAGE)) {
+      problems.push("B's thumbnail is not the image A sent");
+    }
+    await b.getByTestId("message").filter({ hasText: TEXTS.imageCaption }).waitFor();
+    await a.getByRole("img", { name: "harbour.png" }).waitFor({ timeout: 60_000 });
     await shoot(a, "10-chat");
     await shoot(b, "11-chat-other-side");
 
@@ -381,8 +433,10 @@ async function main() {
   // The relay's database (with its WAL) and blob folder hold none of the plaintexts.
   const stored = filesUnder(dir).filter((f) => !f.includes(`${join(dir, "outbox")}`));
   if (!stored.some((f) => f.endsWith("relay.db"))) problems.push("the relay database file was not found");
+  if (!stored.some((f) => f.includes(`${join(dir, "blobs")}`))) problems.push("the image's blob was not found");
   for (const file of stored) {
     const bytes = readFileSync(file);
+    if (bytes.includes(IMAGE) || bytes.includes(IMAGE.subarray(33, 33 + 64))) problems.push(`${file} contains the image`);
     for (const text of Object.values(TEXTS)) {
       for (const needle of [text, ...text.split("\n")]) {
         if (bytes.includes(Buffer.from(needle, "utf8"))) problems.push(`${file} contains the plaintext ${JSON.stringify(needle)}`);

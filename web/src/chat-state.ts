@@ -142,11 +142,15 @@ export interface ChatSnapshot {
   /** More history exists before the first loaded message. */
   moreHistory: boolean;
   panel: Panel;
+  /** A file being encrypted and uploaded to the open conversation. */
+  uploading: { name: string; size: number } | null;
   /** Problems not tied to a form (sending, receiving). */
   notices: { id: number; text: string }[];
 }
 
 const PAGE = 50;
+/** The relay takes 25 MiB per blob; encryption adds a little per 64 KiB chunk. */
+export const MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024 - 64 * 1024;
 
 export class ChatState {
   readonly client: SecureChatClient;
@@ -172,6 +176,7 @@ export class ChatState {
       members: [],
       moreHistory: false,
       panel: "chats",
+      uploading: null,
       notices: [],
     };
     client.onEvent((event) => this.onEvent(event));
@@ -299,6 +304,27 @@ export class ChatState {
         : await this.client.sendRoomText(conversation.room, text);
     if (this.snapshot.open === convKey(conversation)) {
       this.set({ messages: mergeMessage(this.snapshot.messages, message) });
+    }
+    await this.refreshConversations();
+  }
+
+  /** Encrypts, uploads and sends a file (with `caption`) to the open conversation. */
+  async sendFile(file: File, caption: string): Promise<void> {
+    const conversation = this.snapshot.openConversation;
+    if (!conversation) return;
+    if (file.size > MAX_ATTACHMENT_BYTES) {
+      throw new Error(`${file.name} is larger than 25 MB, the most one message can carry.`);
+    }
+    this.set({ uploading: { name: file.name, size: file.size } });
+    try {
+      const data = new Uint8Array(await file.arrayBuffer());
+      const reference = await this.client.uploadAttachment(data, file.type || "application/octet-stream", file.name);
+      const message = await this.client.sendAttachment(conversation, reference, caption);
+      if (this.snapshot.open === convKey(conversation)) {
+        this.set({ messages: mergeMessage(this.snapshot.messages, message) });
+      }
+    } finally {
+      this.set({ uploading: null });
     }
     await this.refreshConversations();
   }

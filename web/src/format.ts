@@ -127,3 +127,10 @@ export function preview(message: Message | null, maxChars = 80): string {
   const text = [...line].length > maxChars ? `${[...line].slice(0, maxChars - 1).join("")}…` : line;
   return message.outgoing ? `You: ${text}` : text;
 }
+
+/** "12 KB", "3.4 MB". */
+export function fileSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}

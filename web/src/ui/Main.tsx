@@ -4,7 +4,8 @@
 import type { ConnectionState } from "securechat-client";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { convKey, conversationRows, type ChatSnapshot, type ChatState, type ConversationRow } from "../chat-state";
-import { badge, clockTime, listTime, preview, tick, timeline } from "../format";
+import { badge, clockTime, fileSize, listTime, preview, tick, timeline } from "../format";
+import { AttachmentView } from "./Attachment";
 import { Avatar, ErrorText, Icon, Logo, useAction, useChat } from "./common";
 import { Friends } from "./Friends";
 import { RoomMembers } from "./Rooms";
@@ -125,6 +126,7 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const [showMembers, setShowMembers] = useState(false);
+  const [dropped, setDropped] = useState<File | null>(null);
   const items = timeline(chat.messages);
 
   // Follow new messages only while the reader is at the bottom: reading history never jumps.
@@ -141,7 +143,19 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
   const typing = !row.isRoom && chat.typing.has(row.id);
 
   return (
-    <section class="chat" aria-label={`Conversation with ${row.title}`}>
+    <section
+      class="chat"
+      aria-label={`Conversation with ${row.title}`}
+      onDragOver={(e) => {
+        if (e.dataTransfer?.types.includes("Files")) e.preventDefault();
+      }}
+      onDrop={(e) => {
+        const file = e.dataTransfer?.files[0];
+        if (!file) return;
+        e.preventDefault();
+        setDropped(file);
+      }}
+    >
       <header class="chat-head">
         <button type="button" class="icon-button back" aria-label="Back to conversations" onClick={() => void state.openConversation(null)}>
           <Icon name="back" />
@@ -189,11 +203,11 @@ function ChatView({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
               <span>{item.label}</span>
             </div>
           ) : (
-            <MessageBubble key={item.key} item={item} sender={row.isRoom && !item.message.outgoing && item.firstOfGroup ? senderName(chat, item.message.from_user) : null} />
+            <MessageBubble key={item.key} item={item} state={state} sender={row.isRoom && !item.message.outgoing && item.firstOfGroup ? senderName(chat, item.message.from_user) : null} />
           ),
         )}
       </div>
-      <Composer state={state} chat={chat} key={chat.open} />
+      <Composer state={state} chat={chat} key={chat.open} dropped={dropped} onDroppedTaken={() => setDropped(null)} />
     </section>
   );
 }
@@ -210,14 +224,15 @@ function senderName(chat: ChatSnapshot, user: number): string {
   );
 }
 
-function MessageBubble({ item, sender }: { item: Extract<ReturnType<typeof timeline>[number], { kind: "message" }>; sender: string | null }) {
+function MessageBubble({ item, sender, state }: { item: Extract<ReturnType<typeof timeline>[number], { kind: "message" }>; sender: string | null; state: ChatState }) {
   const { message } = item;
   const t = tick(message.status);
   return (
     <div class={`msg ${message.outgoing ? "out" : "in"}${item.firstOfGroup ? " first" : ""}`} data-testid="message" data-status={message.status}>
       <div class="bubble">
         {sender ? <span class="sender">{sender}</span> : null}
-        <p class="text">{message.attachment ? `📎 ${message.attachment.name}` : message.text}</p>
+        {message.attachment ? <AttachmentView client={state.client} attachment={message.attachment} /> : null}
+        {message.text ? <p class="text">{message.text}</p> : null}
         <span class="meta">
           {message.unverified_key ? <span class="warn" title="Sent from a new, unverified device">unverified · </span> : null}
           <time dateTime={new Date(message.sent_at).toISOString()}>{clockTime(message.sent_at)}</time>
@@ -232,9 +247,34 @@ function MessageBubble({ item, sender }: { item: Extract<ReturnType<typeof timel
   );
 }
 
-function Composer({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
+function Composer({ state, chat, dropped, onDroppedTaken }: { state: ChatState; chat: ChatSnapshot; dropped: File | null; onDroppedTaken: () => void }) {
   const [text, setText] = useState("");
-  const { error, run } = useAction();
+  const { error, setError, run } = useAction();
+  const picker = useRef<HTMLInputElement>(null);
+
+  const sendFile = (file: File) => {
+    const caption = text.trim();
+    setText("");
+    void run(async () => {
+      try {
+        await state.sendFile(file, caption);
+      } catch (e) {
+        setText(caption);
+        if (e instanceof Error && !("code" in e)) {
+          setError({ field: "form", text: e.message });
+          return;
+        }
+        throw e;
+      }
+    });
+  };
+
+  useEffect(() => {
+    if (dropped) {
+      onDroppedTaken();
+      sendFile(dropped);
+    }
+  }, [dropped]);
   const lastTyping = useRef(0);
   const area = useRef<HTMLTextAreaElement>(null);
   const conversation = chat.openConversation;
@@ -275,7 +315,31 @@ function Composer({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
     >
       <ErrorText error={error} field="form" />
       <ErrorText error={error} field="ms_id" />
+      {chat.uploading ? (
+        <div class="uploading" role="status">
+          <span>
+            Encrypting and sending {chat.uploading.name} ({fileSize(chat.uploading.size)})…
+          </span>
+          <progress aria-label={`Sending ${chat.uploading.name}`} />
+        </div>
+      ) : null}
       <div class="composer-row">
+        <input
+          ref={picker}
+          type="file"
+          class="sr-only"
+          tabIndex={-1}
+          aria-hidden="true"
+          data-testid="file-input"
+          onChange={(e) => {
+            const file = e.currentTarget.files?.[0];
+            e.currentTarget.value = "";
+            if (file) sendFile(file);
+          }}
+        />
+        <button type="button" class="icon-button attach" aria-label="Attach a file" disabled={chat.uploading !== null} onClick={() => picker.current?.click()}>
+          <Icon name="clip" />
+        </button>
         <textarea
           ref={area}
           rows={1}
@@ -285,6 +349,13 @@ function Composer({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
           onInput={(e) => {
             setText(e.currentTarget.value);
             typing(e.currentTarget.value);
+          }}
+          onPaste={(e) => {
+            const file = e.clipboardData?.files[0];
+            if (file) {
+              e.preventDefault();
+              sendFile(file);
+            }
           }}
           onKeyDown={(e) => {
             if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -297,7 +368,7 @@ function Composer({ state, chat }: { state: ChatState; chat: ChatSnapshot }) {
           <Icon name="send" />
         </button>
       </div>
-      <p class="composer-hint muted">Enter sends · Shift+Enter for a new line</p>
+      <p class="composer-hint muted">Enter sends · Shift+Enter for a new line · paste or drop a file to send it</p>
     </form>
   );
 }

@@ -140,7 +140,7 @@ export function Logo() {
   );
 }
 
-type IconName = "chat" | "people" | "gear" | "back" | "send" | "logout" | "plus" | "check" | "x" | "lock";
+type IconName = "chat" | "people" | "gear" | "back" | "send" | "logout" | "plus" | "check" | "x" | "lock" | "clip" | "file";
 
 const PATHS: Record<IconName, string> = {
   chat: "M4 5h16v11H8l-4 4z",
@@ -153,6 +153,8 @@ const PATHS: Record<IconName, string> = {
   check: "M5 12l5 5 9-10",
   x: "M6 6l12 12M18 6L6 18",
   lock: "M7 11V8a5 5 0 0 1 10 0v3M5 11h14v9H5z",
+  clip: "M20 11l-8 8a5 5 0 0 1-7-7l8-8a3.5 3.5 0 0 1 5 5l-8 8a2 2 0 0 1-3-3l7-7",
+  file: "M7 3h7l5 5v13H7zM14 3v5h5",
 };
 
 export function Icon({ name }: { name: IconName }) {
