@@ -51,10 +51,15 @@ function Sidebar({ state, chat, onLogOut }: { state: ChatState; chat: ChatSnapsh
           <Icon name="chat" />
           <span>Chats</span>
         </button>
-        <button type="button" class={chat.panel === "friends" ? "nav active" : "nav"} onClick={() => state.setPanel("friends")} aria-label={incoming ? `Friends, ${incoming} new request${incoming === 1 ? "" : "s"}` : "Friends"}>
+        <button type="button" class={chat.panel === "friends" ? "nav active" : "nav"} onClick={() => state.setPanel("friends")}>
           <Icon name="people" />
           <span>Friends</span>
-          {incoming ? <span class="badge">{badge(incoming)}</span> : null}
+          {incoming ? (
+            <span class="badge">
+              {badge(incoming)}
+              <span class="sr-only"> new request{incoming === 1 ? "" : "s"}</span>
+            </span>
+          ) : null}
         </button>
         <button type="button" class={chat.panel === "settings" ? "nav active" : "nav"} onClick={() => state.setPanel("settings")}>
           <Icon name="gear" />
@@ -95,14 +100,16 @@ function ConversationItem({ row, chat, state }: { row: ConversationRow; chat: Ch
         type="button"
         class={active ? "conv active" : "conv"}
         aria-current={active ? "true" : undefined}
-        aria-label={`${row.title}${online ? ", online" : ""}${unread ? `, ${unread} unread` : ""}`}
         onClick={() => void state.openConversation(row.conversation)}
-        data-testid={`conv-${row.subtitle.replace(/^@/u, "")}`}
+        data-testid={row.isRoom ? `conv-room-${row.id}` : `conv-${row.subtitle.replace(/^@/u, "")}`}
       >
         <Avatar id={row.id} name={row.title} online={online} />
         <span class="conv-main">
           <span class="conv-top">
-            <span class="conv-title">{row.title}</span>
+            <span class="conv-title">
+              {row.title}
+              {online ? <span class="sr-only">, online</span> : null}
+            </span>
             {last ? <time class="conv-time">{listTime(last.sent_at)}</time> : null}
           </span>
           <span class="conv-bottom">
@@ -110,6 +117,7 @@ function ConversationItem({ row, chat, state }: { row: ConversationRow; chat: Ch
             {unread ? (
               <span class="badge" data-testid="unread">
                 {badge(unread)}
+                <span class="sr-only"> unread</span>
               </span>
             ) : null}
           </span>
