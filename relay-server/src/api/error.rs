@@ -89,6 +89,9 @@ pub enum ErrorCode {
     DuplicatePrekey,
     /// The new signed prekey's id is not greater than the current one's.
     StalePrekey,
+    /// The action needs a recent sign-in: send the password (and a second-factor code when
+    /// 2FA is on) with the request, or sign in again.
+    ReauthRequired,
 }
 
 impl ErrorCode {
@@ -103,7 +106,7 @@ impl ErrorCode {
             Unauthorized | InvalidCredentials | InvalidChallenge | InvalidCode | CodeExpired
             | CodeReplayed => StatusCode::UNAUTHORIZED,
             TwoFactorRequired => StatusCode::UNAUTHORIZED,
-            CsrfFailed | Blocked | ForbiddenOrigin => StatusCode::FORBIDDEN,
+            CsrfFailed | Blocked | ForbiddenOrigin | ReauthRequired => StatusCode::FORBIDDEN,
             NotFound | UnknownDevice => StatusCode::NOT_FOUND,
             EmailTaken | MsIdUnavailable | DuplicateRequest | AlreadyFriends | TwoFactorState
             | Conflict | IdentityTaken | TooManyDevices | TooManyPrekeys | DuplicatePrekey
@@ -154,6 +157,7 @@ impl ErrorCode {
         ErrorCode::TooManyPrekeys,
         ErrorCode::DuplicatePrekey,
         ErrorCode::StalePrekey,
+        ErrorCode::ReauthRequired,
     ];
 }
 
