@@ -23,6 +23,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
+use zeroize::Zeroizing;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -35,7 +36,8 @@ export type ErrorCode = "invalid_json" | "payload_too_large" | "invalid_input" |
   | "duplicate_request" | "already_friends" | "blocked" | "rate_limited" | "conflict"
   | "internal" | "unavailable" | "invalid_key" | "bad_signature" | "identity_taken"
   | "too_many_devices" | "too_many_prekeys" | "duplicate_prekey" | "stale_prekey"
-  | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "not_friends" | "queue_full"
+  | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "reauth_required"
+  | "not_friends" | "queue_full"
   | "not_a_member" | "invalid_frame" | "too_large" | "unsupported_version" | "unknown_type"
   | "binary_not_supported" | "network" | "bad_response"
   | "unknown_relay_code" | "not_signed_in" | "no_device" | "wrong_password" | "store_corrupted"
@@ -645,11 +647,30 @@ impl SecureChatClient {
         future_to_promise(async move { result(inner.lock().await.me().await) })
     }
 
-    /// Registers this device on first use; tops up prekeys later.
+    /// Registers this device on first use; tops up prekeys later. The relay adds a device
+    /// only within 10 minutes of a sign-in; later, pass `{password, method?, code?}` (it
+    /// rejects with `reauth_required` otherwise).
     #[wasm_bindgen(js_name = ensureDevice, unchecked_return_type = "Promise<number>")]
-    pub fn ensure_device(&self, name: String) -> Promise {
+    pub fn ensure_device(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Reauth | undefined")] reauth_: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { result(inner.lock().await.ensure_device(&name).await) })
+        future_to_promise(async move {
+            let reauth = if reauth_.is_undefined() || reauth_.is_null() {
+                None
+            } else {
+                Some(reauth(&reauth_)?)
+            };
+            result(
+                inner
+                    .lock()
+                    .await
+                    .ensure_device_with(&name, reauth.as_ref())
+                    .await,
+            )
+        })
     }
 
     /// Connects and keeps the connection up (back-off with jitter) until `disconnect()`,
@@ -893,16 +914,78 @@ impl SecureChatClient {
 
 #[wasm_bindgen]
 impl SecureChatClient {
-    /// Encrypts and uploads a file; resolves with the reference to send.
+    /// Encrypts and uploads bytes; resolves with the reference to send. `onProgress(sent,
+    /// total)` is called as the ciphertext leaves (browsers; Node reports once at the end).
+    /// Messages keep flowing meanwhile.
     #[wasm_bindgen(js_name = uploadAttachment, unchecked_return_type = "Promise<AttachmentRef>")]
-    pub fn upload_attachment(&self, data: Vec<u8>, mime: String, name: String) -> Promise {
+    pub fn upload_attachment(
+        &self,
+        data: Vec<u8>,
+        mime: String,
+        name: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "((sent: number, total: number) => void) | undefined"
+        )]
+        on_progress: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            let attachments = inner.lock().await.attachments();
+            let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            let read = |offset: u64, len: usize| {
+                let piece = usize::try_from(offset)
+                    .ok()
+                    .and_then(|start| data.get(start..start.saturating_add(len)))
+                    .map(|p| Zeroizing::new(p.to_vec()))
+                    .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
+                std::future::ready(piece)
+            };
+            let mut progress = progress_callback(&on_progress);
             result(
-                inner
-                    .lock()
-                    .await
-                    .upload_attachment(&data, &mime, &name)
+                attachments
+                    .upload_from(size, &mime, &name, read, &mut progress)
+                    .await,
+            )
+        })
+    }
+
+    /// Encrypts and uploads a `Blob` or `File`, reading it in 1 MiB slices (the whole file
+    /// is never in memory at once); resolves with the reference to send. `onProgress(sent,
+    /// total)` as for `uploadAttachment`.
+    #[wasm_bindgen(js_name = uploadFile, unchecked_return_type = "Promise<AttachmentRef>")]
+    pub fn upload_file(
+        &self,
+        file: web_sys::Blob,
+        mime: String,
+        name: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "((sent: number, total: number) => void) | undefined"
+        )]
+        on_progress: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let attachments = inner.lock().await.attachments();
+            // A Blob's size is an exact integer below 2^53.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let size = file.size().max(0.0) as u64;
+            let read = |offset: u64, len: usize| {
+                let end = offset.saturating_add(len as u64);
+                #[allow(clippy::cast_precision_loss)]
+                let slice = file.slice_with_f64_and_f64(offset as f64, end as f64);
+                async move {
+                    let unreadable =
+                        |_| ClientError::InvalidArgument("the file cannot be read".into());
+                    let buffer = JsFuture::from(slice.map_err(unreadable)?.array_buffer())
+                        .await
+                        .map_err(unreadable)?;
+                    Ok(Zeroizing::new(Uint8Array::new(&buffer).to_vec()))
+                }
+            };
+            let mut progress = progress_callback(&on_progress);
+            result(
+                attachments
+                    .upload_from(size, &mime, &name, read, &mut progress)
                     .await,
             )
         })
@@ -941,14 +1024,29 @@ impl SecureChatClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let attachment = attachment_ref(&attachment)?;
-            let data = inner
-                .lock()
-                .await
-                .download_attachment(&attachment)
+            let attachments = inner.lock().await.attachments();
+            let data = attachments
+                .download(&attachment)
                 .await
                 .map_err(|e| js_error(&e))?;
             Ok(Uint8Array::from(data.as_slice()).into())
         })
+    }
+}
+
+/// `onProgress(sent, total)` from JavaScript as a Rust callback (nothing when not a function;
+/// what the function throws is ignored).
+fn progress_callback(value: &JsValue) -> impl FnMut(u64, u64) + use<> {
+    let function = value.dyn_ref::<js_sys::Function>().cloned();
+    move |sent, total| {
+        if let Some(f) = &function {
+            #[allow(clippy::cast_precision_loss)]
+            let _ = f.call2(
+                &JsValue::NULL,
+                &JsValue::from_f64(sent as f64),
+                &JsValue::from_f64(total as f64),
+            );
+        }
     }
 }
 

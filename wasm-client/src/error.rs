@@ -85,6 +85,8 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The device does not exist or is not the caller's.
     UnknownDevice,
+    /// The action needs a recent sign-in: the password (and second factor) again.
+    ReauthRequired,
     // --- the relay's WebSocket codes ---
     /// The recipient is neither a friend nor one's own device.
     NotFriends,
@@ -203,6 +205,7 @@ relay_codes! {
     "forbidden_origin" => ForbiddenOrigin,
     "quota_exceeded" => QuotaExceeded,
     "unknown_device" => UnknownDevice,
+    "reauth_required" => ReauthRequired,
     "not_friends" => NotFriends,
     "queue_full" => QueueFull,
     "not_a_member" => NotAMember,

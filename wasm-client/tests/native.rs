@@ -13,9 +13,10 @@
 
 mod common;
 
-use common::{Device, PASSWORD, Relay, contains, now, totp};
+use common::{Device, PASSWORD, Relay, contains, now, totp, two_friends};
+use crypto_core::attachment::ciphertext_len_for;
 use wasm_client::api::{Reauth, SecondFactor};
-use wasm_client::{Conversation, ErrorCode, Event, LoginOutcome, MessageStatus};
+use wasm_client::{Conversation, ErrorCode, Event, LoginOutcome, MessageStatus, UPLOAD_PIECE};
 
 #[tokio::test(flavor = "current_thread")]
 async fn two_users_two_devices_each_through_a_real_relay() {
@@ -430,30 +431,46 @@ async fn a_room_of_three() {
 
 /// An attachment: encrypted on the device, uploaded, referenced in a message, downloaded and
 /// checked by the friend; a tampered reference is refused; the relay's blob holds no plaintext.
+/// Messages sent one after another, before the relay's `accepted` for the first is handled,
+/// each go out once: a send writes its own ciphertexts, not the whole outbox again (only a
+/// new connection resends what waits).
+#[tokio::test(flavor = "current_thread")]
+async fn each_ciphertext_is_sent_once_while_connected() {
+    let relay = Relay::start("send_once");
+    let (mut ada, _, mut bob, bob_id) = two_friends(&relay).await;
+    let jobs_before = relay.metric("securechat_writer_jobs_total").await;
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three", "four"] {
+        sent.push(ada.send(bob_id, text).await.id);
+    }
+    for text in ["one", "two", "three", "four"] {
+        bob.receives(text).await;
+    }
+    for id in &sent {
+        ada.until("accepted", |e| {
+            matches!(e, Event::Status { id: i, status: MessageStatus::Sent | MessageStatus::Delivered, .. } if i == id)
+        })
+        .await;
+    }
+    // Bob's acks are writer jobs too: wait until all four went through.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while relay.metric("securechat_envelopes_acked_total").await < 4.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob's acks never landed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let jobs = relay.metric("securechat_writer_jobs_total").await - jobs_before;
+    // Four sends and four acks (acks may share a job): never the 1 + 2 + 3 + 4 sends of a
+    // full outbox each time.
+    assert!(jobs <= 8.0, "{jobs} writer jobs for four messages");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_attachment_to_a_friend() {
     let relay = Relay::start("attachment");
-    let mut ada = Device::new(&relay).await;
-    let mut bob = Device::new(&relay).await;
-    ada.client
-        .register("ada@example.org", PASSWORD, "ada", "Ada")
-        .await
-        .unwrap();
-    let bob_id = bob
-        .client
-        .register("bob@example.org", PASSWORD, "bob", "Bob")
-        .await
-        .unwrap()
-        .user_id;
-    ada.sign_in("ada@example.org", "ada laptop").await;
-    bob.sign_in("bob@example.org", "bob laptop").await;
-    ada.client.send_friend_request("bob", None).await.unwrap();
-    let request = bob.client.friend_requests().await.unwrap().incoming[0].id;
-    bob.client.accept_friend_request(request).await.unwrap();
-    for d in [&mut ada, &mut bob] {
-        d.connect().await;
-        d.synced().await;
-    }
+    let (mut ada, _, mut bob, bob_id) = two_friends(&relay).await;
 
     // 1.5 MiB (several 64 KiB chunks and a partial last one) with a marker inside.
     let marker = b"ATTACHMENT PLAINTEXT MARKER 5c1d";
@@ -466,12 +483,59 @@ async fn an_attachment_to_a_friend() {
         data.extend_from_slice(&x.to_le_bytes());
     }
     data[700_000..700_000 + marker.len()].copy_from_slice(marker);
+    // Read in pieces, with progress reports as the ciphertext leaves.
+    let mut reads = Vec::new();
+    let mut calls = Vec::new();
     let reference = ada
         .client
-        .upload_attachment(&data, "application/octet-stream", "notes.bin")
+        .attachments()
+        .upload_from(
+            data.len() as u64,
+            "application/octet-stream",
+            "notes.bin",
+            |offset, len| {
+                reads.push((offset, len));
+                let start = usize::try_from(offset).unwrap();
+                std::future::ready(Ok(zeroize::Zeroizing::new(
+                    data[start..start + len].to_vec(),
+                )))
+            },
+            &mut |sent, total| calls.push((sent, total)),
+        )
         .await
         .unwrap();
     assert_eq!(reference.size, data.len() as u64);
+    assert_eq!(
+        reads,
+        [
+            (0, UPLOAD_PIECE),
+            (UPLOAD_PIECE as u64, data.len() - UPLOAD_PIECE)
+        ]
+    );
+    let total = ciphertext_len_for(data.len() as u64).unwrap();
+    assert_eq!(calls.last(), Some(&(total, total)), "{calls:?}");
+    assert!(
+        calls.windows(2).all(|w| w[0].0 <= w[1].0) && calls.iter().all(|c| c.1 == total),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().filter(|c| c.0 > 0 && c.0 < total).count() >= 1,
+        "progress before the end: {calls:?}"
+    );
+    // A source that gives fewer bytes than announced is refused before anything is sent.
+    let short = ada
+        .client
+        .attachments()
+        .upload_from(
+            10,
+            "text/plain",
+            "short.txt",
+            |_, _| std::future::ready(Ok(zeroize::Zeroizing::new(vec![0u8; 3]))),
+            &mut |_, _| panic!("nothing is sent"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), ErrorCode::InvalidArgument, "{short:?}");
     let sent = ada
         .client
         .send_attachment(Conversation::User(bob_id), reference.clone(), "the file")
