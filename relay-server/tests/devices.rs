@@ -1055,7 +1055,11 @@ async fn adding_a_device_needs_a_recent_sign_in(relay: &TestRelay) {
     let (acc2, keys2) = account(1);
     let resp = register_raw(relay, &alice, registration(&acc2, "stolen", &keys2)).await;
     assert_error(resp, 403, "reauth_required").await;
-    assert_eq!(own_devices(relay, &alice).await.len(), 1, "no device was added");
+    assert_eq!(
+        own_devices(relay, &alice).await.len(),
+        1,
+        "no device was added"
+    );
 
     let mut body = registration(&acc2, "phone", &keys2);
     body["password"] = json!("not the password of alice");
@@ -1084,7 +1088,14 @@ async fn adding_a_device_needs_a_recent_sign_in(relay: &TestRelay) {
     assert_eq!(own_devices(relay, &alice).await.len(), 3);
 
     let events = ok_json(
-        call(relay, Method::GET, "/api/v1/me/security-events", &alice, None).await,
+        call(
+            relay,
+            Method::GET,
+            "/api/v1/me/security-events",
+            &alice,
+            None,
+        )
+        .await,
         200,
     )
     .await;
