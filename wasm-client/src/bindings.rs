@@ -654,14 +654,13 @@ impl SecureChatClient {
     pub fn ensure_device(
         &self,
         name: String,
-        #[wasm_bindgen(unchecked_param_type = "Reauth | undefined")] reauth_: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Reauth")] reauth: Option<Object>,
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let reauth = if reauth_.is_undefined() || reauth_.is_null() {
-                None
-            } else {
-                Some(reauth(&reauth_)?)
+            let reauth = match reauth {
+                Some(r) => Some(reauth_from(&r)?),
+                None => None,
             };
             result(
                 inner
@@ -923,10 +922,8 @@ impl SecureChatClient {
         data: Vec<u8>,
         mime: String,
         name: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "((sent: number, total: number) => void) | undefined"
-        )]
-        on_progress: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "(sent: number, total: number) => void")]
+        on_progress: Option<Function>,
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -940,7 +937,7 @@ impl SecureChatClient {
                     .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
                 std::future::ready(piece)
             };
-            let mut progress = progress_callback(&on_progress);
+            let mut progress = progress_callback(on_progress);
             result(
                 attachments
                     .upload_from(size, &mime, &name, read, &mut progress)
@@ -958,10 +955,8 @@ impl SecureChatClient {
         file: web_sys::Blob,
         mime: String,
         name: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "((sent: number, total: number) => void) | undefined"
-        )]
-        on_progress: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "(sent: number, total: number) => void")]
+        on_progress: Option<Function>,
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -982,7 +977,7 @@ impl SecureChatClient {
                     Ok(Zeroizing::new(Uint8Array::new(&buffer).to_vec()))
                 }
             };
-            let mut progress = progress_callback(&on_progress);
+            let mut progress = progress_callback(on_progress);
             result(
                 attachments
                     .upload_from(size, &mime, &name, read, &mut progress)
@@ -1034,10 +1029,8 @@ impl SecureChatClient {
     }
 }
 
-/// `onProgress(sent, total)` from JavaScript as a Rust callback (nothing when not a function;
-/// what the function throws is ignored).
-fn progress_callback(value: &JsValue) -> impl FnMut(u64, u64) + use<> {
-    let function = value.dyn_ref::<js_sys::Function>().cloned();
+/// `onProgress(sent, total)` from JavaScript as a Rust callback (what it throws is ignored).
+fn progress_callback(function: Option<Function>) -> impl FnMut(u64, u64) {
     move |sent, total| {
         if let Some(f) = &function {
             #[allow(clippy::cast_precision_loss)]
@@ -1074,7 +1067,7 @@ macro_rules! call {
     }};
 }
 
-fn reauth(value: &JsValue) -> Result<Reauth, JsValue> {
+fn reauth_from(value: &JsValue) -> Result<Reauth, JsValue> {
     let json = js_sys::JSON::stringify(value)
         .ok()
         .and_then(|s| s.as_string())
@@ -1129,7 +1122,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         new_password: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             let auth = auth.map_err(|_| bad_reauth())?;
             c.change_password(&auth, &new_password, KdfParams::RECOMMENDED)
@@ -1150,7 +1143,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         new_email: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             let auth = auth.map_err(|_| bad_reauth())?;
             c.change_email(&auth, &new_email).await
@@ -1163,7 +1156,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.totp_disable(&auth.map_err(|_| bad_reauth())?).await
         })
@@ -1182,7 +1175,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         email_code: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.email_2fa_enable(&auth.map_err(|_| bad_reauth())?, &email_code)
                 .await
@@ -1195,7 +1188,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.email_2fa_disable(&auth.map_err(|_| bad_reauth())?).await
         })
@@ -1207,7 +1200,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.regenerate_recovery_codes(&auth.map_err(|_| bad_reauth())?)
                 .await
@@ -1238,7 +1231,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         *self.stopped.borrow_mut() = true;
         call!(self, |c| async {
             c.delete_account(&auth.map_err(|_| bad_reauth())?).await
