@@ -18,7 +18,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Backup { file }) = &config.command {
         let wait = std::time::Duration::from_secs(config.db_wait_secs);
         let bytes = relay_server::backup::sqlite_snapshot(&config.database_url, file, wait)?;
-        println!("SecureChat backup written to {} ({bytes} bytes)", file.display());
+        println!(
+            "SecureChat backup written to {} ({bytes} bytes)",
+            file.display()
+        );
         return Ok(());
     }
     relay_server::run(config).await?;

@@ -319,7 +319,11 @@ async fn backup_copies_a_live_sqlite_database() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     let pg = Command::new(BIN)
-        .args(["--database-url", "postgres://postgres@127.0.0.1/test", "backup"])
+        .args([
+            "--database-url",
+            "postgres://postgres@127.0.0.1/test",
+            "backup",
+        ])
         .arg(dir.join("pg.db"))
         .output()
         .unwrap();
