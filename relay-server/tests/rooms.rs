@@ -445,17 +445,14 @@ async fn creator_deleted(relay: &TestRelay) {
 }
 
 /// A room holds at most 100 members, invitees included.
-async fn member_cap(relay: &TestRelay) {
-    let a = user(relay, "alice").await;
-    let b = user(relay, "bob").await;
-    befriend(relay, &a, &b).await;
-    let room = create_room(relay, &a, None).await;
-    // 99 more members, inserted directly (registering through the API hashes passwords).
+/// Adds `n` invited members to `room`, inserted directly (registering through the API hashes
+/// passwords).
+async fn fill(relay: &TestRelay, room: i64, n: usize) {
     relay
         .state
         .db
         .run(move |conn| {
-            for i in 0..99 {
+            for i in 0..n {
                 let id: i64 = diesel::insert_into(users::table)
                     .values((
                         users::email.eq(format!("filler{i}@example.org")),
@@ -483,6 +480,55 @@ async fn member_cap(relay: &TestRelay) {
         })
         .await
         .unwrap();
+}
+
+/// Issue #12 item 4: invitations that race for the last places cannot pass the cap (on
+/// PostgreSQL each counted the members before any had inserted).
+async fn concurrent_invites_respect_the_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let mut friends = Vec::new();
+    for name in ["bob", "carol", "dave", "erin", "frank", "grace"] {
+        let f = user(relay, name).await;
+        befriend(relay, &a, &f).await;
+        friends.push(name);
+    }
+    let room = create_room(relay, &a, None).await;
+    fill(relay, room, 97).await;
+    let answers =
+        futures_util::future::join_all(friends.iter().map(|name| invite(relay, &a, room, name)))
+            .await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        4,
+        "{statuses:?}"
+    );
+    let members = relay
+        .state
+        .db
+        .run(move |conn| {
+            room_members::table
+                .filter(room_members::room_id.eq(room))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(members, 100);
+}
+
+async fn member_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = create_room(relay, &a, None).await;
+    fill(relay, room, 99).await;
     common::assert_error(invite(relay, &a, room, "bob").await, 409, "conflict").await;
     let leave = format!("/api/v1/rooms/{room}/leave");
     let filler = relay
@@ -1013,6 +1059,7 @@ async fn roles_and_membership_events(relay: &TestRelay) {
 
 on_both_backends!(
     roles_and_membership_events,
+    concurrent_invites_respect_the_cap,
     lifecycle,
     queue_full_stores_nothing,
     member_cap,
@@ -1025,3 +1072,32 @@ on_both_backends!(
     room_send_skips_whom_the_sender_blocked,
     members_hide_blocked,
 );
+
+/// With the production limits, an account creates at most 30 rooms an hour; others are not
+/// held back, and an hour later it may create again.
+async fn room_creation_is_rate_limited(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let a = user(&relay, "alice").await;
+    let b = user(&relay, "bob").await;
+    for _ in 0..30 {
+        create_room(&relay, &a, None).await;
+    }
+    let resp = post(&relay, &a, "/api/v1/rooms", Some(json!({}))).await;
+    common::assert_error(resp, 429, "rate_limited").await;
+    create_room(&relay, &b, None).await;
+    relay.clock().advance(3600);
+    create_room(&relay, &a, None).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn room_creation_is_rate_limited_sqlite() {
+    room_creation_is_rate_limited(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn room_creation_is_rate_limited_postgres() {
+    room_creation_is_rate_limited(Backend::Postgres).await;
+}
