@@ -258,6 +258,9 @@ pub struct Member {
     pub display_name: String,
     /// `invited` or `joined`.
     pub state: String,
+    /// `admin` or `member`.
+    #[serde(default)]
+    pub role: String,
     /// Device ids of a joined member.
     pub devices: Vec<i64>,
 }

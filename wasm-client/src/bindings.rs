@@ -37,6 +37,7 @@ export type ErrorCode = "invalid_json" | "payload_too_large" | "invalid_input" |
   | "internal" | "unavailable" | "invalid_key" | "bad_signature" | "identity_taken"
   | "too_many_devices" | "too_many_prekeys" | "duplicate_prekey" | "stale_prekey"
   | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "reauth_required"
+  | "not_room_admin"
   | "not_friends" | "queue_full"
   | "not_a_member" | "invalid_frame" | "too_large" | "unsupported_version" | "unknown_type"
   | "binary_not_supported" | "network" | "bad_response"
@@ -81,6 +82,9 @@ export interface Message {
   reply_to: string | null; status: MessageStatus; unverified_key: boolean;
 }
 export type FailureReason = "unknown_session" | "duplicate" | "corrupted" | "key_changed" | "too_old" | "unsupported";
+/** What a `rooms_changed` event reports (docs/api.md). */
+export type RoomChange = "created" | "invited" | "joined" | "declined" | "left" | "removed"
+  | "promoted" | "demoted" | "renamed" | "deleted";
 export type ConnectionState = "connecting" | "syncing" | "online" | "offline" | "stopped";
 export type ClientEvent =
   | { type: "message"; message: Message }
@@ -89,7 +93,7 @@ export type ClientEvent =
   | { type: "typing"; user_id: number; typing: boolean }
   | { type: "presence"; user_id: number; online: boolean }
   | { type: "friends_changed" }
-  | { type: "rooms_changed"; room_id: number }
+  | { type: "rooms_changed"; room_id: number; change: RoomChange | null; user_id: number | null; by: number | null }
   | { type: "devices_changed"; user_id: number }
   | { type: "key_changed"; user_id: number; device_id: number; was_verified: boolean }
   | { type: "decryption_failed"; from_user: number; from_device: number; id: string; reason: FailureReason }
@@ -114,7 +118,7 @@ export interface Profile { user_id: number; ms_id: string; display_name: string 
 export interface OwnDevice { device_id: number; identity_key: string; name: string; created_at: number; one_time_prekeys: number }
 export interface SafetyNumberView { digits: string; display: string; qr_base64: string }
 export interface Room { id: number; name: string | null; state: "invited" | "joined"; created_at: number }
-export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; devices: number[] }
+export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; role: "admin" | "member"; devices: number[] }
 "#;
 
 #[wasm_bindgen]
@@ -879,6 +883,46 @@ impl SecureChatClient {
         future_to_promise(async move {
             let room = user_id(room)?;
             result(inner.lock().await.leave_room(room).await)
+        })
+    }
+
+    /// Renames a room (admins only; `null` removes the name, which the relay can read).
+    #[wasm_bindgen(js_name = renameRoom, unchecked_return_type = "Promise<Room>")]
+    pub fn rename_room(&self, room: f64, name: Option<String>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.rename_room(room, name.as_deref()).await)
+        })
+    }
+
+    /// Removes a member from a room (admins only).
+    #[wasm_bindgen(js_name = removeRoomMember, unchecked_return_type = "Promise<void>")]
+    pub fn remove_room_member(&self, room: f64, member: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let (room, member) = (user_id(room)?, user_id(member)?);
+            result(inner.lock().await.remove_room_member(room, member).await)
+        })
+    }
+
+    /// Makes a joined member admin (`true`) or a member again (`false`); admins only.
+    #[wasm_bindgen(js_name = setRoomAdmin, unchecked_return_type = "Promise<void>")]
+    pub fn set_room_admin(&self, room: f64, member: f64, admin: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let (room, member) = (user_id(room)?, user_id(member)?);
+            result(inner.lock().await.set_room_admin(room, member, admin).await)
+        })
+    }
+
+    /// Deletes a room for everyone (admins only).
+    #[wasm_bindgen(js_name = deleteRoom, unchecked_return_type = "Promise<void>")]
+    pub fn delete_room(&self, room: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.delete_room(room).await)
         })
     }
 

@@ -87,6 +87,8 @@ pub enum ErrorCode {
     UnknownDevice,
     /// The action needs a recent sign-in: the password (and second factor) again.
     ReauthRequired,
+    /// Only an admin of the room may do this.
+    NotRoomAdmin,
     // --- the relay's WebSocket codes ---
     /// The recipient is neither a friend nor one's own device.
     NotFriends,
@@ -206,6 +208,7 @@ relay_codes! {
     "quota_exceeded" => QuotaExceeded,
     "unknown_device" => UnknownDevice,
     "reauth_required" => ReauthRequired,
+    "not_room_admin" => NotRoomAdmin,
     "not_friends" => NotFriends,
     "queue_full" => QueueFull,
     "not_a_member" => NotAMember,

@@ -423,8 +423,65 @@ async fn a_room_of_three() {
         .map(|m| m.text)
         .collect();
     assert_eq!(texts, [first, from_bob, from_carol, after, from_bob_again]);
+
+    // Roles: Ada created the room and is its admin. Bob may not remove anyone; Ada brings
+    // Carol back, then removes her: Bob hears who did it, and what follows skips Carol.
+    let members = bob.client.room_members(room).await.unwrap();
+    let role_of = |id: i64| {
+        members
+            .iter()
+            .find(|m| m.user_id == id)
+            .map(|m| m.role.clone())
+    };
+    assert_eq!(role_of(ada_id).as_deref(), Some("admin"));
+    assert_eq!(role_of(bob_id).as_deref(), Some("member"));
+    let refused = bob
+        .client
+        .remove_room_member(room, ada_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::NotRoomAdmin, "{refused:?}");
+    ada.client.invite_to_room(room, "carol").await.unwrap();
+    carol.client.join_room(room).await.unwrap();
+    let back = "carol is back 7c11";
+    ada.send_room(room, back).await;
+    carol.receives(back).await;
+    ada.client.remove_room_member(room, carol_id).await.unwrap();
+    let removed = bob
+        .until("carol removed", |e| {
+            matches!(e, Event::RoomsChanged { change: Some(c), user_id: Some(u), .. }
+                if c == "removed" && *u == carol_id)
+        })
+        .await;
+    assert!(
+        matches!(removed, Event::RoomsChanged { by: Some(by), .. } if by == ada_id),
+        "{removed:?}"
+    );
+    let after_removal = "after carol was removed 3e5a";
+    ada.send_room(room, after_removal).await;
+    bob.receives(after_removal).await;
+    let renamed = ada.client.rename_room(room, Some("Weekend")).await.unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Weekend"));
+    assert!(
+        carol
+            .client
+            .history(Conversation::Room(room), 50, None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.text != after_removal)
+    );
+
     let at_rest = relay.bytes_at_rest();
-    for p in [first, from_bob, from_carol, after, from_bob_again] {
+    for p in [
+        first,
+        from_bob,
+        from_carol,
+        after,
+        from_bob_again,
+        back,
+        after_removal,
+    ] {
         assert!(!contains(&at_rest, p.as_bytes()), "relay holds {p:?}");
     }
 }

@@ -548,7 +548,17 @@ impl<T: Transport, S: Store> Client<T, S> {
                 self.ms_ids.clear();
                 events.push(Event::FriendsChanged);
             }
-            RelayFrame::RoomsChanged { room } => events.push(Event::RoomsChanged { room_id: room }),
+            RelayFrame::RoomsChanged {
+                room,
+                change,
+                user,
+                by,
+            } => events.push(Event::RoomsChanged {
+                room_id: room,
+                change,
+                user_id: user,
+                by,
+            }),
             RelayFrame::DevicesChanged { user } => {
                 self.devices.remove(&user);
                 events.push(Event::DevicesChanged { user_id: user });

@@ -19,6 +19,8 @@ pub enum Method {
     Post,
     /// PUT
     Put,
+    /// PATCH
+    Patch,
     /// DELETE
     Delete,
 }
@@ -31,6 +33,7 @@ impl Method {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Put => "PUT",
+            Self::Patch => "PATCH",
             Self::Delete => "DELETE",
         }
     }

@@ -52,6 +52,7 @@ impl Transport for NativeTransport {
             super::Method::Get => reqwest::Method::GET,
             super::Method::Post => reqwest::Method::POST,
             super::Method::Put => reqwest::Method::PUT,
+            super::Method::Patch => reqwest::Method::PATCH,
             super::Method::Delete => reqwest::Method::DELETE,
         };
         let mut builder = self.http.request(method, url);
