@@ -143,7 +143,8 @@ export interface ChatSnapshot {
   moreHistory: boolean;
   panel: Panel;
   /** A file being encrypted and uploaded to the open conversation. */
-  uploading: { name: string; size: number } | null;
+  /** The file being sent; `sent` of `total` ciphertext bytes have left (0 of 0 at first). */
+  uploading: { name: string; size: number; sent: number; total: number } | null;
   /** Problems not tied to a form (sending, receiving). */
   notices: { id: number; text: string }[];
 }
@@ -315,10 +316,15 @@ export class ChatState {
     if (file.size > MAX_ATTACHMENT_BYTES) {
       throw new Error(`${file.name} is larger than 25 MB, the most one message can carry.`);
     }
-    this.set({ uploading: { name: file.name, size: file.size } });
+    this.set({ uploading: { name: file.name, size: file.size, sent: 0, total: 0 } });
     try {
-      const data = new Uint8Array(await file.arrayBuffer());
-      const reference = await this.client.uploadAttachment(data, file.type || "application/octet-stream", file.name);
+      // Read by slices and encrypted piece by piece: the file is never whole in memory.
+      const reference = await this.client.uploadFile(
+        file,
+        file.type || "application/octet-stream",
+        file.name,
+        (sent, total) => this.set({ uploading: { name: file.name, size: file.size, sent, total } }),
+      );
       const message = await this.client.sendAttachment(conversation, reference, caption);
       if (this.snapshot.open === convKey(conversation)) {
         this.set({ messages: mergeMessage(this.snapshot.messages, message) });

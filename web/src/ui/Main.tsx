@@ -326,9 +326,20 @@ function Composer({ state, chat, dropped, onDroppedTaken }: { state: ChatState; 
       {chat.uploading ? (
         <div class="uploading" role="status">
           <span>
-            Encrypting and sending {chat.uploading.name} ({fileSize(chat.uploading.size)})…
+            Encrypting and sending {chat.uploading.name} ({fileSize(chat.uploading.size)})
+            {chat.uploading.total > 0
+              ? ` — ${Math.floor((100 * chat.uploading.sent) / chat.uploading.total)}%`
+              : "…"}
           </span>
-          <progress aria-label={`Sending ${chat.uploading.name}`} />
+          {chat.uploading.total > 0 ? (
+            <progress
+              aria-label={`Sending ${chat.uploading.name}`}
+              value={chat.uploading.sent}
+              max={chat.uploading.total}
+            />
+          ) : (
+            <progress aria-label={`Sending ${chat.uploading.name}`} />
+          )}
         </div>
       ) : null}
       <div class="composer-row">
