@@ -45,6 +45,10 @@ pub enum Action {
     WsConnect,
     /// A `send` or `typing` frame on the WebSocket.
     Send,
+    /// Creating a room.
+    RoomCreate,
+    /// Inviting someone to a room.
+    RoomInvite,
 }
 
 /// A keyed token bucket on the relay's clock.
@@ -72,6 +76,8 @@ pub struct RateLimits {
     bundle_fetch: Limit,
     ws_connect: Limit,
     send: Limit,
+    room_create: Limit,
+    room_invite: Limit,
     /// Failed second-factor attempts per account: times of the failures in the last hour.
     two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
@@ -149,6 +155,10 @@ impl RateLimits {
             // Per account: a burst of 600 frames, 10 per second sustained (a message to a
             // group of friends is one `send` per recipient device).
             send: limit((1200, MINUTE), (600, MINUTE)),
+            // Rooms cost rows and fan-out: 30 new rooms and 200 invitations an hour per
+            // account (a room of 100 filled at once fits), twice that per IP.
+            room_create: limit((60, HOUR), (30, HOUR)),
+            room_invite: limit((400, HOUR), (200, HOUR)),
             two_factor_failures: Mutex::new(HashMap::new()),
         }
     }
@@ -168,6 +178,8 @@ impl RateLimits {
             Action::BundleFetch => &self.bundle_fetch,
             Action::WsConnect => &self.ws_connect,
             Action::Send => &self.send,
+            Action::RoomCreate => &self.room_create,
+            Action::RoomInvite => &self.room_invite,
         }
     }
 
