@@ -1,6 +1,7 @@
 //! Abuse limits: token buckets (GCRA, the `governor` crate) per client IP and per account for
-//! each sensitive action, plus a cap on failed second-factor attempts per account. The buckets
-//! refill by the relay's [`Clock`], so tests can freeze or advance them.
+//! each sensitive action. The buckets refill by the relay's [`Clock`], so tests can freeze or
+//! advance them. (Failed second-factor codes are counted in the database instead, by
+//! [`crate::services::code_guard`], so that every relay sees them.)
 
 use crate::api::error::ApiError;
 use crate::clock::Clock;
@@ -8,10 +9,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Actions that are rate limited.
@@ -72,8 +71,6 @@ pub struct RateLimits {
     bundle_fetch: Limit,
     ws_connect: Limit,
     send: Limit,
-    /// Failed second-factor attempts per account: times of the failures in the last hour.
-    two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -111,10 +108,6 @@ impl Limit {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
-const HOUR_SECONDS: i64 = 3600;
-
-/// Failed second-factor attempts allowed per account per hour.
-pub const TWO_FACTOR_FAILURES_PER_HOUR: u32 = 100;
 
 impl RateLimits {
     /// The production limits on `clock` (or none at all when `disabled`, for load tests).
@@ -149,8 +142,13 @@ impl RateLimits {
             // Per account: a burst of 600 frames, 10 per second sustained (a message to a
             // group of friends is one `send` per recipient device).
             send: limit((1200, MINUTE), (600, MINUTE)),
-            two_factor_failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the limits are off (load tests; the second-factor guard is off then too).
+    #[must_use]
+    pub fn disabled(&self) -> bool {
+        self.disabled
     }
 
     fn limit(&self, action: Action) -> &Limit {
@@ -198,47 +196,6 @@ impl RateLimits {
             .per_account
             .check_key(&account.to_owned())
             .map_err(|not_until| self.refused(&not_until))
-    }
-
-    /// Records a failed second-factor attempt at `now` (Unix seconds).
-    pub fn record_two_factor_failure(&self, user_id: i64, now: i64) {
-        if self.disabled {
-            return;
-        }
-        if let Ok(mut map) = self.two_factor_failures.lock() {
-            let times = map.entry(user_id).or_default();
-            times.push_back(now);
-            while times.len() > TWO_FACTOR_FAILURES_PER_HOUR as usize {
-                times.pop_front();
-            }
-        }
-    }
-
-    /// Refuses second-factor attempts for an account that failed
-    /// [`TWO_FACTOR_FAILURES_PER_HOUR`] times within the last hour.
-    pub fn check_two_factor_failures(&self, user_id: i64, now: i64) -> Result<(), ApiError> {
-        if self.disabled {
-            return Ok(());
-        }
-        let Ok(mut map) = self.two_factor_failures.lock() else {
-            return Err(ApiError::internal("rate limiter lock poisoned"));
-        };
-        let Some(times) = map.get_mut(&user_id) else {
-            return Ok(());
-        };
-        let window_start = now - HOUR_SECONDS;
-        while times.front().is_some_and(|&t| t <= window_start) {
-            times.pop_front();
-        }
-        if times.len() >= TWO_FACTOR_FAILURES_PER_HOUR as usize {
-            let oldest = times.front().copied().unwrap_or(now);
-            let retry = u64::try_from(oldest + HOUR_SECONDS - now).unwrap_or(1);
-            return Err(ApiError::rate_limited(retry));
-        }
-        if times.is_empty() {
-            map.remove(&user_id);
-        }
-        Ok(())
     }
 
     /// Drops idle buckets; called periodically.

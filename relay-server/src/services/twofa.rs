@@ -15,7 +15,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::DbConnection;
 use crate::db::schema::{email_codes, login_challenges, recovery_codes, security_events, users};
-use crate::services::tokens;
+use crate::services::{code_guard, tokens};
 use crate::state::AppState;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -198,18 +198,22 @@ fn is_code_failure(e: &ApiError) -> bool {
     )
 }
 
-/// Passes `result` on; a wrong, replayed or expired code counts toward the account's hourly
-/// limit of second-factor failures.
-fn counting_failures<T>(
+/// Passes `result` on, keeping the account's count of failed codes
+/// ([`code_guard`]): a wrong, replayed or expired code counts (and the failure that locks the
+/// account answers with the lock instead); an accepted one forgets the failures.
+async fn counting_failures<T>(
     state: &AppState,
     user_id: i64,
-    now: i64,
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
+    match &result {
+        Err(e) if is_code_failure(e) => {
+            if let Some(lock) = code_guard::record_failure(state, user_id).await? {
+                return Err(lock);
+            }
+        }
+        Ok(_) => code_guard::record_success(state, user_id).await?,
+        Err(_) => {}
     }
     result
 }
@@ -636,7 +640,7 @@ fn methods_of(
 }
 
 /// Checks one code of an enabled method of the account (`Purpose::Login` or
-/// `Purpose::Reauth` for e-mail codes). Failures count toward the account's hourly limit.
+/// `Purpose::Reauth` for e-mail codes). Failures count against the account ([`code_guard`]).
 async fn verify_factor(
     state: &AppState,
     user_id: i64,
@@ -644,7 +648,7 @@ async fn verify_factor(
     email_purpose: Purpose,
 ) -> Result<Method, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let Some(code) = factor.code else {
         return Err(ApiError::new(
             ErrorCode::TwoFactorRequired,
@@ -689,7 +693,7 @@ async fn verify_factor(
             Ok(method)
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// For sensitive changes: when the account has any second factor on, demands and checks a
@@ -917,7 +921,7 @@ pub async fn totp_activate(
     code: Zeroizing<String>,
 ) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -946,7 +950,7 @@ pub async fn totp_activate(
             })
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// Turns TOTP off (the caller already checked password and second factor).
@@ -1005,7 +1009,7 @@ pub async fn email_2fa_enable(
     email_code: Zeroizing<String>,
 ) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -1028,7 +1032,7 @@ pub async fn email_2fa_enable(
             })
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// Turns e-mail 2FA off (the caller already checked password and second factor).
@@ -1107,7 +1111,7 @@ pub async fn confirm_verify_email(
     code: Zeroizing<String>,
 ) -> Result<(), ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -1129,7 +1133,7 @@ pub async fn confirm_verify_email(
             log_event(conn, user_id, "email_verified", now)
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// Deletes expired login challenges and e-mail codes (called periodically). E-mail codes are
