@@ -1150,6 +1150,43 @@ async fn rate_limits(backend: Backend) {
     relay.stop().await;
 }
 
+/// Only ms_id edits that were made count against the 3 a day (issue #12 item 19): edits
+/// refused as malformed or taken, and setting the current ms_id again, leave the budget alone.
+async fn refused_ms_id_edits_are_free(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let alice = user(&relay, "alice").await;
+    user(&relay, "bob").await;
+    for bad in ["a", "Bad!", "-alice", "al..ice"] {
+        assert_error(set_ms_id(&relay, &alice, bad).await, 400, "invalid_ms_id").await;
+    }
+    for taken in ["bob", "BOB"] {
+        assert_error(
+            set_ms_id(&relay, &alice, taken).await,
+            409,
+            "ms_id_unavailable",
+        )
+        .await;
+    }
+    ok_json(set_ms_id(&relay, &alice, "alice").await, 200).await;
+    for name in ["alice1", "alice2", "alice3"] {
+        ok_json(set_ms_id(&relay, &alice, name).await, 200).await;
+    }
+    assert_rate_limited(set_ms_id(&relay, &alice, "alice4").await).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn refused_ms_id_edits_are_free_sqlite() {
+    refused_ms_id_edits_are_free(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn refused_ms_id_edits_are_free_postgres() {
+    refused_ms_id_edits_are_free(Backend::Postgres).await;
+}
+
 #[actix_web::test]
 async fn rate_limits_sqlite() {
     rate_limits(Backend::Sqlite).await;

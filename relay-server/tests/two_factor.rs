@@ -1483,6 +1483,57 @@ async fn second_factor_locks_and_mails_the_owner_postgres() {
     second_factor_locks_and_mails_the_owner(Backend::Postgres).await;
 }
 
+/// E-mail sends refused by the one-a-minute throttle do not count against the 5 an hour
+/// (issue #12 item 19): a client that retries too early and then waits gets its 5 codes; the
+/// 6th within the hour is refused by the budget. Login codes (`/sessions/challenge/email`)
+/// share the rule.
+async fn throttled_email_sends_are_free(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let email = "tess@example.org";
+    relay.register(email, "tess").await;
+    let (token, _) = relay.token(email).await;
+    let send = || {
+        post(
+            &relay,
+            "/api/v1/me/email/verify/send",
+            Some(&token),
+            json!({}),
+        )
+    };
+    for round in 0..5 {
+        let before = outbox_files(&relay);
+        assert_eq!(send().await.status(), 204, "send {round}");
+        assert_eq!(outbox_files(&relay).len(), before.len() + 1);
+        // Too early: refused by the throttle, nothing mailed.
+        for _ in 0..2 {
+            let resp = send().await;
+            let wait = retry_after(&resp);
+            assert!((1..=60).contains(&wait), "{wait}");
+            assert_error(resp, 429, "rate_limited").await;
+        }
+        relay.clock().advance(60);
+    }
+    // Five codes went out within 5 minutes: the hourly budget is spent.
+    let resp = send().await;
+    let wait = retry_after(&resp);
+    assert!(wait > 60, "the budget, not the throttle: {wait}");
+    assert_error(resp, 429, "rate_limited").await;
+    assert_eq!(outbox_files(&relay).len(), 5);
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn throttled_email_sends_are_free_sqlite() {
+    throttled_email_sends_are_free(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn throttled_email_sends_are_free_postgres() {
+    throttled_email_sends_are_free(Backend::Postgres).await;
+}
+
 /// Every two-factor endpoint is in the OpenAPI document.
 #[actix_web::test]
 async fn openapi_lists_two_factor_endpoints() {
