@@ -70,8 +70,9 @@ impl From<Profile> for ProfileView {
 }
 
 /// Change the caller's ms_id. The old one is held for the caller for 30 days (only they may
-/// take it back meanwhile); friendships are unaffected. Limited to 3 attempts a day per
-/// account (successful or not) and 20 an hour per IP.
+/// take it back meanwhile); friendships are unaffected. Limited to 3 edits a day per account
+/// (only edits made count: a refused one or the current ms_id again is free) and 20 attempts
+/// an hour per IP.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "profiles",
@@ -92,7 +93,8 @@ pub(crate) async fn change_ms_id(
     user: AuthUser,
     body: web::Json<ChangeMsIdRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    limit(&state, &req, &user, Action::MsIdEdit)?;
+    // Every attempt counts per IP; only an edit that is made counts for the account.
+    state.limits.check_ip(Action::MsIdEdit, client_ip(&req))?;
     profiles::change_ms_id(&state, user.user_id, &body.ms_id).await?;
     let account = accounts::me(&state, user.user_id).await?;
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))

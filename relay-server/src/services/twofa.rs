@@ -15,6 +15,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::DbConnection;
 use crate::db::schema::{email_codes, login_challenges, recovery_codes, security_events, users};
+use crate::services::ratelimit::Action;
 use crate::services::{code_guard, tokens};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -343,8 +344,10 @@ fn email_code_hash(user_id: i64, purpose: Purpose, email: &str, code: &str) -> V
 }
 
 /// Creates, stores (hashed) and mails a fresh 6-digit code for `purpose`. At most one per
-/// [`EMAIL_RESEND_INTERVAL`] per user and purpose (`rate_limited` with `Retry-After`); a new
-/// code replaces the previous one.
+/// [`EMAIL_RESEND_INTERVAL`] per user and purpose, then the account's hourly
+/// [`Action::EmailSend`] budget (`rate_limited` with `Retry-After` either way); a new code
+/// replaces the previous one. Only a code that is sent takes from the budget: a request the
+/// throttle refuses costs nothing (issue #12 item 19).
 async fn send_email_code(
     state: &AppState,
     user_id: i64,
@@ -354,6 +357,7 @@ async fn send_email_code(
     let code = tokens::numeric_code(6).map_err(ApiError::internal)?;
     let hash = email_code_hash(user_id, purpose, email, &code);
     let now = state.clock.now();
+    let limits = state.limits.clone();
     let inserted = state
         .db
         .run(move |conn| {
@@ -371,6 +375,7 @@ async fn send_email_code(
                         return Err(ApiError::rate_limited(u64::try_from(wait).unwrap_or(1)));
                     }
                 }
+                limits.check_account(Action::EmailSend, &user_id.to_string())?;
                 diesel::delete(
                     email_codes::table
                         .filter(email_codes::user_id.eq(user_id))
@@ -798,10 +803,6 @@ async fn find_challenge(state: &AppState, token: &str) -> Result<(i64, i64), Api
 /// Mails a login code for a live challenge (the account must have e-mail 2FA on).
 pub async fn send_login_email(state: &AppState, challenge: &str) -> Result<(), ApiError> {
     let (_, user_id) = find_challenge(state, challenge).await?;
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     if !row.email_2fa_enabled {
         return Err(state_error("e-mail codes are not enabled on this account"));
@@ -818,10 +819,9 @@ pub async fn complete_challenge(
     code: Zeroizing<String>,
 ) -> Result<i64, ApiError> {
     let (id, user_id) = find_challenge(state, challenge).await?;
-    state.limits.check_account(
-        crate::services::ratelimit::Action::TwoFactor,
-        &user_id.to_string(),
-    )?;
+    state
+        .limits
+        .check_account(Action::TwoFactor, &user_id.to_string())?;
     let factor = SecondFactor {
         method: Some(method),
         code: Some(code),
@@ -991,10 +991,6 @@ pub async fn totp_enabled(state: &AppState, user_id: i64) -> Result<bool, ApiErr
 /// Mails a `reauth` code to the account's address (for sensitive changes, and to prove the
 /// address when turning e-mail 2FA on).
 pub async fn send_reauth_email(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     send_email_code(state, user_id, &row.email, Purpose::Reauth).await
 }
@@ -1090,10 +1086,6 @@ pub async fn any_enabled(state: &AppState, user_id: i64) -> Result<bool, ApiErro
 
 /// Mails a code to confirm the account's address (`conflict` when already verified).
 pub async fn send_verify_email(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     if row.email_verified {
         return Err(ApiError::new(
