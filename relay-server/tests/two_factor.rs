@@ -963,7 +963,8 @@ async fn sensitive_changes_need_a_code(relay: &TestRelay) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    // Accepted: the change itself waits for the code mailed to the new address.
+    assert_eq!(resp.status(), 202);
     let delete = |body: Value| {
         relay
             .client()
