@@ -55,6 +55,7 @@ diesel::table! {
         attempts -> Integer,
         consumed -> Bool,
         created_at -> BigInt,
+        address -> Nullable<Text>,
     }
 }
 
