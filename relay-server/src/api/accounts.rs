@@ -11,7 +11,6 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -166,10 +165,7 @@ pub struct ChangeEmailRequest {
     pub code: Option<String>,
 }
 
-pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
-}
+pub(crate) use crate::api::client_ip::client_ip;
 
 pub(crate) fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers()

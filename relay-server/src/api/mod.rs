@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod attachments;
 pub mod auth;
+pub mod client_ip;
 pub mod devices;
 pub mod error;
 pub mod frames;

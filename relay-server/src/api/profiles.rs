@@ -9,14 +9,9 @@ use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
 use utoipa::ToSchema;
 
-/// The peer address of a request (for per-IP limits).
-pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
-}
+use crate::api::client_ip::client_ip;
 
 /// Takes a token from the caller's per-IP and per-account buckets for `action`.
 pub(crate) fn limit(

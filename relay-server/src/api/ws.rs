@@ -28,7 +28,6 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::{HashSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// The subprotocol a client must offer (browsers require the server to echo one).
@@ -146,10 +145,9 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state)?;
-    let ip = req
-        .peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    state.limits.check_ip(Action::WsConnect, ip)?;
+    state
+        .limits
+        .check_ip(Action::WsConnect, crate::api::client_ip::client_ip(&req))?;
     let protocols = subprotocols(&req);
     let token = request_token(&req, &protocols)?;
     let user = session_for_token(&state, &token).await?;

@@ -9,7 +9,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -44,6 +44,20 @@ pub enum Action {
     WsConnect,
     /// A `send` or `typing` frame on the WebSocket.
     Send,
+}
+
+/// The per-IP bucket an address counts in: an IPv4 address (also written IPv4-mapped) alone,
+/// an IPv6 address by its /64, the usual smallest allocation to one subscriber, so that one
+/// client cannot take a fresh bucket per address (issue #12 item 9).
+#[must_use]
+pub fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 /// A keyed token bucket on the relay's clock.
@@ -169,14 +183,15 @@ impl RateLimits {
         }
     }
 
-    /// Takes a token from the IP's bucket for `action`, or returns 429 with `Retry-After`.
+    /// Takes a token from the bucket of the IP's [`bucket_key`] for `action`, or returns 429
+    /// with `Retry-After`.
     pub fn check_ip(&self, action: Action, ip: IpAddr) -> Result<(), ApiError> {
         if self.disabled {
             return Ok(());
         }
         self.limit(action)
             .per_ip
-            .check_key(&ip)
+            .check_key(&bucket_key(ip))
             .map_err(|not_until| self.refused(&not_until))
     }
 
@@ -218,5 +233,52 @@ impl RateLimits {
             l.per_ip.retain_recent();
             l.per_account.retain_recent();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_bucket() {
+        assert_eq!(bucket_key(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            bucket_key(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(
+            bucket_key(ip("2001:db8:1:3::1")),
+            bucket_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(bucket_key(ip("203.0.113.7")), ip("203.0.113.7"));
+        assert_ne!(bucket_key(ip("203.0.113.7")), bucket_key(ip("203.0.113.8")));
+        assert_eq!(bucket_key(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn one_64_spends_one_bucket() {
+        let clock = Clock::default();
+        clock.freeze();
+        let limits = RateLimits::new(false, &clock);
+        for i in 1..=10 {
+            let addr = ip(&format!("2001:db8:1:2::{i:x}"));
+            assert!(limits.check_ip(Action::Register, addr).is_ok(), "{addr}");
+        }
+        assert!(
+            limits
+                .check_ip(Action::Register, ip("2001:db8:1:2:abcd::1"))
+                .is_err()
+        );
+        assert!(
+            limits
+                .check_ip(Action::Register, ip("2001:db8:1:3::1"))
+                .is_ok()
+        );
     }
 }
