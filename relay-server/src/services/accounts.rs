@@ -219,29 +219,45 @@ fn user_conflict(e: DieselError) -> ApiError {
     ApiError::from(e)
 }
 
-/// Whether `ms_id` is free for `caller` (`None` for a new account): no account has it and no
-/// live hold reserves it for someone else.
+diesel::define_sql_function! {
+    /// SQL `replace(text, from, to)` (the same on SQLite and PostgreSQL).
+    fn replace(text: diesel::sql_types::Text, from: diesel::sql_types::Text, to: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Whether `ms_id` is free for `caller` (`None` for a new account): no other account has it,
+/// or one differing only in its separators ([`validate::ms_id_key`]), and no live hold of any
+/// such form reserves it for someone else. Call inside the transaction that takes the ms_id:
+/// on PostgreSQL it first takes a transaction lock on the folded form, so two concurrent
+/// claims of look-alikes cannot both pass (SQLite's write transactions are serial already).
 pub fn ms_id_free(
     conn: &mut crate::db::DbConnection,
     ms_id: &str,
     caller: Option<i64>,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let owner: Option<i64> = users::table
-        .filter(users::ms_id.eq(ms_id))
-        .select(users::id)
-        .first(conn)
-        .optional()?;
-    if owner.is_some_and(|o| Some(o) != caller) {
+    let key = validate::ms_id_key(ms_id);
+    if let crate::db::DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(format!("ms_id:{key}"))
+            .execute(pg)?;
+    }
+    let folded = replace(replace(users::ms_id, "_", "."), "-", ".");
+    let others: i64 = users::table
+        .filter(folded.eq(&key))
+        .filter(users::id.ne(caller.unwrap_or(0)))
+        .count()
+        .get_result(conn)?;
+    if others > 0 {
         return Ok(false);
     }
-    let hold: Option<i64> = ms_id_holds::table
-        .filter(ms_id_holds::ms_id.eq(ms_id))
+    let held_folded = replace(replace(ms_id_holds::ms_id, "_", "."), "-", ".");
+    let held_for_others: i64 = ms_id_holds::table
+        .filter(held_folded.eq(&key))
         .filter(ms_id_holds::held_until.gt(now))
-        .select(ms_id_holds::previous_owner)
-        .first(conn)
-        .optional()?;
-    Ok(hold.is_none_or(|previous| Some(previous) == caller))
+        .filter(ms_id_holds::previous_owner.ne(caller.unwrap_or(0)))
+        .count()
+        .get_result(conn)?;
+    Ok(held_for_others == 0)
 }
 
 /// Creates an account. An address that already has an account is not revealed (issue #12
