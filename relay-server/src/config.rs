@@ -13,6 +13,10 @@ use std::path::PathBuf;
     about = "SecureChat relay server: stores and forwards ciphertext, holds accounts, two-factor auth and friendships."
 )]
 pub struct Config {
+    /// Instead of serving: `backup FILE` (see [`Command`]).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "SECURECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -207,6 +211,18 @@ impl std::str::FromStr for IpRange {
 
 fn parse_ip_range(s: &str) -> Result<IpRange, String> {
     s.parse()
+}
+
+/// What `securechat-relay` does instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Write a consistent copy of the SQLite database to FILE (a new file), safely while the
+    /// relay runs, then exit. PostgreSQL: use `pg_dump`. Attachments are files under the blob
+    /// directory: copy them too (docs/deployment.md).
+    Backup {
+        /// The backup file to create (refused if it exists).
+        file: PathBuf,
+    },
 }
 
 impl Config {

@@ -9,6 +9,7 @@
 //! (diesel over SQLite or PostgreSQL). [`run`] starts the server from a [`Config`].
 
 pub mod api;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod db;

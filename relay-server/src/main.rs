@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use relay_server::Config;
+use relay_server::config::Command;
 use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
@@ -14,6 +15,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
+    if let Some(Command::Backup { file }) = &config.command {
+        let wait = std::time::Duration::from_secs(config.db_wait_secs);
+        let bytes = relay_server::backup::sqlite_snapshot(&config.database_url, file, wait)?;
+        println!(
+            "SecureChat backup written to {} ({bytes} bytes)",
+            file.display()
+        );
+        return Ok(());
+    }
     relay_server::run(config).await?;
     Ok(())
 }

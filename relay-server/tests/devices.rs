@@ -1042,7 +1042,74 @@ async fn openapi_lists_the_directory(relay: &TestRelay) {
     }
 }
 
+/// Issue #12 item 10: a session that signed in more than ten minutes ago (a stolen cookie, say)
+/// cannot add a device on its own: the password (and second factor, when on) must come with
+/// the request. A fresh sign-in can, as a first login naturally does. Each addition is a
+/// security event.
+async fn adding_a_device_needs_a_recent_sign_in(relay: &TestRelay) {
+    let alice = user(relay, "alice").await;
+    let (acc, keys) = account(2);
+    register(relay, &alice, &acc, &keys).await;
+
+    relay.clock().advance(11 * 60);
+    let (acc2, keys2) = account(1);
+    let resp = register_raw(relay, &alice, registration(&acc2, "stolen", &keys2)).await;
+    assert_error(resp, 403, "reauth_required").await;
+    assert_eq!(
+        own_devices(relay, &alice).await.len(),
+        1,
+        "no device was added"
+    );
+
+    let mut body = registration(&acc2, "phone", &keys2);
+    body["password"] = json!("not the password of alice");
+    assert_error(
+        register_raw(relay, &alice, body.clone()).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    body["password"] = json!(common::PASSWORD);
+    ok_json(register_raw(relay, &alice, body).await, 201).await;
+
+    // A new sign-in may add a device without repeating the password.
+    let (token, _) = relay.token("alice@example.org").await;
+    let fresh = User {
+        id: alice.id,
+        ms_id: alice.ms_id.clone(),
+        token,
+    };
+    let (acc3, _) = account(0);
+    ok_json(
+        register_raw(relay, &fresh, registration(&acc3, "tablet", &[])).await,
+        201,
+    )
+    .await;
+    assert_eq!(own_devices(relay, &alice).await.len(), 3);
+
+    let events = ok_json(
+        call(
+            relay,
+            Method::GET,
+            "/api/v1/me/security-events",
+            &alice,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let added = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "device_added")
+        .count();
+    assert_eq!(added, 3, "{events}");
+}
+
 on_both_backends!(
+    adding_a_device_needs_a_recent_sign_in,
     register_and_list,
     forged_and_malformed_keys,
     identity_taken_and_device_cap,

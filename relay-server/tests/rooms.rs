@@ -445,17 +445,14 @@ async fn creator_deleted(relay: &TestRelay) {
 }
 
 /// A room holds at most 100 members, invitees included.
-async fn member_cap(relay: &TestRelay) {
-    let a = user(relay, "alice").await;
-    let b = user(relay, "bob").await;
-    befriend(relay, &a, &b).await;
-    let room = create_room(relay, &a, None).await;
-    // 99 more members, inserted directly (registering through the API hashes passwords).
+/// Adds `n` invited members to `room`, inserted directly (registering through the API hashes
+/// passwords).
+async fn fill(relay: &TestRelay, room: i64, n: usize) {
     relay
         .state
         .db
         .run(move |conn| {
-            for i in 0..99 {
+            for i in 0..n {
                 let id: i64 = diesel::insert_into(users::table)
                     .values((
                         users::email.eq(format!("filler{i}@example.org")),
@@ -483,6 +480,55 @@ async fn member_cap(relay: &TestRelay) {
         })
         .await
         .unwrap();
+}
+
+/// Issue #12 item 4: invitations that race for the last places cannot pass the cap (on
+/// PostgreSQL each counted the members before any had inserted).
+async fn concurrent_invites_respect_the_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let mut friends = Vec::new();
+    for name in ["bob", "carol", "dave", "erin", "frank", "grace"] {
+        let f = user(relay, name).await;
+        befriend(relay, &a, &f).await;
+        friends.push(name);
+    }
+    let room = create_room(relay, &a, None).await;
+    fill(relay, room, 97).await;
+    let answers =
+        futures_util::future::join_all(friends.iter().map(|name| invite(relay, &a, room, name)))
+            .await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        4,
+        "{statuses:?}"
+    );
+    let members = relay
+        .state
+        .db
+        .run(move |conn| {
+            room_members::table
+                .filter(room_members::room_id.eq(room))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(members, 100);
+}
+
+async fn member_cap(relay: &TestRelay) {
+    let a = user(relay, "alice").await;
+    let b = user(relay, "bob").await;
+    befriend(relay, &a, &b).await;
+    let room = create_room(relay, &a, None).await;
+    fill(relay, room, 99).await;
     common::assert_error(invite(relay, &a, room, "bob").await, 409, "conflict").await;
     let leave = format!("/api/v1/rooms/{room}/leave");
     let filler = relay
@@ -796,7 +842,224 @@ async fn members_hide_blocked(relay: &TestRelay) {
     }
 }
 
+async fn send_json(
+    relay: &TestRelay,
+    who: &User,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = relay
+        .client()
+        .request(method, relay.url(path))
+        .bearer_auth(&who.token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+/// (ms_id, role) of every member, as `who` sees them.
+async fn roles(relay: &TestRelay, who: &User, room: i64) -> Vec<(String, String)> {
+    let resp = get(relay, who, &format!("/api/v1/rooms/{room}/members")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["ms_id"].as_str().unwrap().to_owned(),
+                m["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Reads change notices until a `rooms_changed` about a membership change of `user` arrives;
+/// returns it.
+async fn member_event(ws: &mut Ws, room: i64, user: i64) -> Value {
+    loop {
+        let v = ws.notice().await;
+        if v["type"] == "rooms_changed" && v["room"] == room && v["user"] == user {
+            return v;
+        }
+    }
+}
+
+fn pair(ms_id: &str, role: &str) -> (String, String) {
+    (ms_id.to_owned(), role.to_owned())
+}
+
+/// Issue #12 item 4: room roles. The creator is the room's admin; only an admin renames the
+/// room, removes a member, makes a member admin or deletes the room; when the last admin
+/// leaves, the longest-standing joined member becomes admin. The `rooms_changed` notice says
+/// what changed (`change`, `user`, `by`), so that clients show membership changes and
+/// replace their sender keys without polling.
+async fn roles_and_membership_events(relay: &TestRelay) {
+    use common::assert_error;
+    use reqwest::Method;
+    let t = trio(relay).await;
+    let room = t.room;
+    let (mut b1, _) = open_drained(relay, &t.b, t.b1).await;
+    assert_eq!(
+        roles(relay, &t.b, room).await,
+        [
+            pair("alice", "admin"),
+            pair("bob", "member"),
+            pair("carol", "member")
+        ]
+    );
+
+    // A member may not rename, remove, promote or delete.
+    let rename = |name: &str| json!({ "name": name });
+    let room_path = format!("/api/v1/rooms/{room}");
+    let carol_path = format!("/api/v1/rooms/{room}/members/{}", t.c.id);
+    let bob_role = format!("/api/v1/rooms/{room}/members/{}/role", t.b.id);
+    for resp in [
+        send_json(relay, &t.b, Method::PATCH, &room_path, Some(rename("Mine"))).await,
+        send_json(relay, &t.b, Method::DELETE, &carol_path, None).await,
+        send_json(
+            relay,
+            &t.b,
+            Method::PUT,
+            &bob_role,
+            Some(json!({"role": "admin"})),
+        )
+        .await,
+        send_json(relay, &t.b, Method::DELETE, &room_path, None).await,
+    ] {
+        assert_error(resp, 403, "not_room_admin").await;
+    }
+    assert_eq!(roles(relay, &t.b, room).await.len(), 3);
+
+    // The admin renames (validated like at creation).
+    let resp = send_json(
+        relay,
+        &t.a,
+        Method::PATCH,
+        &room_path,
+        Some(rename(" Weekend ")),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let view: Value = resp.json().await.unwrap();
+    assert_eq!(view["name"], "Weekend");
+    assert_eq!(rooms_of(relay, &t.b).await[0]["name"], "Weekend");
+    assert_error(
+        send_json(relay, &t.a, Method::PATCH, &room_path, Some(rename(""))).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+
+    // The admin removes Carol: she no longer sees the room, Bob is told who did it.
+    let resp = send_json(relay, &t.a, Method::DELETE, &carol_path, None).await;
+    assert_eq!(resp.status().as_u16(), 204);
+    let event = member_event(&mut b1, room, t.c.id).await;
+    assert_eq!(event["change"], "removed", "{event}");
+    assert_eq!(event["by"], t.a.id, "{event}");
+    assert!(rooms_of(relay, &t.c).await.is_empty());
+    assert_error(
+        get(relay, &t.c, &format!("{room_path}/members")).await,
+        404,
+        "not_found",
+    )
+    .await;
+    // Removing her again, or an admin removing themself: nothing to remove / leave instead.
+    assert_error(
+        send_json(relay, &t.a, Method::DELETE, &carol_path, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let self_path = format!("/api/v1/rooms/{room}/members/{}", t.a.id);
+    assert_error(
+        send_json(relay, &t.a, Method::DELETE, &self_path, None).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // A new member's join reaches Bob too.
+    assert_eq!(
+        invite(relay, &t.a, room, "carol").await.status().as_u16(),
+        204
+    );
+    assert_eq!(
+        member_event(&mut b1, room, t.c.id).await["change"],
+        "invited"
+    );
+    assert_eq!(join(relay, &t.c, room).await.status().as_u16(), 200);
+    assert_eq!(
+        member_event(&mut b1, room, t.c.id).await["change"],
+        "joined"
+    );
+
+    // Bob made admin may rename; a role other than admin or member is refused.
+    let resp = send_json(
+        relay,
+        &t.a,
+        Method::PUT,
+        &bob_role,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(
+        member_event(&mut b1, room, t.b.id).await["change"],
+        "promoted"
+    );
+    assert_error(
+        send_json(
+            relay,
+            &t.a,
+            Method::PUT,
+            &bob_role,
+            Some(json!({"role": "owner"})),
+        )
+        .await,
+        400,
+        "invalid_json",
+    )
+    .await;
+    let resp = send_json(
+        relay,
+        &t.b,
+        Method::PATCH,
+        &room_path,
+        Some(rename("Bob's")),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // When the last admin leaves, the longest-standing joined member becomes admin.
+    let second = room_with(relay, &t.a, &[(&t.b, "bob"), (&t.c, "carol")]).await;
+    let leave = post(relay, &t.a, &format!("/api/v1/rooms/{second}/leave"), None).await;
+    assert_eq!(leave.status().as_u16(), 204);
+    assert_eq!(
+        roles(relay, &t.b, second).await,
+        [pair("bob", "admin"), pair("carol", "member")]
+    );
+
+    // An admin deletes the room: it is gone for everyone, and everyone is told.
+    let resp = send_json(relay, &t.b, Method::DELETE, &room_path, None).await;
+    assert_eq!(resp.status().as_u16(), 204);
+    for who in [&t.a, &t.b, &t.c] {
+        assert!(rooms_of(relay, who).await.iter().all(|r| r["id"] != room));
+    }
+    assert_error(
+        get(relay, &t.a, &format!("{room_path}/members")).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
 on_both_backends!(
+    roles_and_membership_events,
+    concurrent_invites_respect_the_cap,
     lifecycle,
     queue_full_stores_nothing,
     member_cap,
@@ -809,3 +1072,32 @@ on_both_backends!(
     room_send_skips_whom_the_sender_blocked,
     members_hide_blocked,
 );
+
+/// With the production limits, an account creates at most 30 rooms an hour; others are not
+/// held back, and an hour later it may create again.
+async fn room_creation_is_rate_limited(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let a = user(&relay, "alice").await;
+    let b = user(&relay, "bob").await;
+    for _ in 0..30 {
+        create_room(&relay, &a, None).await;
+    }
+    let resp = post(&relay, &a, "/api/v1/rooms", Some(json!({}))).await;
+    common::assert_error(resp, 429, "rate_limited").await;
+    create_room(&relay, &b, None).await;
+    relay.clock().advance(3600);
+    create_room(&relay, &a, None).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn room_creation_is_rate_limited_sqlite() {
+    room_creation_is_rate_limited(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn room_creation_is_rate_limited_postgres() {
+    room_creation_is_rate_limited(Backend::Postgres).await;
+}

@@ -265,3 +265,72 @@ async fn cors_is_strict_and_security_headers_are_set() {
     );
     relay.stop().await;
 }
+
+/// `securechat-relay backup FILE` writes a consistent copy of a live SQLite database — what
+/// still sits in the write-ahead log included — that another relay starts on; it never
+/// overwrites a file, and on PostgreSQL it points to `pg_dump`.
+#[actix_web::test]
+async fn backup_copies_a_live_sqlite_database() {
+    let relay = TestRelay::start(Backend::Sqlite).await.unwrap();
+    relay.register("ada@example.org", "ada").await;
+    let database_url = relay.state.config.database_url.clone();
+    let dir = temp_dir("sc_backup");
+    let file = dir.join("securechat-backup.db");
+
+    let out = Command::new(BIN)
+        .args(["--database-url", &database_url, "backup"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("backup written"), "{stdout}");
+
+    // A relay on the copy knows Ada.
+    let mut command = Command::new(BIN);
+    command
+        .args(["--database-url", &format!("sqlite://{}", file.display())])
+        .arg("--mail-url")
+        .arg(format!("file://{}", dir.join("outbox").display()))
+        .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
+        .env("SECURECHAT_DB_WAIT_SECS", "120")
+        .stderr(Stdio::null());
+    let (mut child, base) = common::spawn_relay(command);
+    wait_healthy(&format!("{base}/healthz"), &mut child).await;
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"email": "ada@example.org", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(login.status(), 200, "the copy holds Ada's account");
+
+    // Never over an existing file; PostgreSQL has its own tool.
+    let again = Command::new(BIN)
+        .args(["--database-url", &database_url, "backup"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let pg = Command::new(BIN)
+        .args([
+            "--database-url",
+            "postgres://postgres@127.0.0.1/test",
+            "backup",
+        ])
+        .arg(dir.join("pg.db"))
+        .output()
+        .unwrap();
+    assert!(!pg.status.success());
+    assert!(String::from_utf8_lossy(&pg.stderr).contains("pg_dump"));
+    assert!(!dir.join("pg.db").exists());
+    relay.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -258,6 +258,9 @@ pub struct Member {
     pub display_name: String,
     /// `invited` or `joined`.
     pub state: String,
+    /// `admin` or `member`.
+    #[serde(default)]
+    pub role: String,
     /// Device ids of a joined member.
     pub devices: Vec<i64>,
 }
@@ -285,6 +288,13 @@ pub(crate) struct RegisterDeviceBody<'a> {
     pub(crate) name: &'a str,
     pub(crate) signed_prekey: String,
     pub(crate) one_time_prekeys: Vec<String>,
+    /// For a session that signed in more than 10 minutes ago.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<SecondFactor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) code: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -346,7 +356,7 @@ struct ErrorBody {
 }
 
 /// The relay's HTTP API over a transport.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Relay<T> {
     transport: T,
     token: Option<String>,
@@ -387,22 +397,16 @@ impl<T: Transport> Relay<T> {
             .map_err(ClientError::Network)
     }
 
-    /// Sends a raw body (attachments).
-    pub(crate) async fn raw_body(
+    /// POSTs `pieces`, in order, as one `application/octet-stream` body (attachments), with
+    /// `progress(sent, total)` as the bytes leave.
+    pub(crate) async fn upload(
         &self,
-        method: Method,
         path: &str,
-        content_type: &'static str,
-        body: Vec<u8>,
+        pieces: Vec<Vec<u8>>,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<crate::transport::Response> {
         self.transport
-            .request(Request {
-                method,
-                path: path.to_owned(),
-                token: self.token.clone(),
-                body: Some((content_type, body)),
-                range: None,
-            })
+            .upload(path, self.token.as_deref(), pieces, progress)
             .await
             .map_err(ClientError::Network)
     }

@@ -23,6 +23,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
+use zeroize::Zeroizing;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -35,7 +36,9 @@ export type ErrorCode = "invalid_json" | "payload_too_large" | "invalid_input" |
   | "duplicate_request" | "already_friends" | "blocked" | "rate_limited" | "conflict"
   | "internal" | "unavailable" | "invalid_key" | "bad_signature" | "identity_taken"
   | "too_many_devices" | "too_many_prekeys" | "duplicate_prekey" | "stale_prekey"
-  | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "not_friends" | "queue_full"
+  | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "reauth_required"
+  | "not_room_admin"
+  | "not_friends" | "queue_full"
   | "not_a_member" | "invalid_frame" | "too_large" | "unsupported_version" | "unknown_type"
   | "binary_not_supported" | "network" | "bad_response"
   | "unknown_relay_code" | "not_signed_in" | "no_device" | "wrong_password" | "store_corrupted"
@@ -79,6 +82,9 @@ export interface Message {
   reply_to: string | null; status: MessageStatus; unverified_key: boolean;
 }
 export type FailureReason = "unknown_session" | "duplicate" | "corrupted" | "key_changed" | "too_old" | "unsupported";
+/** What a `rooms_changed` event reports (docs/api.md). */
+export type RoomChange = "created" | "invited" | "joined" | "declined" | "left" | "removed"
+  | "promoted" | "demoted" | "renamed" | "deleted";
 export type ConnectionState = "connecting" | "syncing" | "online" | "offline" | "stopped";
 export type ClientEvent =
   | { type: "message"; message: Message }
@@ -87,7 +93,7 @@ export type ClientEvent =
   | { type: "typing"; user_id: number; typing: boolean }
   | { type: "presence"; user_id: number; online: boolean }
   | { type: "friends_changed" }
-  | { type: "rooms_changed"; room_id: number }
+  | { type: "rooms_changed"; room_id: number; change: RoomChange | null; user_id: number | null; by: number | null }
   | { type: "devices_changed"; user_id: number }
   | { type: "key_changed"; user_id: number; device_id: number; was_verified: boolean }
   | { type: "decryption_failed"; from_user: number; from_device: number; id: string; reason: FailureReason }
@@ -112,7 +118,7 @@ export interface Profile { user_id: number; ms_id: string; display_name: string 
 export interface OwnDevice { device_id: number; identity_key: string; name: string; created_at: number; one_time_prekeys: number }
 export interface SafetyNumberView { digits: string; display: string; qr_base64: string }
 export interface Room { id: number; name: string | null; state: "invited" | "joined"; created_at: number }
-export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; devices: number[] }
+export interface RoomMember { user_id: number; ms_id: string; display_name: string; state: "invited" | "joined"; role: "admin" | "member"; devices: number[] }
 "#;
 
 #[wasm_bindgen]
@@ -645,11 +651,29 @@ impl SecureChatClient {
         future_to_promise(async move { result(inner.lock().await.me().await) })
     }
 
-    /// Registers this device on first use; tops up prekeys later.
+    /// Registers this device on first use; tops up prekeys later. The relay adds a device
+    /// only within 10 minutes of a sign-in; later, pass `{password, method?, code?}` (it
+    /// rejects with `reauth_required` otherwise).
     #[wasm_bindgen(js_name = ensureDevice, unchecked_return_type = "Promise<number>")]
-    pub fn ensure_device(&self, name: String) -> Promise {
+    pub fn ensure_device(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "Reauth")] reauth: Option<Object>,
+    ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { result(inner.lock().await.ensure_device(&name).await) })
+        future_to_promise(async move {
+            let reauth = match reauth {
+                Some(r) => Some(reauth_from(&r)?),
+                None => None,
+            };
+            result(
+                inner
+                    .lock()
+                    .await
+                    .ensure_device_with(&name, reauth.as_ref())
+                    .await,
+            )
+        })
     }
 
     /// Connects and keeps the connection up (back-off with jitter) until `disconnect()`,
@@ -862,6 +886,46 @@ impl SecureChatClient {
         })
     }
 
+    /// Renames a room (admins only; `null` removes the name, which the relay can read).
+    #[wasm_bindgen(js_name = renameRoom, unchecked_return_type = "Promise<Room>")]
+    pub fn rename_room(&self, room: f64, name: Option<String>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.rename_room(room, name.as_deref()).await)
+        })
+    }
+
+    /// Removes a member from a room (admins only).
+    #[wasm_bindgen(js_name = removeRoomMember, unchecked_return_type = "Promise<void>")]
+    pub fn remove_room_member(&self, room: f64, member: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let (room, member) = (user_id(room)?, user_id(member)?);
+            result(inner.lock().await.remove_room_member(room, member).await)
+        })
+    }
+
+    /// Makes a joined member admin (`true`) or a member again (`false`); admins only.
+    #[wasm_bindgen(js_name = setRoomAdmin, unchecked_return_type = "Promise<void>")]
+    pub fn set_room_admin(&self, room: f64, member: f64, admin: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let (room, member) = (user_id(room)?, user_id(member)?);
+            result(inner.lock().await.set_room_admin(room, member, admin).await)
+        })
+    }
+
+    /// Deletes a room for everyone (admins only).
+    #[wasm_bindgen(js_name = deleteRoom, unchecked_return_type = "Promise<void>")]
+    pub fn delete_room(&self, room: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let room = user_id(room)?;
+            result(inner.lock().await.delete_room(room).await)
+        })
+    }
+
     /// The members of a room.
     #[wasm_bindgen(js_name = roomMembers, unchecked_return_type = "Promise<RoomMember[]>")]
     pub fn room_members(&self, room: f64) -> Promise {
@@ -893,16 +957,74 @@ impl SecureChatClient {
 
 #[wasm_bindgen]
 impl SecureChatClient {
-    /// Encrypts and uploads a file; resolves with the reference to send.
+    /// Encrypts and uploads bytes; resolves with the reference to send. `onProgress(sent,
+    /// total)` is called as the ciphertext leaves (browsers; Node reports once at the end).
+    /// Messages keep flowing meanwhile.
     #[wasm_bindgen(js_name = uploadAttachment, unchecked_return_type = "Promise<AttachmentRef>")]
-    pub fn upload_attachment(&self, data: Vec<u8>, mime: String, name: String) -> Promise {
+    pub fn upload_attachment(
+        &self,
+        data: Vec<u8>,
+        mime: String,
+        name: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "(sent: number, total: number) => void")]
+        on_progress: Option<Function>,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            let attachments = inner.lock().await.attachments();
+            let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            let read = |offset: u64, len: usize| {
+                let piece = usize::try_from(offset)
+                    .ok()
+                    .and_then(|start| data.get(start..start.saturating_add(len)))
+                    .map(|p| Zeroizing::new(p.to_vec()))
+                    .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
+                std::future::ready(piece)
+            };
+            let mut progress = progress_callback(on_progress);
             result(
-                inner
-                    .lock()
-                    .await
-                    .upload_attachment(&data, &mime, &name)
+                attachments
+                    .upload_from(size, &mime, &name, read, &mut progress)
+                    .await,
+            )
+        })
+    }
+
+    /// Encrypts and uploads a `Blob` or `File`, reading it in 1 MiB slices (the whole file
+    /// is never in memory at once); resolves with the reference to send. `onProgress(sent,
+    /// total)` as for `uploadAttachment`.
+    #[wasm_bindgen(js_name = uploadFile, unchecked_return_type = "Promise<AttachmentRef>")]
+    pub fn upload_file(
+        &self,
+        file: web_sys::Blob,
+        mime: String,
+        name: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "(sent: number, total: number) => void")]
+        on_progress: Option<Function>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let attachments = inner.lock().await.attachments();
+            // A Blob's size is an exact integer below 2^53.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let size = file.size().max(0.0) as u64;
+            let read = |offset: u64, len: usize| {
+                let end = offset.saturating_add(len as u64);
+                #[allow(clippy::cast_precision_loss)]
+                let slice = file.slice_with_f64_and_f64(offset as f64, end as f64);
+                async move {
+                    let unreadable =
+                        |_| ClientError::InvalidArgument("the file cannot be read".into());
+                    let buffer = JsFuture::from(slice.map_err(unreadable)?.array_buffer())
+                        .await
+                        .map_err(unreadable)?;
+                    Ok(Zeroizing::new(Uint8Array::new(&buffer).to_vec()))
+                }
+            };
+            let mut progress = progress_callback(on_progress);
+            result(
+                attachments
+                    .upload_from(size, &mime, &name, read, &mut progress)
                     .await,
             )
         })
@@ -941,14 +1063,27 @@ impl SecureChatClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let attachment = attachment_ref(&attachment)?;
-            let data = inner
-                .lock()
-                .await
-                .download_attachment(&attachment)
+            let attachments = inner.lock().await.attachments();
+            let data = attachments
+                .download(&attachment)
                 .await
                 .map_err(|e| js_error(&e))?;
             Ok(Uint8Array::from(data.as_slice()).into())
         })
+    }
+}
+
+/// `onProgress(sent, total)` from JavaScript as a Rust callback (what it throws is ignored).
+fn progress_callback(function: Option<Function>) -> impl FnMut(u64, u64) {
+    move |sent, total| {
+        if let Some(f) = &function {
+            #[allow(clippy::cast_precision_loss)]
+            let _ = f.call2(
+                &JsValue::NULL,
+                &JsValue::from_f64(sent as f64),
+                &JsValue::from_f64(total as f64),
+            );
+        }
     }
 }
 
@@ -976,7 +1111,7 @@ macro_rules! call {
     }};
 }
 
-fn reauth(value: &JsValue) -> Result<Reauth, JsValue> {
+fn reauth_from(value: &JsValue) -> Result<Reauth, JsValue> {
     let json = js_sys::JSON::stringify(value)
         .ok()
         .and_then(|s| s.as_string())
@@ -1031,7 +1166,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         new_password: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             let auth = auth.map_err(|_| bad_reauth())?;
             c.change_password(&auth, &new_password, KdfParams::RECOMMENDED)
@@ -1053,7 +1188,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         new_email: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             let auth = auth.map_err(|_| bad_reauth())?;
             c.change_email(&auth, &new_email).await
@@ -1066,7 +1201,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.totp_disable(&auth.map_err(|_| bad_reauth())?).await
         })
@@ -1085,7 +1220,7 @@ impl SecureChatClient {
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
         email_code: String,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.email_2fa_enable(&auth.map_err(|_| bad_reauth())?, &email_code)
                 .await
@@ -1098,7 +1233,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.email_2fa_disable(&auth.map_err(|_| bad_reauth())?).await
         })
@@ -1110,7 +1245,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         call!(self, |c| async {
             c.regenerate_recovery_codes(&auth.map_err(|_| bad_reauth())?)
                 .await
@@ -1147,7 +1282,7 @@ impl SecureChatClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Reauth")] auth: JsValue,
     ) -> Promise {
-        let auth = reauth(&auth);
+        let auth = reauth_from(&auth);
         *self.stopped.borrow_mut() = true;
         call!(self, |c| async {
             c.delete_account(&auth.map_err(|_| bad_reauth())?).await

@@ -85,6 +85,10 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The device does not exist or is not the caller's.
     UnknownDevice,
+    /// The action needs a recent sign-in: the password (and second factor) again.
+    ReauthRequired,
+    /// Only an admin of the room may do this.
+    NotRoomAdmin,
     // --- the relay's WebSocket codes ---
     /// The recipient is neither a friend nor one's own device.
     NotFriends,
@@ -203,6 +207,8 @@ relay_codes! {
     "forbidden_origin" => ForbiddenOrigin,
     "quota_exceeded" => QuotaExceeded,
     "unknown_device" => UnknownDevice,
+    "reauth_required" => ReauthRequired,
+    "not_room_admin" => NotRoomAdmin,
     "not_friends" => NotFriends,
     "queue_full" => QueueFull,
     "not_a_member" => NotAMember,

@@ -86,6 +86,9 @@ pub(crate) enum RelayFrame {
     FriendsChanged,
     RoomsChanged {
         room: i64,
+        change: Option<String>,
+        user: Option<i64>,
+        by: Option<i64>,
     },
     DevicesChanged {
         user: i64,
@@ -149,6 +152,10 @@ struct Raw {
     message: Option<String>,
     #[serde(default)]
     retry_after: Option<u64>,
+    #[serde(default)]
+    change: Option<String>,
+    #[serde(default)]
+    by: Option<i64>,
 }
 
 /// Why a relay frame was refused.
@@ -214,6 +221,9 @@ impl RelayFrame {
             "friends_changed" => Self::FriendsChanged,
             "rooms_changed" => Self::RoomsChanged {
                 room: raw.room.ok_or_else(|| need("room"))?,
+                change: raw.change,
+                user: raw.user,
+                by: raw.by,
             },
             "devices_changed" => Self::DevicesChanged {
                 user: raw.user.ok_or_else(|| need("user"))?,

@@ -45,8 +45,9 @@ pub mod store;
 pub mod transport;
 
 pub use client::{
-    Client, ConnectionState, Conversation, ConversationSummary, DOWNLOAD_PIECE, Event,
+    Attachments, Client, ConnectionState, Conversation, ConversationSummary, DOWNLOAD_PIECE, Event,
     FailureReason, LoginOutcome, MAX_ATTACHMENT_BYTES, MAX_HELD, MAX_PAGE, Message, MessageStatus,
     ONE_TIME_PREKEY_BATCH, ONE_TIME_PREKEY_LOW, SIGNED_PREKEY_GRACE, SIGNED_PREKEY_LIFETIME,
+    UPLOAD_PIECE,
 };
 pub use error::{ClientError, ErrorCode, Result};

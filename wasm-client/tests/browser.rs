@@ -109,6 +109,18 @@ export function listen(client) {
   client.onEvent((e) => events.push(e));
   return events;
 }
+// A file of `n` pseudo-random bytes (a marker inside) and a recorder of progress calls.
+export function testFile(n, marker) {
+  const bytes = new Uint8Array(n);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < n; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 0xff; }
+  bytes.set(new TextEncoder().encode(marker), Math.floor(n / 2));
+  return { file: new File([bytes], "photo.bin", { type: "application/octet-stream" }), bytes };
+}
+export function progressRecorder() {
+  const calls = [];
+  return { calls, record: (sent, total) => calls.push([sent, total]) };
+}
 export function newAesKey() {
   return crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
@@ -130,6 +142,10 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn call(obj: &JsValue, name: &str, args: Array) -> Result<JsValue, JsValue>;
     fn listen(client: &JsValue) -> Array;
+    #[wasm_bindgen(js_name = testFile)]
+    fn test_file(n: u32, marker: &str) -> JsValue;
+    #[wasm_bindgen(js_name = progressRecorder)]
+    fn progress_recorder() -> JsValue;
     #[wasm_bindgen(js_name = newAesKey)]
     fn new_aes_key() -> Promise;
     #[wasm_bindgen(js_name = describeKey)]
@@ -551,6 +567,13 @@ async fn sign_up(relay: &str, name: &str) -> User {
     }
 }
 
+/// The conversation `{user}` as a plain object.
+fn conversation_with(user_id: f64) -> JsValue {
+    let conversation = js_sys::Object::new();
+    Reflect::set(&conversation, &"user".into(), &JsValue::from_f64(user_id)).unwrap();
+    conversation.into()
+}
+
 fn is(event: &JsValue, kind: &str) -> bool {
     get(event, "type").as_string().as_deref() == Some(kind)
 }
@@ -621,18 +644,77 @@ async fn two_clients_exchange_messages_through_a_real_relay() {
     })
     .await;
 
-    // The history, read back from IndexedDB through the sealed store.
-    let conversation = js_sys::Object::new();
-    Reflect::set(
-        &conversation,
-        &"user".into(),
-        &JsValue::from_f64(bob.user_id),
+    // A 2.5 MiB file, uploaded from a `File` in slices with progress, and downloaded.
+    let marker = format!("FILE MARKER {}", short_id());
+    let file = test_file(2_621_440, &marker);
+    let recorder = progress_recorder();
+    let reference = invoke(
+        &ada.client,
+        "uploadFile",
+        &[
+            get(&file, "file"),
+            JsValue::from_str("application/octet-stream"),
+            JsValue::from_str("photo.bin"),
+            get(&recorder, "record"),
+        ],
     )
+    .await
     .unwrap();
+    assert_eq!(get(&reference, "size").as_f64(), Some(2_621_440.0));
+    let calls: Vec<(f64, f64)> = Array::from(&get(&recorder, "calls"))
+        .iter()
+        .map(|c| {
+            let c = Array::from(&c);
+            (c.get(0).as_f64().unwrap(), c.get(1).as_f64().unwrap())
+        })
+        .collect();
+    let total = calls.last().unwrap().1;
+    assert!(
+        total > 2_621_440.0,
+        "the ciphertext is a little larger: {calls:?}"
+    );
+    assert_eq!(calls.last().unwrap().0, total, "{calls:?}");
+    assert!(
+        calls
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1),
+        "progress only grows: {calls:?}"
+    );
+    invoke(
+        &ada.client,
+        "sendAttachment",
+        &[
+            conversation_with(bob.user_id),
+            reference,
+            JsValue::from_str("the file"),
+        ],
+    )
+    .await
+    .unwrap();
+    let got = until(&bob.events, "ada's file", |e| {
+        is(e, "message")
+            && get(&get(e, "message"), "text").as_string().as_deref() == Some("the file")
+    })
+    .await;
+    let downloaded: Uint8Array = invoke(
+        &bob.client,
+        "downloadAttachment",
+        &[get(&get(&got, "message"), "attachment")],
+    )
+    .await
+    .unwrap()
+    .unchecked_into();
+    let sent_bytes: Uint8Array = get(&file, "bytes").unchecked_into();
+    assert!(
+        downloaded.to_vec() == sent_bytes.to_vec(),
+        "the file round-trips"
+    );
+
+    // The history, read back from IndexedDB through the sealed store.
     let history: Array = invoke(
         &ada.client,
         "history",
-        &[conversation.into(), JsValue::from_f64(10.0)],
+        &[conversation_with(bob.user_id), JsValue::from_f64(10.0)],
     )
     .await
     .unwrap()
@@ -641,7 +723,7 @@ async fn two_clients_exchange_messages_through_a_real_relay() {
         .iter()
         .map(|m| get(&m, "text").as_string().unwrap())
         .collect();
-    assert_eq!(texts, [hello.clone(), reply.clone()]);
+    assert_eq!(texts, [hello.clone(), reply.clone(), "the file".to_owned()]);
 
     for user in [&ada, &bob] {
         invoke(&user.client, "disconnect", &[]).await.unwrap();
@@ -650,7 +732,7 @@ async fn two_clients_exchange_messages_through_a_real_relay() {
     for user in [&ada, &bob] {
         user.idb.close();
         for (key, value) in records(&user.db).await {
-            for secret in [&hello, &reply, &ada.ms_id, &bob.ms_id] {
+            for secret in [&hello, &reply, &ada.ms_id, &bob.ms_id, &marker] {
                 assert!(!key.contains(secret.as_str()), "{key} holds {secret}");
                 assert!(
                     !contains(&value, secret.as_bytes()),

@@ -13,9 +13,10 @@
 
 mod common;
 
-use common::{Device, PASSWORD, Relay, contains, now, totp};
+use common::{Device, PASSWORD, Relay, contains, now, totp, two_friends};
+use crypto_core::attachment::ciphertext_len_for;
 use wasm_client::api::{Reauth, SecondFactor};
-use wasm_client::{Conversation, ErrorCode, Event, LoginOutcome, MessageStatus};
+use wasm_client::{Conversation, ErrorCode, Event, LoginOutcome, MessageStatus, UPLOAD_PIECE};
 
 #[tokio::test(flavor = "current_thread")]
 async fn two_users_two_devices_each_through_a_real_relay() {
@@ -422,38 +423,111 @@ async fn a_room_of_three() {
         .map(|m| m.text)
         .collect();
     assert_eq!(texts, [first, from_bob, from_carol, after, from_bob_again]);
+
+    // Roles: Ada created the room and is its admin. Bob may not remove anyone; Ada brings
+    // Carol back, then removes her: Bob hears who did it, and what follows skips Carol.
+    let members = bob.client.room_members(room).await.unwrap();
+    let role_of = |id: i64| {
+        members
+            .iter()
+            .find(|m| m.user_id == id)
+            .map(|m| m.role.clone())
+    };
+    assert_eq!(role_of(ada_id).as_deref(), Some("admin"));
+    assert_eq!(role_of(bob_id).as_deref(), Some("member"));
+    let refused = bob
+        .client
+        .remove_room_member(room, ada_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::NotRoomAdmin, "{refused:?}");
+    ada.client.invite_to_room(room, "carol").await.unwrap();
+    carol.client.join_room(room).await.unwrap();
+    let back = "carol is back 7c11";
+    ada.send_room(room, back).await;
+    carol.receives(back).await;
+    ada.client.remove_room_member(room, carol_id).await.unwrap();
+    let removed = bob
+        .until("carol removed", |e| {
+            matches!(e, Event::RoomsChanged { change: Some(c), user_id: Some(u), .. }
+                if c == "removed" && *u == carol_id)
+        })
+        .await;
+    assert!(
+        matches!(removed, Event::RoomsChanged { by: Some(by), .. } if by == ada_id),
+        "{removed:?}"
+    );
+    let after_removal = "after carol was removed 3e5a";
+    ada.send_room(room, after_removal).await;
+    bob.receives(after_removal).await;
+    let renamed = ada.client.rename_room(room, Some("Weekend")).await.unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Weekend"));
+    assert!(
+        carol
+            .client
+            .history(Conversation::Room(room), 50, None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.text != after_removal)
+    );
+
     let at_rest = relay.bytes_at_rest();
-    for p in [first, from_bob, from_carol, after, from_bob_again] {
+    for p in [
+        first,
+        from_bob,
+        from_carol,
+        after,
+        from_bob_again,
+        back,
+        after_removal,
+    ] {
         assert!(!contains(&at_rest, p.as_bytes()), "relay holds {p:?}");
     }
 }
 
 /// An attachment: encrypted on the device, uploaded, referenced in a message, downloaded and
 /// checked by the friend; a tampered reference is refused; the relay's blob holds no plaintext.
+/// Messages sent one after another, before the relay's `accepted` for the first is handled,
+/// each go out once: a send writes its own ciphertexts, not the whole outbox again (only a
+/// new connection resends what waits).
+#[tokio::test(flavor = "current_thread")]
+async fn each_ciphertext_is_sent_once_while_connected() {
+    let relay = Relay::start("send_once");
+    let (mut ada, _, mut bob, bob_id) = two_friends(&relay).await;
+    let jobs_before = relay.metric("securechat_writer_jobs_total").await;
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three", "four"] {
+        sent.push(ada.send(bob_id, text).await.id);
+    }
+    for text in ["one", "two", "three", "four"] {
+        bob.receives(text).await;
+    }
+    for id in &sent {
+        ada.until("accepted", |e| {
+            matches!(e, Event::Status { id: i, status: MessageStatus::Sent | MessageStatus::Delivered, .. } if i == id)
+        })
+        .await;
+    }
+    // Bob's acks are writer jobs too: wait until all four went through.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while relay.metric("securechat_envelopes_acked_total").await < 4.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob's acks never landed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let jobs = relay.metric("securechat_writer_jobs_total").await - jobs_before;
+    // Four sends and four acks (acks may share a job): never the 1 + 2 + 3 + 4 sends of a
+    // full outbox each time.
+    assert!(jobs <= 8.0, "{jobs} writer jobs for four messages");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_attachment_to_a_friend() {
     let relay = Relay::start("attachment");
-    let mut ada = Device::new(&relay).await;
-    let mut bob = Device::new(&relay).await;
-    ada.client
-        .register("ada@example.org", PASSWORD, "ada", "Ada")
-        .await
-        .unwrap();
-    let bob_id = bob
-        .client
-        .register("bob@example.org", PASSWORD, "bob", "Bob")
-        .await
-        .unwrap()
-        .user_id;
-    ada.sign_in("ada@example.org", "ada laptop").await;
-    bob.sign_in("bob@example.org", "bob laptop").await;
-    ada.client.send_friend_request("bob", None).await.unwrap();
-    let request = bob.client.friend_requests().await.unwrap().incoming[0].id;
-    bob.client.accept_friend_request(request).await.unwrap();
-    for d in [&mut ada, &mut bob] {
-        d.connect().await;
-        d.synced().await;
-    }
+    let (mut ada, _, mut bob, bob_id) = two_friends(&relay).await;
 
     // 1.5 MiB (several 64 KiB chunks and a partial last one) with a marker inside.
     let marker = b"ATTACHMENT PLAINTEXT MARKER 5c1d";
@@ -466,12 +540,59 @@ async fn an_attachment_to_a_friend() {
         data.extend_from_slice(&x.to_le_bytes());
     }
     data[700_000..700_000 + marker.len()].copy_from_slice(marker);
+    // Read in pieces, with progress reports as the ciphertext leaves.
+    let mut reads = Vec::new();
+    let mut calls = Vec::new();
     let reference = ada
         .client
-        .upload_attachment(&data, "application/octet-stream", "notes.bin")
+        .attachments()
+        .upload_from(
+            data.len() as u64,
+            "application/octet-stream",
+            "notes.bin",
+            |offset, len| {
+                reads.push((offset, len));
+                let start = usize::try_from(offset).unwrap();
+                std::future::ready(Ok(zeroize::Zeroizing::new(
+                    data[start..start + len].to_vec(),
+                )))
+            },
+            &mut |sent, total| calls.push((sent, total)),
+        )
         .await
         .unwrap();
     assert_eq!(reference.size, data.len() as u64);
+    assert_eq!(
+        reads,
+        [
+            (0, UPLOAD_PIECE),
+            (UPLOAD_PIECE as u64, data.len() - UPLOAD_PIECE)
+        ]
+    );
+    let total = ciphertext_len_for(data.len() as u64).unwrap();
+    assert_eq!(calls.last(), Some(&(total, total)), "{calls:?}");
+    assert!(
+        calls.windows(2).all(|w| w[0].0 <= w[1].0) && calls.iter().all(|c| c.1 == total),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().filter(|c| c.0 > 0 && c.0 < total).count() >= 1,
+        "progress before the end: {calls:?}"
+    );
+    // A source that gives fewer bytes than announced is refused before anything is sent.
+    let short = ada
+        .client
+        .attachments()
+        .upload_from(
+            10,
+            "text/plain",
+            "short.txt",
+            |_, _| std::future::ready(Ok(zeroize::Zeroizing::new(vec![0u8; 3]))),
+            &mut |_, _| panic!("nothing is sent"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), ErrorCode::InvalidArgument, "{short:?}");
     let sent = ada
         .client
         .send_attachment(Conversation::User(bob_id), reference.clone(), "the file")

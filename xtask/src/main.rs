@@ -20,6 +20,7 @@ mod steps;
 mod test;
 mod tools;
 mod util;
+mod web;
 
 use anyhow::{Result, bail};
 use std::process::ExitCode;
@@ -30,7 +31,8 @@ Usage: cargo xtask <COMMAND>
 Commands:
   test [--only WORDS]          Check tools, then fmt, clippy, native tests (with doc tests),
                                wasm32 build, wasm tests under Node, the npm package in Node
-                               and wasm-client in headless Chromium. This is what CI runs.
+                               wasm-client in headless Chromium, and the web app (Vitest,
+                               build, Playwright end-to-end). This is what CI runs.
                                --only: the tools step, then only the steps whose name
                                contains WORDS (e.g. --only Chromium).
   bench [crypto|relay|client|all] [-- ARGS]
@@ -60,8 +62,10 @@ Commands:
                                --test: then run it in Node against a real relay, directly
                                and installed from `npm pack` into an empty project.
   run [-- ARGS]                Build and start the relay server on http://127.0.0.1:8080 with
-                               SQLite (./securechat.db) and a mail outbox (./mail-outbox);
-                               ARGS go to securechat-relay (`cargo xtask run -- --help`).
+                               SQLite (./securechat.db) and a mail outbox (./mail-outbox),
+                               serving the web app (web/dist, built first when missing or
+                               stale; needs Node.js); ARGS go to securechat-relay
+                               (`cargo xtask run -- --help`).
   help                         Print this message.
 
 Environment:
@@ -112,8 +116,9 @@ fn dispatch(args: &[String]) -> Result<()> {
 /// `cargo xtask run [-- ARGS]`: the README's "start the server" command. Builds the relay
 /// (release profile) and runs it on its embedded defaults: http://127.0.0.1:8080, SQLite in
 /// `./securechat.db`, mail written to `./mail-outbox/*.eml`. ARGS go to `securechat-relay`
-/// (see `cargo xtask run -- --help`). When the web app has been built (`web/dist/index.html`)
-/// it is served at `/`.
+/// (see `cargo xtask run -- --help`). The web app is built (npm package, `web/dist`) when
+/// missing or stale and served at `/`; if it cannot be built (no Node.js, say), the relay
+/// starts without it and says why.
 fn run_relay(ctx: &util::Ctx, args: &[String]) -> Result<()> {
     let args = match args.split_first() {
         Some((first, rest)) if first == "--" => rest,
@@ -128,11 +133,18 @@ fn run_relay(ctx: &util::Ctx, args: &[String]) -> Result<()> {
         "securechat-relay",
     ]);
     cmd.arg("--");
-    let web_dist = ctx.root.join("web/dist");
+    let web_dist = web::dist_dir(ctx);
     let has_web_dir_arg = args.iter().any(|a| a.starts_with("--web-dir"))
         || std::env::var_os("SECURECHAT_WEB_DIR").is_some();
-    if web_dist.join("index.html").is_file() && !has_web_dir_arg {
-        cmd.arg("--web-dir").arg(&web_dist);
+    if !has_web_dir_arg {
+        match web::build(ctx, false) {
+            Ok(()) => {
+                cmd.arg("--web-dir").arg(&web_dist);
+            }
+            Err(err) => {
+                eprintln!("warning: the web app could not be built, serving the API only: {err:#}")
+            }
+        }
     }
     cmd.args(args);
     util::exec(&mut cmd)

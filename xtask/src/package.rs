@@ -16,8 +16,9 @@ use std::process::Command;
 
 /// The build fails when the gzipped wasm grows past this (a little over the measured size;
 /// the goal of issue #11 is 200 KB; measured 2026-12-08 with rooms, attachments and the whole
-/// account API: 287.6 KB; docs/benchmarks.md, "wasm-client package size").
-pub(crate) const SIZE_GATE_GZIP: u64 = 295 * 1024;
+/// account API: 287.6 KB, then 300.6 KB with uploads from slices with progress, room admin
+/// calls and device re-authentication; docs/benchmarks.md, "wasm-client package size").
+pub(crate) const SIZE_GATE_GZIP: u64 = 305 * 1024;
 
 /// Where the package is assembled.
 pub(crate) fn package_dir(ctx: &Ctx) -> PathBuf {

@@ -65,6 +65,16 @@ const STEPS: &[Step] = &[
         ],
         run: browser_tests,
     },
+    Step {
+        name: "web app: npm ci, Vitest, build with size budget, end-to-end in headless Chromium (Playwright)",
+        needs: &[
+            Tool::Wasm32Target,
+            Tool::WasmBindgenTestRunner,
+            Tool::Node,
+            Tool::Chromium,
+        ],
+        run: web_tests,
+    },
 ];
 
 /// All the steps, or with `only` the tools step and the steps whose name contains it
@@ -91,6 +101,10 @@ pub(crate) fn run(ctx: &Ctx, only: Option<&str>) -> Result<()> {
         bail!("no step of `cargo xtask test` has {words:?} in its name");
     }
     run_steps(ctx, "test", &chosen)
+}
+
+fn web_tests(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {
+    crate::web::test(ctx)
 }
 
 fn fmt(ctx: &Ctx, _: &mut Toolbox) -> Result<()> {

@@ -3,17 +3,21 @@
 //! Keys travel as standard base64 (with padding) of their `crypto-core` encodings (protocol
 //! sections 5–7). See [`crate::services::devices`] for the rules.
 
+use crate::api::accounts::client_ip;
 use crate::api::auth::AuthUser;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::profiles::limit;
+use crate::api::twofa::factor;
 use crate::services::devices::{self, Bundle, DeviceInfo, NewDevice, OwnDevice};
 use crate::services::ratelimit::Action;
+use crate::services::twofa::Method;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use zeroize::Zeroizing;
 
 /// `POST /devices` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -27,6 +31,12 @@ pub struct RegisterDeviceBody {
     /// Base64 `OneTimePrekey`s (37 bytes each), at most 100, distinct ids.
     #[serde(default)]
     pub one_time_prekeys: Vec<String>,
+    /// The account password: needed when the session signed in more than 10 minutes ago.
+    pub password: Option<String>,
+    /// With the password and 2FA on: `totp`, `email` or `recovery` (inferred when absent).
+    pub method: Option<Method>,
+    /// With the password and 2FA on: a current code.
+    pub code: Option<String>,
 }
 
 /// A registered device.
@@ -153,25 +163,34 @@ impl From<Bundle> for BundleView {
     responses(
         (status = 201, body = DeviceCreated),
         (status = 400, description = "invalid_json, invalid_input (name), invalid_key, bad_signature", body = ErrorBody),
-        (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 403, description = "csrf_failed", body = ErrorBody),
+        (status = 401, description = "unauthorized; with a password: invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
+        (status = 403, description = "csrf_failed; reauth_required: the session signed in more than 10 minutes ago and no password came with the request", body = ErrorBody),
         (status = 409, description = "identity_taken, too_many_devices, duplicate_prekey", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited (password checks)", body = ErrorBody),
         (status = 413, description = "payload_too_large: more than 100 one-time prekeys", body = ErrorBody),
     )
 )]
 #[post("/devices")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     body: web::Json<RegisterDeviceBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let device = NewDevice::verify(
         &body.identity_key,
         &body.name,
         &body.signed_prekey,
         &body.one_time_prekeys,
     )?;
-    let device_id = devices::register(&state, user.user_id, device).await?;
+    let reauth = body.password.map(|password| devices::Reauth {
+        ip: client_ip(&req),
+        password: Zeroizing::new(password),
+        factor: factor(body.method, body.code),
+    });
+    let device_id =
+        devices::register(&state, user.user_id, user.session_id, device, reauth).await?;
     Ok(HttpResponse::Created().json(DeviceCreated { device_id }))
 }
 

@@ -89,6 +89,11 @@ pub enum ErrorCode {
     DuplicatePrekey,
     /// The new signed prekey's id is not greater than the current one's.
     StalePrekey,
+    /// Only an admin of the room may do this (rename, remove a member, change a role, delete).
+    NotRoomAdmin,
+    /// The action needs a recent sign-in: send the password (and a second-factor code when
+    /// 2FA is on) with the request, or sign in again.
+    ReauthRequired,
 }
 
 impl ErrorCode {
@@ -103,7 +108,9 @@ impl ErrorCode {
             Unauthorized | InvalidCredentials | InvalidChallenge | InvalidCode | CodeExpired
             | CodeReplayed => StatusCode::UNAUTHORIZED,
             TwoFactorRequired => StatusCode::UNAUTHORIZED,
-            CsrfFailed | Blocked | ForbiddenOrigin => StatusCode::FORBIDDEN,
+            CsrfFailed | Blocked | ForbiddenOrigin | ReauthRequired | NotRoomAdmin => {
+                StatusCode::FORBIDDEN
+            }
             NotFound | UnknownDevice => StatusCode::NOT_FOUND,
             EmailTaken | MsIdUnavailable | DuplicateRequest | AlreadyFriends | TwoFactorState
             | Conflict | IdentityTaken | TooManyDevices | TooManyPrekeys | DuplicatePrekey
@@ -154,6 +161,8 @@ impl ErrorCode {
         ErrorCode::TooManyPrekeys,
         ErrorCode::DuplicatePrekey,
         ErrorCode::StalePrekey,
+        ErrorCode::ReauthRequired,
+        ErrorCode::NotRoomAdmin,
     ];
 }
 

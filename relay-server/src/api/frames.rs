@@ -53,6 +53,32 @@ pub enum TypingState {
     Idle,
 }
 
+/// What a `rooms_changed` notice reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomChange {
+    /// The room was created (told to the creator).
+    Created,
+    /// `user` was invited by `by`.
+    Invited,
+    /// `user` joined.
+    Joined,
+    /// `user` declined the invitation.
+    Declined,
+    /// `user` left.
+    Left,
+    /// `user` was removed by the admin `by`.
+    Removed,
+    /// `user` was made admin by `by`.
+    Promoted,
+    /// `user` was made a plain member again by `by`.
+    Demoted,
+    /// The admin `by` renamed the room.
+    Renamed,
+    /// The admin `by` deleted the room.
+    Deleted,
+}
+
 /// Frames the relay sends.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -114,11 +140,22 @@ pub enum ServerFrame<'a> {
     /// The user's friends, pending friend requests or blocks changed: refetch them. A change
     /// notice, like the two below: best effort, never stored.
     FriendsChanged {},
-    /// The membership of a room changed (someone was invited, joined, declined or left), or
-    /// the user created it: refetch `GET /rooms` and the room's members.
+    /// The membership of a room changed (someone was invited, joined, declined, left or was
+    /// removed, or became admin), the room was renamed or deleted, or the user created it:
+    /// refetch `GET /rooms` and the room's members. `change`, `user` and `by` say what
+    /// happened, for timelines ("Carol left") and sender-key rotation.
     RoomsChanged {
         /// The room.
         room: i64,
+        /// What changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        change: Option<RoomChange>,
+        /// The member the change is about (membership changes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<i64>,
+        /// Who made the change.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<i64>,
     },
     /// A user's device list changed (a device was registered or removed): refetch it before
     /// the next message to them (or to a room they are in).

@@ -1,4 +1,5 @@
-//! Rooms: `/rooms`, `/rooms/{id}/invites`, `/join`, `/decline`, `/leave`, `/members`. See
+//! Rooms: `/rooms`, `/rooms/{id}` (rename, delete), `/invites`, `/join`, `/decline`,
+//! `/leave`, `/members` (list, remove, role). See
 //! [`crate::services::rooms`] for the rules; room messages travel over the WebSocket (`send`
 //! with `room`).
 
@@ -6,7 +7,7 @@ use crate::api::auth::AuthUser;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::services::rooms::{self, Member, Room};
 use crate::state::AppState;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,6 +18,30 @@ pub struct CreateRoomBody {
     /// leave it out and keep the name inside encrypted messages for privacy.
     #[serde(default)]
     pub name: Option<String>,
+}
+
+/// `PATCH /rooms/{id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RenameRoomBody {
+    /// The new name, 1 to 64 characters (trimmed), or `null` for none.
+    pub name: Option<String>,
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    /// May rename the room, remove members, change roles and delete the room.
+    Admin,
+    /// May send, invite friends and leave.
+    Member,
+}
+
+/// `PUT /rooms/{id}/members/{user_id}/role` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleBody {
+    /// `admin` or `member`.
+    pub role: RoleName,
 }
 
 /// `POST /rooms/{id}/invites` body.
@@ -68,6 +93,9 @@ pub struct MemberView {
     pub display_name: String,
     /// `invited` or `joined`.
     pub state: String,
+    /// `admin` or `member`. When every admin has gone, the longest-standing joined member
+    /// is the admin.
+    pub role: String,
     /// Device ids of a joined member (every one receives room envelopes; encrypt the sender
     /// key to each); empty for an invitee.
     pub devices: Vec<i64>,
@@ -80,6 +108,7 @@ impl From<Member> for MemberView {
             ms_id: m.ms_id,
             display_name: m.display_name,
             state: m.state,
+            role: m.role,
             devices: m.devices,
         }
     }
@@ -102,6 +131,7 @@ pub struct MembersView {
         (status = 400, description = "invalid_json, invalid_input (name)", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited: 30 rooms an hour per account", body = ErrorBody),
     )
 )]
 #[post("/rooms")]
@@ -147,6 +177,7 @@ pub(crate) async fn list(
         (status = 403, description = "csrf_failed", body = ErrorBody),
         (status = 404, description = "not_found: no such room joined by the caller, or no such user among the caller's friends", body = ErrorBody),
         (status = 409, description = "conflict: the room has 100 members", body = ErrorBody),
+        (status = 429, description = "rate_limited: 200 invitations an hour per account", body = ErrorBody),
     )
 )]
 #[post("/rooms/{id}/invites")]
@@ -252,4 +283,118 @@ pub(crate) async fn members(
     Ok(HttpResponse::Ok().json(MembersView {
         members: members.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// Rename a room (an admin of the room only).
+#[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
+    tag = "rooms",
+    params(("id" = i64, Path, description = "room id")),
+    request_body = RenameRoomBody,
+    responses(
+        (status = 200, body = RoomView),
+        (status = 400, description = "invalid_json, invalid_input (id, name)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "csrf_failed, not_room_admin", body = ErrorBody),
+        (status = 404, description = "not_found: no such room joined by the caller", body = ErrorBody),
+    )
+)]
+#[patch("/rooms/{id}")]
+pub(crate) async fn rename(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i64>,
+    body: web::Json<RenameRoomBody>,
+) -> Result<HttpResponse, ApiError> {
+    let room = rooms::rename(
+        &state,
+        user.user_id,
+        path.into_inner(),
+        body.name.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(RoomView::from(room)))
+}
+
+/// Delete a room for everyone (an admin of the room only).
+#[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
+    tag = "rooms",
+    params(("id" = i64, Path, description = "room id")),
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid_input (id)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "csrf_failed, not_room_admin", body = ErrorBody),
+        (status = 404, description = "not_found: no such room joined by the caller", body = ErrorBody),
+    )
+)]
+#[delete("/rooms/{id}")]
+pub(crate) async fn delete_room(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    rooms::delete(&state, user.user_id, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Remove a member, invited or joined (an admin of the room only; to remove yourself, leave).
+#[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+        ("user_id" = i64, Path, description = "the member's user id"),
+    ),
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid_input (id)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "csrf_failed, not_room_admin", body = ErrorBody),
+        (status = 404, description = "not_found: no such room joined by the caller, or no such member", body = ErrorBody),
+        (status = 409, description = "conflict: removing oneself (leave instead)", body = ErrorBody),
+    )
+)]
+#[delete("/rooms/{id}/members/{user_id}")]
+pub(crate) async fn remove_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, member) = path.into_inner();
+    rooms::remove_member(&state, user.user_id, room, member).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Make a joined member admin, or an admin a member again (an admin of the room only; a room
+/// keeps at least one admin).
+#[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+        ("user_id" = i64, Path, description = "the member's user id"),
+    ),
+    request_body = RoleBody,
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid_json (role), invalid_input (id)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "csrf_failed, not_room_admin", body = ErrorBody),
+        (status = 404, description = "not_found: no such room joined by the caller, or no such joined member", body = ErrorBody),
+        (status = 409, description = "conflict: the room would have no admin", body = ErrorBody),
+    )
+)]
+#[put("/rooms/{id}/members/{user_id}/role")]
+pub(crate) async fn set_role(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, member) = path.into_inner();
+    let admin = matches!(body.role, RoleName::Admin);
+    rooms::set_role(&state, user.user_id, room, member, admin).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

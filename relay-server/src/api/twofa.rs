@@ -136,7 +136,7 @@ pub struct SecurityEventView {
     pub id: i64,
     /// `totp_enabled`, `totp_disabled`, `email_2fa_enabled`, `email_2fa_disabled`,
     /// `recovery_code_used`, `recovery_codes_regenerated`, `email_verified`, `email_changed`,
-    /// `password_changed`.
+    /// `password_changed`, `device_added`.
     pub kind: String,
     /// When, Unix seconds.
     pub created_at: i64,

@@ -69,7 +69,7 @@ impl Backend {
 }
 
 /// diesel's SQLite connection takes a path, not a URL.
-fn connection_string(url: &str, backend: Backend) -> String {
+pub(crate) fn connection_string(url: &str, backend: Backend) -> String {
     match backend {
         Backend::Sqlite => url
             .strip_prefix("sqlite://")

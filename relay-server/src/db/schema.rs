@@ -172,6 +172,7 @@ diesel::table! {
         state -> Text,
         invited_by -> BigInt,
         created_at -> BigInt,
+        role -> Text,
     }
 }
 

@@ -656,7 +656,7 @@ impl Departure {
         use crate::services::events;
         events::friends_changed(state, self.partners);
         for (room, members) in self.rooms {
-            events::rooms_changed(state, room, members);
+            events::rooms_changed(state, room, None, members);
         }
         if let Some(contacts) = self.contacts {
             events::devices_changed(state, user_id, contacts);

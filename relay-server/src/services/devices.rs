@@ -25,9 +25,10 @@
 //!   lock of `BEGIN IMMEDIATE`). When none remain, the bundle comes without one.
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::db::schema::{devices, one_time_prekeys, signed_prekeys};
+use crate::db::schema::{devices, one_time_prekeys, sessions, signed_prekeys};
 use crate::db::{DbConnection, write_transaction};
-use crate::services::{contacts, profiles, validate};
+use crate::services::twofa::{self, SecondFactor};
+use crate::services::{accounts, contacts, profiles, validate};
 use crate::state::AppState;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -37,6 +38,8 @@ use crypto_core::prekeys::{OneTimePrekey, PrekeyBundle, SignedPrekey};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Binary};
+use std::net::IpAddr;
+use zeroize::Zeroizing;
 
 /// Most devices per account.
 pub const MAX_DEVICES_PER_USER: i64 = 10;
@@ -271,8 +274,68 @@ fn count_one_time_prekeys_of(conn: &mut DbConnection, device_id: i64) -> Result<
         .get_result::<i64>(conn)?)
 }
 
-/// Registers a verified device for `caller`; returns its id.
-pub async fn register(state: &AppState, caller: i64, device: NewDevice) -> Result<i64, ApiError> {
+/// How long after a full sign-in (password and second factor) a session may add a device
+/// without repeating them (issue #12 item 10: a stolen session must not silently add a device
+/// that friends then encrypt to).
+pub const RECENT_SIGN_IN_SECS: i64 = 600;
+
+/// The password (and second factor) sent with a device registration by an older session.
+pub struct Reauth {
+    /// Where the request came from (password checks are rate limited per IP too).
+    pub ip: IpAddr,
+    /// The account password.
+    pub password: Zeroizing<String>,
+    /// The second factor, when 2FA is on.
+    pub factor: SecondFactor,
+}
+
+/// Refuses `reauth_required` unless `session_id` signed in within [`RECENT_SIGN_IN_SECS`] or
+/// `reauth` proves the password (and second factor) again.
+async fn require_recent_sign_in(
+    state: &AppState,
+    caller: i64,
+    session_id: i64,
+    reauth: Option<Reauth>,
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let signed_in_at: Option<i64> = state
+        .db
+        .run(move |conn| {
+            sessions::table
+                .find(session_id)
+                .select(sessions::created_at)
+                .first::<i64>(conn)
+                .optional()
+                .map_err(ApiError::from)
+        })
+        .await?;
+    if signed_in_at.is_some_and(|at| now.saturating_sub(at) <= RECENT_SIGN_IN_SECS) {
+        return Ok(());
+    }
+    match reauth {
+        Some(r) => {
+            accounts::reauthenticate(state, caller, r.ip, r.password, r.factor).await?;
+            Ok(())
+        }
+        None => Err(ApiError::new(
+            ErrorCode::ReauthRequired,
+            "adding a device needs a recent sign-in: send the password (and a second-factor code) with the request, or sign in again",
+        )),
+    }
+}
+
+/// Registers a verified device for `caller`, signed in as `session_id`; returns its id. The
+/// session must have signed in recently or `reauth` must prove the password again ([`RECENT_SIGN_IN_SECS`]); the
+/// addition is a security event, and the account's other devices and its contacts get a
+/// `devices_changed` notice.
+pub async fn register(
+    state: &AppState,
+    caller: i64,
+    session_id: i64,
+    device: NewDevice,
+    reauth: Option<Reauth>,
+) -> Result<i64, ApiError> {
+    require_recent_sign_in(state, caller, session_id, reauth).await?;
     let now = state.clock.now();
     let identity_key = device.identity.encode();
     let spk_id = i64::from(device.signed_prekey.id());
@@ -325,6 +388,7 @@ pub async fn register(state: &AppState, caller: i64, device: NewDevice) -> Resul
                     ))
                     .execute(conn)?;
                 insert_one_time_prekeys(conn, device_id, &device.one_time_prekeys, now)?;
+                twofa::log_event(conn, caller, "device_added", now)?;
                 Ok(device_id)
             })
         })

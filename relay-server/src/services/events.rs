@@ -15,7 +15,7 @@
 //! - `devices_changed`: the user and every user in contact with them
 //!   ([`crate::services::contacts::contacts_of`]).
 
-use crate::api::frames::ServerFrame;
+use crate::api::frames::{RoomChange, ServerFrame};
 use crate::services::contacts;
 use crate::services::hub::Push;
 use crate::state::AppState;
@@ -42,9 +42,24 @@ pub fn friends_changed(state: &AppState, users: impl IntoIterator<Item = i64>) {
     push(state, users, &ServerFrame::FriendsChanged {});
 }
 
-/// `rooms_changed` for `room` to `users`.
-pub fn rooms_changed(state: &AppState, room: i64, users: impl IntoIterator<Item = i64>) {
-    push(state, users, &ServerFrame::RoomsChanged { room });
+/// `rooms_changed` for `room` to `users`; `what` is the change, the member it is about and
+/// who made it (`None` for an account deletion, which has no author to name).
+pub fn rooms_changed(
+    state: &AppState,
+    room: i64,
+    what: Option<(RoomChange, Option<i64>, i64)>,
+    users: impl IntoIterator<Item = i64>,
+) {
+    push(
+        state,
+        users,
+        &ServerFrame::RoomsChanged {
+            room,
+            change: what.map(|w| w.0),
+            user: what.and_then(|w| w.1),
+            by: what.map(|w| w.2),
+        },
+    );
 }
 
 /// `devices_changed` for `user` to `user` and to `contacts` (their contacts, as they were

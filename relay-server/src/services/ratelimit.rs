@@ -44,6 +44,10 @@ pub enum Action {
     WsConnect,
     /// A `send` or `typing` frame on the WebSocket.
     Send,
+    /// Creating a room.
+    RoomCreate,
+    /// Inviting someone to a room.
+    RoomInvite,
 }
 
 /// The per-IP bucket an address counts in: an IPv4 address (also written IPv4-mapped) alone,
@@ -85,6 +89,8 @@ pub struct RateLimits {
     bundle_fetch: Limit,
     ws_connect: Limit,
     send: Limit,
+    room_create: Limit,
+    room_invite: Limit,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -156,6 +162,10 @@ impl RateLimits {
             // Per account: a burst of 600 frames, 10 per second sustained (a message to a
             // group of friends is one `send` per recipient device).
             send: limit((1200, MINUTE), (600, MINUTE)),
+            // Rooms cost rows and fan-out: 30 new rooms and 200 invitations an hour per
+            // account (a room of 100 filled at once fits); the per-IP buckets are not used.
+            room_create: limit((60, HOUR), (30, HOUR)),
+            room_invite: limit((400, HOUR), (200, HOUR)),
         }
     }
 
@@ -180,6 +190,8 @@ impl RateLimits {
             Action::BundleFetch => &self.bundle_fetch,
             Action::WsConnect => &self.ws_connect,
             Action::Send => &self.send,
+            Action::RoomCreate => &self.room_create,
+            Action::RoomInvite => &self.room_invite,
         }
     }
 

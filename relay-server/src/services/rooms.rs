@@ -17,11 +17,13 @@
 //!   creator's devices. A repeated invite or join changes nothing and tells nobody.
 
 use crate::api::error::{ApiError, ErrorCode};
+use crate::api::frames::RoomChange;
 use crate::db::schema::{devices, room_members, rooms, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::services::contacts::blocked_with;
 use crate::services::friends::are_friends;
 use crate::services::profiles;
+use crate::services::ratelimit::Action;
 use crate::services::{events, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -30,6 +32,10 @@ use diesel::prelude::*;
 pub const INVITED: &str = "invited";
 /// Membership state `joined`.
 pub const JOINED: &str = "joined";
+/// Role `admin`: may rename the room, remove members, make members admin, delete the room.
+pub const ADMIN: &str = "admin";
+/// Role `member`.
+pub const MEMBER: &str = "member";
 /// Most members (invited and joined) of one room: with at most
 /// [`crate::services::devices::MAX_DEVICES_PER_USER`] devices each, a room send stores at most
 /// 1000 envelopes.
@@ -61,12 +67,68 @@ pub struct Member {
     pub display_name: String,
     /// `invited` or `joined`.
     pub state: String,
+    /// `admin` or `member` (see [`admins`]).
+    pub role: String,
     /// The member's device ids (joined members only; empty for invitees).
     pub devices: Vec<i64>,
 }
 
 fn no_such_room() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such room")
+}
+
+fn not_room_admin() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotRoomAdmin,
+        "only an admin of the room may do this",
+    )
+}
+
+/// The room's admins: its joined members with the role `admin`, or, when none is left (they
+/// left or deleted their accounts), its longest-standing joined member.
+pub fn admins(conn: &mut DbConnection, room_id: i64) -> Result<Vec<i64>, ApiError> {
+    let named: Vec<i64> = room_members::table
+        .filter(room_members::room_id.eq(room_id))
+        .filter(room_members::state.eq(JOINED))
+        .filter(room_members::role.eq(ADMIN))
+        .select(room_members::user_id)
+        .load(conn)?;
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    Ok(room_members::table
+        .filter(room_members::room_id.eq(room_id))
+        .filter(room_members::state.eq(JOINED))
+        .order((room_members::created_at.asc(), room_members::user_id.asc()))
+        .select(room_members::user_id)
+        .first(conn)
+        .optional()?
+        .into_iter()
+        .collect())
+}
+
+/// `not_found` unless the caller joined the room, `not_room_admin` unless they are an admin.
+fn require_admin(conn: &mut DbConnection, room_id: i64, caller: i64) -> Result<(), ApiError> {
+    if !is_joined(conn, room_id, caller)? {
+        return Err(no_such_room());
+    }
+    if admins(conn, room_id)?.contains(&caller) {
+        Ok(())
+    } else {
+        Err(not_room_admin())
+    }
+}
+
+/// Serializes membership changes of one room on PostgreSQL (a row lock on the room until the
+/// transaction ends), so that concurrent invites cannot pass the member cap together.
+/// SQLite's write transaction already excludes every other writer.
+fn lock_room(conn: &mut DbConnection, room_id: i64) -> Result<(), ApiError> {
+    if let DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT id FROM rooms WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::BigInt, _>(room_id)
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 /// Trims a room name and checks it like a display name (1–64 characters, no control or
@@ -145,9 +207,13 @@ fn room_for(conn: &mut DbConnection, room_id: i64, user_id: i64) -> Result<Room,
     })
 }
 
-/// Creates a room with the caller as its first joined member.
+/// Creates a room with the caller as its first joined member and admin. Rate limited per
+/// account ([`Action::RoomCreate`]).
 pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result<Room, ApiError> {
     let name = room_name(name)?;
+    state
+        .limits
+        .check_account(Action::RoomCreate, &caller.to_string())?;
     let now = state.clock.now();
     let room = state
         .db
@@ -168,6 +234,7 @@ pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result
                         room_members::state.eq(JOINED),
                         room_members::invited_by.eq(caller),
                         room_members::created_at.eq(now),
+                        room_members::role.eq(ADMIN),
                     ))
                     .execute(conn)?;
                 Ok::<_, ApiError>(Room {
@@ -179,7 +246,12 @@ pub async fn create(state: &AppState, caller: i64, name: Option<&str>) -> Result
             })
         })
         .await?;
-    events::rooms_changed(state, room.id, [caller]);
+    events::rooms_changed(
+        state,
+        room.id,
+        Some((RoomChange::Created, None, caller)),
+        [caller],
+    );
     Ok(room)
 }
 
@@ -212,7 +284,8 @@ pub async fn list(state: &AppState, caller: i64) -> Result<Vec<Room>, ApiError> 
         .await
 }
 
-/// Invites a friend of the caller (who must be a joined member) by ms_id.
+/// Invites a friend of the caller (who must be a joined member) by ms_id. Rate limited per
+/// account ([`Action::RoomInvite`]).
 pub async fn invite(
     state: &AppState,
     caller: i64,
@@ -220,11 +293,15 @@ pub async fn invite(
     ms_id: &str,
 ) -> Result<(), ApiError> {
     let ms_id = validate::ms_id_lookup(ms_id)?;
+    state
+        .limits
+        .check_account(Action::RoomInvite, &caller.to_string())?;
     let now = state.clock.now();
     let told = state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
+                lock_room(conn, room_id)?;
                 if !is_joined(conn, room_id, caller)? {
                     return Err(no_such_room());
                 }
@@ -236,7 +313,7 @@ pub async fn invite(
                     return Err(profiles::no_such_user());
                 }
                 if member_state(conn, room_id, invitee)?.is_some() {
-                    return Ok(Vec::new());
+                    return Ok(None);
                 }
                 let members: i64 = room_members::table
                     .filter(room_members::room_id.eq(room_id))
@@ -259,11 +336,18 @@ pub async fn invite(
                     .execute(conn)?;
                 let mut told = joined_members(conn, room_id)?;
                 told.push(invitee);
-                Ok(told)
+                Ok(Some((invitee, told)))
             })
         })
         .await?;
-    events::rooms_changed(state, room_id, told);
+    if let Some((invitee, told)) = told {
+        events::rooms_changed(
+            state,
+            room_id,
+            Some((RoomChange::Invited, Some(invitee), caller)),
+            told,
+        );
+    }
     Ok(())
 }
 
@@ -292,7 +376,12 @@ pub async fn join(state: &AppState, caller: i64, room_id: i64) -> Result<Room, A
             })
         })
         .await?;
-    events::rooms_changed(state, room_id, told);
+    events::rooms_changed(
+        state,
+        room_id,
+        Some((RoomChange::Joined, Some(caller), caller)),
+        told,
+    );
     Ok(room)
 }
 
@@ -333,7 +422,12 @@ pub async fn leave(
             })
         })
         .await?;
-    events::rooms_changed(state, room_id, told);
+    let change = if only_invited {
+        RoomChange::Declined
+    } else {
+        RoomChange::Left
+    };
+    events::rooms_changed(state, room_id, Some((change, Some(caller), caller)), told);
     Ok(())
 }
 
@@ -346,7 +440,7 @@ pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<
             if !is_joined(conn, room_id, caller)? {
                 return Err(no_such_room());
             }
-            let rows: Vec<(i64, String, String, String)> = room_members::table
+            let rows: Vec<(i64, String, String, String, String)> = room_members::table
                 .inner_join(users::table.on(users::id.eq(room_members::user_id)))
                 .filter(room_members::room_id.eq(room_id))
                 .order(room_members::created_at.asc())
@@ -356,19 +450,26 @@ pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<
                     users::ms_id,
                     users::display_name,
                     room_members::state,
+                    room_members::role,
                 ))
                 .load(conn)?;
             let blocked = blocked_with(conn, caller)?;
             let devices = joined_devices(conn, room_id)?;
+            let admins = admins(conn, room_id)?;
             Ok(rows
                 .into_iter()
                 .filter(|(user_id, ..)| !blocked.contains(user_id))
-                .map(|(user_id, ms_id, display_name, state)| Member {
+                .map(|(user_id, ms_id, display_name, state, _)| Member {
                     devices: devices
                         .iter()
                         .filter(|(_, owner)| *owner == user_id)
                         .map(|(d, _)| *d)
                         .collect(),
+                    role: if admins.contains(&user_id) {
+                        ADMIN.to_owned()
+                    } else {
+                        MEMBER.to_owned()
+                    },
                     user_id,
                     ms_id,
                     display_name,
@@ -377,4 +478,174 @@ pub async fn members(state: &AppState, caller: i64, room_id: i64) -> Result<Vec<
                 .collect())
         })
         .await
+}
+
+/// Renames a room (an admin only); `None` removes the name.
+pub async fn rename(
+    state: &AppState,
+    caller: i64,
+    room_id: i64,
+    name: Option<&str>,
+) -> Result<Room, ApiError> {
+    let name = room_name(name)?;
+    let (room, told) = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                require_admin(conn, room_id, caller)?;
+                diesel::update(rooms::table.filter(rooms::id.eq(room_id)))
+                    .set(rooms::name.eq(&name))
+                    .execute(conn)?;
+                Ok::<_, ApiError>((
+                    room_for(conn, room_id, caller)?,
+                    joined_members(conn, room_id)?,
+                ))
+            })
+        })
+        .await?;
+    events::rooms_changed(
+        state,
+        room_id,
+        Some((RoomChange::Renamed, None, caller)),
+        told,
+    );
+    Ok(room)
+}
+
+/// Removes a member, invited or joined (an admin only; to remove oneself, leave).
+pub async fn remove_member(
+    state: &AppState,
+    caller: i64,
+    room_id: i64,
+    user_id: i64,
+) -> Result<(), ApiError> {
+    let told = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                lock_room(conn, room_id)?;
+                require_admin(conn, room_id, caller)?;
+                if user_id == caller {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "to remove yourself, leave the room",
+                    ));
+                }
+                let removed = diesel::delete(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(user_id)),
+                )
+                .execute(conn)?;
+                if removed == 0 {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        "no such member in this room",
+                    ));
+                }
+                let mut told = joined_members(conn, room_id)?;
+                told.push(user_id);
+                Ok(told)
+            })
+        })
+        .await?;
+    events::rooms_changed(
+        state,
+        room_id,
+        Some((RoomChange::Removed, Some(user_id), caller)),
+        told,
+    );
+    Ok(())
+}
+
+/// Makes a joined member admin, or an admin a member again (an admin only; the room keeps at
+/// least one admin).
+pub async fn set_role(
+    state: &AppState,
+    caller: i64,
+    room_id: i64,
+    user_id: i64,
+    admin: bool,
+) -> Result<(), ApiError> {
+    let role = if admin { ADMIN } else { MEMBER };
+    let told = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                lock_room(conn, room_id)?;
+                require_admin(conn, room_id, caller)?;
+                if !is_joined(conn, room_id, user_id)? {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        "no such joined member in this room",
+                    ));
+                }
+                // An admin by seniority (no admin left) is written down first, so that the
+                // change below cannot leave the room without one.
+                diesel::update(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(caller)),
+                )
+                .set(room_members::role.eq(ADMIN))
+                .execute(conn)?;
+                diesel::update(
+                    room_members::table
+                        .filter(room_members::room_id.eq(room_id))
+                        .filter(room_members::user_id.eq(user_id)),
+                )
+                .set(room_members::role.eq(role))
+                .execute(conn)?;
+                let left: i64 = room_members::table
+                    .filter(room_members::room_id.eq(room_id))
+                    .filter(room_members::state.eq(JOINED))
+                    .filter(room_members::role.eq(ADMIN))
+                    .count()
+                    .get_result(conn)?;
+                if left == 0 {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "a room keeps at least one admin: make someone else admin first",
+                    ));
+                }
+                joined_members(conn, room_id)
+            })
+        })
+        .await?;
+    let change = if admin {
+        RoomChange::Promoted
+    } else {
+        RoomChange::Demoted
+    };
+    events::rooms_changed(state, room_id, Some((change, Some(user_id), caller)), told);
+    Ok(())
+}
+
+/// Deletes a room with its memberships (an admin only). Envelopes already queued for its
+/// members stay until delivered.
+pub async fn delete(state: &AppState, caller: i64, room_id: i64) -> Result<(), ApiError> {
+    let told = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                lock_room(conn, room_id)?;
+                require_admin(conn, room_id, caller)?;
+                let told: Vec<i64> = room_members::table
+                    .filter(room_members::room_id.eq(room_id))
+                    .select(room_members::user_id)
+                    .load(conn)?;
+                diesel::delete(room_members::table.filter(room_members::room_id.eq(room_id)))
+                    .execute(conn)?;
+                diesel::delete(rooms::table.filter(rooms::id.eq(room_id))).execute(conn)?;
+                Ok::<_, ApiError>(told)
+            })
+        })
+        .await?;
+    events::rooms_changed(
+        state,
+        room_id,
+        Some((RoomChange::Deleted, None, caller)),
+        told,
+    );
+    Ok(())
 }

@@ -8,18 +8,22 @@ use crate::api;
 use crate::error::{ClientError, Result};
 use crate::payload::AttachmentRef;
 use crate::store::Store;
-use crate::transport::{Method, Transport};
+use crate::transport::Transport;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_core::AttachmentError;
 use crypto_core::attachment::{
-    self, AttachmentDecryptor, AttachmentInfo, AttachmentKey, ciphertext_len_for,
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, ciphertext_len_for,
 };
 use serde::Deserialize;
+use std::future::Future;
 use zeroize::Zeroizing;
 
 /// The largest attachment (the relay's limit applies to the ciphertext, a little larger).
 pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024 - 64 * 1024;
+
+/// Plaintext bytes read and encrypted per step of an upload.
+pub const UPLOAD_PIECE: usize = 1024 * 1024;
 
 /// Bytes fetched per range request when downloading.
 pub const DOWNLOAD_PIECE: u64 = 1024 * 1024;
@@ -62,16 +66,54 @@ fn key_and_digest(r: &AttachmentRef) -> Result<(AttachmentKey, [u8; 32])> {
     Ok((AttachmentKey::from_bytes(key), digest))
 }
 
-impl<T: Transport, S: Store> Client<T, S> {
+/// Uploads and downloads attachments without holding the [`Client`]: a handle on the relay
+/// (its transport and the session token at the time it was taken), so that a long transfer
+/// does not hold up messaging. Taken with [`Client::attachments`].
+#[derive(Debug, Clone)]
+pub struct Attachments<T> {
+    relay: api::Relay<T>,
+}
+
+impl<T: Transport> Attachments<T> {
     /// Encrypts `data` with a fresh key and uploads the ciphertext; returns the reference to
     /// send in a message ([`Client::send_attachment`]).
-    pub async fn upload_attachment(
+    pub async fn upload(&self, data: &[u8], mime: &str, name: &str) -> Result<AttachmentRef> {
+        let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        self.upload_from(
+            size,
+            mime,
+            name,
+            |offset, len| {
+                let piece = usize::try_from(offset)
+                    .ok()
+                    .and_then(|start| data.get(start..start.saturating_add(len)))
+                    .map(|p| Zeroizing::new(p.to_vec()))
+                    .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
+                std::future::ready(piece)
+            },
+            &mut |_, _| {},
+        )
+        .await
+    }
+
+    /// Encrypts an attachment of `size` bytes read piece by piece through `read(offset, len)`
+    /// (pieces of [`UPLOAD_PIECE`] bytes, in order; a browser `Blob` is read by slices, so
+    /// the plaintext is never whole in memory), uploads the ciphertext, and calls
+    /// `progress(sent, total)` with the ciphertext bytes sent so far. Returns the reference
+    /// to send in a message.
+    pub async fn upload_from<F, Fut>(
         &self,
-        data: &[u8],
+        size: u64,
         mime: &str,
         name: &str,
-    ) -> Result<AttachmentRef> {
-        if u64::try_from(data.len()).unwrap_or(u64::MAX) > MAX_ATTACHMENT_BYTES {
+        mut read: F,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<AttachmentRef>
+    where
+        F: FnMut(u64, usize) -> Fut,
+        Fut: Future<Output = Result<Zeroizing<Vec<u8>>>>,
+    {
+        if size > MAX_ATTACHMENT_BYTES {
             return Err(ClientError::InvalidArgument(format!(
                 "attachments are at most {MAX_ATTACHMENT_BYTES} bytes"
             )));
@@ -81,15 +123,30 @@ impl<T: Transport, S: Store> Client<T, S> {
                 "mime type and file name are at most 255 bytes".into(),
             ));
         }
-        let (ciphertext, info) = attachment::encrypt_attachment(data)?;
+        let mut encryptor = AttachmentEncryptor::new()?;
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        while offset < size {
+            let len =
+                usize::try_from((size - offset).min(UPLOAD_PIECE as u64)).unwrap_or(UPLOAD_PIECE);
+            let plain = read(offset, len).await?;
+            if plain.len() != len {
+                return Err(ClientError::InvalidArgument(format!(
+                    "the file gave {} bytes where {len} were expected (did it change?)",
+                    plain.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(len.saturating_add(len / 64).saturating_add(64));
+            encryptor.update(&plain, &mut out)?;
+            pieces.push(out);
+            offset = offset.saturating_add(len as u64);
+        }
+        let mut last = Vec::new();
+        let info = encryptor.finish(&mut last)?;
+        pieces.push(last);
         let answer = self
             .relay
-            .raw_body(
-                Method::Post,
-                "/api/v1/attachments",
-                "application/octet-stream",
-                ciphertext,
-            )
+            .upload("/api/v1/attachments", pieces, progress)
             .await?;
         let created: Created = api::judge(answer)?;
         if !valid_attachment_id(&created.id) {
@@ -108,9 +165,9 @@ impl<T: Transport, S: Store> Client<T, S> {
     /// Downloads an attachment, checks its digest and length against the reference, and
     /// decrypts it (nothing is returned unless every chunk authenticates and the digest
     /// matches). Holds the plaintext and one downloaded piece, never the whole ciphertext.
-    pub async fn download_attachment(&self, r: &AttachmentRef) -> Result<Zeroizing<Vec<u8>>> {
+    pub async fn download(&self, r: &AttachmentRef) -> Result<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(Vec::new());
-        self.download_attachment_with(r, |piece| {
+        self.download_with(r, |piece| {
             out.extend_from_slice(piece);
             Ok(())
         })
@@ -123,7 +180,7 @@ impl<T: Transport, S: Store> Client<T, S> {
     /// stays bounded whatever the size. Each chunk is authenticated on its own; the digest of
     /// the whole blob is checked at the end, and a mismatch is an error **after** some
     /// plaintext went to `sink`: discard what it received when this returns an error.
-    pub async fn download_attachment_with(
+    pub async fn download_with(
         &self,
         r: &AttachmentRef,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
@@ -165,6 +222,31 @@ impl<T: Transport, S: Store> Client<T, S> {
         }
         decryptor.finish(&mut plain).map_err(mismatch)?;
         sink(&plain)
+    }
+}
+
+impl<T: Transport + Clone, S: Store> Client<T, S> {
+    /// A handle for attachment transfers that does not borrow the client.
+    #[must_use]
+    pub fn attachments(&self) -> Attachments<T> {
+        Attachments {
+            relay: self.relay.clone(),
+        }
+    }
+
+    /// Encrypts `data` and uploads it ([`Attachments::upload`]).
+    pub async fn upload_attachment(
+        &self,
+        data: &[u8],
+        mime: &str,
+        name: &str,
+    ) -> Result<AttachmentRef> {
+        self.attachments().upload(data, mime, name).await
+    }
+
+    /// Downloads, checks and decrypts an attachment ([`Attachments::download`]).
+    pub async fn download_attachment(&self, r: &AttachmentRef) -> Result<Zeroizing<Vec<u8>>> {
+        self.attachments().download(r).await
     }
 
     /// Sends an uploaded attachment (with an optional caption) to a user or a room.

@@ -146,10 +146,17 @@ pub enum Event {
     },
     /// The friend list or pending requests changed: fetch them again.
     FriendsChanged,
-    /// A room's membership changed.
+    /// A room changed: refetch its members (and replace the sender key when someone left).
     RoomsChanged {
         /// The room.
         room_id: i64,
+        /// What changed (`created`, `invited`, `joined`, `declined`, `left`, `removed`,
+        /// `promoted`, `demoted`, `renamed`, `deleted`; docs/api.md), when the relay said.
+        change: Option<String>,
+        /// The member it is about.
+        user_id: Option<i64>,
+        /// Who made the change.
+        by: Option<i64>,
     },
     /// A user's devices changed.
     DevicesChanged {

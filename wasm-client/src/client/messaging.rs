@@ -81,8 +81,8 @@ impl<T: Transport, S: Store> Client<T, S> {
             .await
     }
 
-    /// Encrypts what waits in `compose` (as far as the network allows) and sends every
-    /// ciphertext of the outbox over the socket, if one is open.
+    /// Encrypts what waits in `compose` (as far as the network allows) and sends the
+    /// ciphertexts of the outbox not yet written to the open socket, if one is open.
     pub async fn flush_outbox(&mut self) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         loop {
@@ -112,6 +112,9 @@ impl<T: Transport, S: Store> Client<T, S> {
         if let Some(socket) = &self.socket {
             let outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
             for w in &outbox {
+                if !self.on_socket.insert((w.id.clone(), w.to_device)) {
+                    continue;
+                }
                 let ciphertext = b64_decode("outbox ciphertext", &w.ciphertext)?;
                 let frame = match w.room {
                     Some(room) => room_frame(&w.id, room, w.kind, &ciphertext),
@@ -494,6 +497,7 @@ impl<T: Transport, S: Store> Client<T, S> {
             SocketEvent::Text(text) => text,
             SocketEvent::Closed(code) => {
                 self.socket = None;
+                self.on_socket.clear();
                 self.synced = false;
                 let state = if Self::should_reconnect(code) {
                     ConnectionState::Offline
@@ -544,7 +548,17 @@ impl<T: Transport, S: Store> Client<T, S> {
                 self.ms_ids.clear();
                 events.push(Event::FriendsChanged);
             }
-            RelayFrame::RoomsChanged { room } => events.push(Event::RoomsChanged { room_id: room }),
+            RelayFrame::RoomsChanged {
+                room,
+                change,
+                user,
+                by,
+            } => events.push(Event::RoomsChanged {
+                room_id: room,
+                change,
+                user_id: user,
+                by,
+            }),
             RelayFrame::DevicesChanged { user } => {
                 self.devices.remove(&user);
                 events.push(Event::DevicesChanged { user_id: user });
@@ -558,18 +572,20 @@ impl<T: Transport, S: Store> Client<T, S> {
             } => {
                 let code = ErrorCode::from_relay(&code).unwrap_or(ErrorCode::UnknownRelayCode);
                 let device = to_device.or(room.map(|_| 0));
-                if let (Some(id), Some(device)) = (id, device)
-                    && !matches!(
-                        code,
-                        ErrorCode::QueueFull
-                            | ErrorCode::RateLimited
-                            | ErrorCode::Unavailable
-                            | ErrorCode::Internal
-                    )
-                {
-                    // Not retryable: the ciphertext leaves the outbox (an error about something
-                    // this client never sent is ignored).
-                    if self.remove_from_outbox(&id, device, &mut events).await? {
+                let retryable = matches!(
+                    code,
+                    ErrorCode::QueueFull
+                        | ErrorCode::RateLimited
+                        | ErrorCode::Unavailable
+                        | ErrorCode::Internal
+                );
+                if let (Some(id), Some(device)) = (id, device) {
+                    if retryable {
+                        // Stays in the outbox; the next flush writes it again.
+                        self.on_socket.remove(&(id, device));
+                    } else if self.remove_from_outbox(&id, device, &mut events).await? {
+                        // Not retryable: the ciphertext leaves the outbox (an error about
+                        // something this client never sent is ignored).
                         events.push(Event::SendFailed {
                             id,
                             device_id: device,
@@ -595,6 +611,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         let mut outbox: Vec<Wire> = self.store.get("outbox").await?.unwrap_or_default();
         let before = outbox.len();
         outbox.retain(|w| !(w.id == id && w.to_device == device));
+        self.on_socket.remove(&(id.to_owned(), device));
         if outbox.len() == before {
             return Ok(false);
         }

@@ -13,12 +13,12 @@ mod messaging;
 mod rooms;
 
 pub(crate) use attachments::valid_attachment_id;
-pub use attachments::{DOWNLOAD_PIECE, MAX_ATTACHMENT_BYTES};
+pub use attachments::{Attachments, DOWNLOAD_PIECE, MAX_ATTACHMENT_BYTES, UPLOAD_PIECE};
 pub use events::{ConnectionState, Conversation, Event, FailureReason, Message, MessageStatus};
 pub use history::{ConversationSummary, MAX_PAGE};
 pub use rooms::MAX_HELD;
 
-use crate::api::{self, Relay, segment};
+use crate::api::{self, Reauth, Relay, segment};
 use crate::error::{ClientError, ErrorCode, Result};
 use crate::platform::now_secs;
 use crate::store::Store;
@@ -28,7 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_core::{Account, PickleId, PickleKey, PublicIdentity};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use zeroize::Zeroizing;
 
 /// One-time prekeys uploaded at registration and per replenishment.
@@ -114,6 +114,9 @@ pub struct Client<T: Transport, S: Store> {
     pickle_key: PickleKey,
     account: Option<Account>,
     socket: Option<SocketSender>,
+    /// Outbox entries `(id, to_device)` written to the current socket: a flush sends only
+    /// the others; a new connection sends everything again.
+    on_socket: HashSet<(String, i64)>,
     /// user id → ms_id, from the friend list (device lists are fetched by ms_id).
     ms_ids: HashMap<i64, String>,
     /// user id → devices, fetched at most once per connection unless told they changed.
@@ -199,6 +202,7 @@ impl<T: Transport, S: Store> Client<T, S> {
             pickle_key,
             account,
             socket: None,
+            on_socket: HashSet::new(),
             ms_ids: HashMap::new(),
             devices: HashMap::new(),
             synced: false,
@@ -745,6 +749,13 @@ impl<T: Transport, S: Store> Client<T, S> {
     /// signed prekey and one-time prekeys and registers them; later calls rotate the signed
     /// prekey when due and top up one-time prekeys.
     pub async fn ensure_device(&mut self, name: &str) -> Result<i64> {
+        self.ensure_device_with(name, None).await
+    }
+
+    /// [`Client::ensure_device`] with the password (and second factor) again: the relay adds
+    /// a device only for a sign-in less than 10 minutes old, and answers `reauth_required`
+    /// otherwise (docs/api.md, "Authentication").
+    pub async fn ensure_device_with(&mut self, name: &str, reauth: Option<&Reauth>) -> Result<i64> {
         self.signed_in_user()?;
         if let Some(id) = self.state.device_id {
             self.maintain_prekeys().await?;
@@ -778,6 +789,9 @@ impl<T: Transport, S: Store> Client<T, S> {
                     name,
                     signed_prekey: BASE64.encode(spk.encode()),
                     one_time_prekeys: otpks.iter().map(|k| BASE64.encode(k.encode())).collect(),
+                    password: reauth.map(|r| r.password.as_str()),
+                    method: reauth.and_then(|r| r.method),
+                    code: reauth.and_then(|r| r.code.as_deref()),
                 }),
             )
             .await?;
@@ -889,6 +903,7 @@ impl<T: Transport, S: Store> Client<T, S> {
             Err(ConnectError::Network(e)) => return Err(ClientError::Network(e)),
         };
         self.socket = Some(tx);
+        self.on_socket.clear();
         self.synced = false;
         // Device lists may have changed while offline.
         self.devices.clear();
@@ -901,6 +916,7 @@ impl<T: Transport, S: Store> Client<T, S> {
         if let Some(tx) = self.socket.take() {
             let _ = tx.unbounded_send(crate::transport::Outgoing::Close(1000));
         }
+        self.on_socket.clear();
     }
 
     /// Whether a socket is open.

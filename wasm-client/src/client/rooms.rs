@@ -62,6 +62,11 @@ struct Held {
 }
 
 #[derive(Serialize)]
+struct RoleBody {
+    role: &'static str,
+}
+
+#[derive(Serialize)]
 struct CreateRoomBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
@@ -145,6 +150,56 @@ impl<T: Transport, S: Store> Client<T, S> {
             .call_empty(
                 Method::Post,
                 &format!("/api/v1/rooms/{room}/leave"),
+                None::<&()>,
+            )
+            .await?;
+        let mut batch = self.store.batch();
+        batch.delete(&format!("group_out:{room}"));
+        batch.commit().await
+    }
+
+    /// Renames a room (admins only; `None` removes the name, which the relay can read).
+    pub async fn rename_room(&self, room: i64, name: Option<&str>) -> Result<api::Room> {
+        self.relay
+            .call(
+                Method::Patch,
+                &format!("/api/v1/rooms/{room}"),
+                Some(&CreateRoomBody { name }),
+            )
+            .await
+    }
+
+    /// Removes a member from a room (admins only). The next room message replaces the
+    /// sender key, so the removed member cannot read what follows.
+    pub async fn remove_room_member(&self, room: i64, user_id: i64) -> Result<()> {
+        self.relay
+            .call_empty(
+                Method::Delete,
+                &format!("/api/v1/rooms/{room}/members/{user_id}"),
+                None::<&()>,
+            )
+            .await
+    }
+
+    /// Makes a joined member admin, or an admin a member again (admins only).
+    pub async fn set_room_admin(&self, room: i64, user_id: i64, admin: bool) -> Result<()> {
+        self.relay
+            .call_empty(
+                Method::Put,
+                &format!("/api/v1/rooms/{room}/members/{user_id}/role"),
+                Some(&RoleBody {
+                    role: if admin { "admin" } else { "member" },
+                }),
+            )
+            .await
+    }
+
+    /// Deletes a room for everyone (admins only).
+    pub async fn delete_room(&self, room: i64) -> Result<()> {
+        self.relay
+            .call_empty(
+                Method::Delete,
+                &format!("/api/v1/rooms/{room}"),
                 None::<&()>,
             )
             .await?;

@@ -19,6 +19,8 @@ pub enum Method {
     Post,
     /// PUT
     Put,
+    /// PATCH
+    Patch,
     /// DELETE
     Delete,
 }
@@ -31,6 +33,7 @@ impl Method {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Put => "PUT",
+            Self::Patch => "PATCH",
             Self::Delete => "DELETE",
         }
     }
@@ -108,6 +111,17 @@ pub trait Transport {
     /// its status, is a [`Response`].
     fn request(&self, request: Request) -> impl Future<Output = Result<Response, String>>;
 
+    /// POSTs `pieces`, in order, to `path` as one `application/octet-stream` body of their
+    /// total length, calling `progress(sent, total)` as the bytes leave (attachment uploads).
+    /// Errors are network failures only, as for [`Transport::request`].
+    fn upload(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        pieces: Vec<Vec<u8>>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> impl Future<Output = Result<Response, String>>;
+
     /// Opens the delivery WebSocket as `device_id` with the session `token`.
     fn connect(
         &self,
@@ -117,6 +131,14 @@ pub trait Transport {
 
     /// Waits `millis` milliseconds (reconnect back-off).
     fn sleep(&self, millis: u64) -> impl Future<Output = ()>;
+}
+
+/// The total length of an upload's pieces.
+pub(crate) fn total_len(pieces: &[Vec<u8>]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| u64::try_from(p.len()).unwrap_or(u64::MAX))
+        .fold(0, u64::saturating_add)
 }
 
 /// `Retry-After` as seconds (the relay only sends delta-seconds).

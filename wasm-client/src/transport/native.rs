@@ -52,6 +52,7 @@ impl Transport for NativeTransport {
             super::Method::Get => reqwest::Method::GET,
             super::Method::Post => reqwest::Method::POST,
             super::Method::Put => reqwest::Method::PUT,
+            super::Method::Patch => reqwest::Method::PATCH,
             super::Method::Delete => reqwest::Method::DELETE,
         };
         let mut builder = self.http.request(method, url);
@@ -65,19 +66,7 @@ impl Transport for NativeTransport {
             builder = builder.header("content-type", content_type).body(body);
         }
         let answer = builder.send().await.map_err(|e| e.to_string())?;
-        let status = answer.status().as_u16();
-        let retry_after = parse_retry_after(
-            answer
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-        );
-        let body = answer.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Response {
-            status,
-            retry_after,
-            body,
-        })
+        response(answer).await
     }
 
     async fn connect(
@@ -158,6 +147,50 @@ impl Transport for NativeTransport {
         ))
     }
 
+    async fn upload(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        pieces: Vec<Vec<u8>>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Response, String> {
+        let total = super::total_len(&pieces);
+        // Each piece reports its length when hyper takes it for the socket; the request runs
+        // while this task turns those reports into `progress` calls.
+        let (sent_tx, mut sent_rx) = mpsc::unbounded::<u64>();
+        let body = futures_util::stream::iter(pieces.into_iter().map(move |piece| {
+            let _ = sent_tx.unbounded_send(u64::try_from(piece.len()).unwrap_or(u64::MAX));
+            Ok::<_, std::io::Error>(piece)
+        }));
+        let mut builder = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header("content-type", "application/octet-stream")
+            .header("content-length", total)
+            .body(reqwest::Body::wrap_stream(body));
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        let send = builder.send();
+        futures_util::pin_mut!(send);
+        let mut sent = 0u64;
+        let answer = loop {
+            match futures_util::future::select(sent_rx.next(), &mut send).await {
+                futures_util::future::Either::Left((Some(n), _)) => {
+                    sent = sent.saturating_add(n).min(total);
+                    progress(sent, total);
+                }
+                futures_util::future::Either::Left((None, _)) => break send.await,
+                futures_util::future::Either::Right((answer, _)) => break answer,
+            }
+        };
+        let answer = answer.map_err(|e| e.to_string())?;
+        if sent < total {
+            progress(total, total);
+        }
+        response(answer).await
+    }
+
     async fn sleep(&self, millis: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
@@ -192,4 +225,21 @@ impl SocketReceiver for NativeReceiver {
             }
         }
     }
+}
+
+/// Reads an HTTP answer into a [`Response`].
+async fn response(answer: reqwest::Response) -> Result<Response, String> {
+    let status = answer.status().as_u16();
+    let retry_after = parse_retry_after(
+        answer
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let body = answer.bytes().await.map_err(|e| e.to_string())?.to_vec();
+    Ok(Response {
+        status,
+        retry_after,
+        body,
+    })
 }

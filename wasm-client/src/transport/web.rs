@@ -15,7 +15,20 @@ use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{CloseEvent, MessageEvent, RequestInit, WebSocket};
+use web_sys::{
+    Blob, CloseEvent, MessageEvent, ProgressEvent, RequestInit, WebSocket, XmlHttpRequest,
+    XmlHttpRequestResponseType,
+};
+
+/// What an `XMLHttpRequest` upload reported.
+enum UploadEvent {
+    /// Bytes of the body sent so far.
+    Sent(f64),
+    /// The relay answered (any status).
+    Answered,
+    /// A network error, an abort or a timeout.
+    Failed,
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -108,6 +121,116 @@ impl Transport for WebTransport {
             .await
             .map_err(js_error)?;
         let body = Uint8Array::new(&buffer).to_vec();
+        Ok(Response {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    async fn upload(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        pieces: Vec<Vec<u8>>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Response, String> {
+        let total = super::total_len(&pieces);
+        let has_xhr = js_sys::Reflect::has(&js_sys::global(), &JsValue::from_str("XMLHttpRequest"))
+            .unwrap_or(false);
+        if !has_xhr {
+            // Node has `fetch` but no `XMLHttpRequest`, and `fetch` reports no upload
+            // progress: one report when the relay has answered.
+            let answer = self
+                .request(Request {
+                    method: super::Method::Post,
+                    path: path.to_owned(),
+                    token: token.map(str::to_owned),
+                    body: Some(("application/octet-stream", pieces.concat())),
+                    range: None,
+                })
+                .await?;
+            progress(total, total);
+            return Ok(answer);
+        }
+        let url = format!("{}{path}", self.origin()?);
+        let xhr = XmlHttpRequest::new().map_err(js_error)?;
+        xhr.open_with_async("POST", &url, true).map_err(js_error)?;
+        if let Some(token) = token {
+            xhr.set_request_header("authorization", &format!("Bearer {token}"))
+                .map_err(js_error)?;
+        }
+        xhr.set_request_header("content-type", "application/octet-stream")
+            .map_err(js_error)?;
+        xhr.set_response_type(XmlHttpRequestResponseType::Arraybuffer);
+        // The ciphertext leaves wasm memory piece by piece, into a Blob the browser keeps.
+        let parts = Array::new();
+        for piece in pieces {
+            parts.push(&Uint8Array::from(piece.as_slice()));
+        }
+        let blob = Blob::new_with_u8_array_sequence(&parts).map_err(js_error)?;
+        drop(parts);
+
+        let (tx, mut rx) = mpsc::unbounded::<UploadEvent>();
+        let on_progress = {
+            let tx = tx.clone();
+            Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
+                let _ = tx.unbounded_send(UploadEvent::Sent(e.loaded()));
+            })
+        };
+        let on_load = {
+            let tx = tx.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                let _ = tx.unbounded_send(UploadEvent::Answered);
+            })
+        };
+        let on_fail = Closure::<dyn FnMut()>::new(move || {
+            let _ = tx.unbounded_send(UploadEvent::Failed);
+        });
+        let upload = xhr.upload().map_err(js_error)?;
+        upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+        xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
+        xhr.set_onerror(Some(on_fail.as_ref().unchecked_ref()));
+        xhr.set_onabort(Some(on_fail.as_ref().unchecked_ref()));
+        xhr.set_ontimeout(Some(on_fail.as_ref().unchecked_ref()));
+        let sent = xhr.send_with_opt_blob(Some(&blob)).map_err(js_error);
+        let outcome = match sent {
+            Err(e) => Err(e),
+            Ok(()) => loop {
+                match rx.next().await {
+                    Some(UploadEvent::Sent(loaded)) => {
+                        // `loaded` is a byte count below 2^53: exact as an f64.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let loaded = loaded.max(0.0) as u64;
+                        progress(loaded.min(total), total);
+                    }
+                    Some(UploadEvent::Answered) => break Ok(()),
+                    Some(UploadEvent::Failed) | None => {
+                        break Err("the upload failed (network error)".to_owned());
+                    }
+                }
+            },
+        };
+        upload.set_onprogress(None);
+        xhr.set_onload(None);
+        xhr.set_onerror(None);
+        xhr.set_onabort(None);
+        xhr.set_ontimeout(None);
+        outcome?;
+        progress(total, total);
+        let status = xhr.status().map_err(js_error)?;
+        let retry_after = parse_retry_after(
+            xhr.get_response_header("retry-after")
+                .ok()
+                .flatten()
+                .as_deref(),
+        );
+        let body = xhr
+            .response()
+            .ok()
+            .filter(|b| !b.is_null() && !b.is_undefined())
+            .map(|b| Uint8Array::new(&b).to_vec())
+            .unwrap_or_default();
         Ok(Response {
             status,
             retry_after,

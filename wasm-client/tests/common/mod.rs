@@ -83,6 +83,7 @@ impl Relay {
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_DB_WAIT_SECS", "120")
             .env("SECURECHAT_LOG", "warn")
+            .env("SECURECHAT_METRICS", "true")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -143,6 +144,19 @@ impl Relay {
         NativeTransport::new(&self.base).unwrap()
     }
 
+    /// The value of one counter or gauge of the relay's `GET /metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Every byte the relay keeps at rest: the database files and the blobs.
     pub fn bytes_at_rest(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -171,6 +185,34 @@ impl Drop for Relay {
 }
 
 pub type TestClient = Client<NativeTransport, MemoryStore>;
+
+/// Ada and Bob, one device each, friends, connected and synced; with their user ids.
+pub async fn two_friends(relay: &Relay) -> (Device, i64, Device, i64) {
+    let mut ada = Device::new(relay).await;
+    let mut bob = Device::new(relay).await;
+    let ada_id = ada
+        .client
+        .register("ada@example.org", PASSWORD, "ada", "Ada")
+        .await
+        .unwrap()
+        .user_id;
+    let bob_id = bob
+        .client
+        .register("bob@example.org", PASSWORD, "bob", "Bob")
+        .await
+        .unwrap()
+        .user_id;
+    ada.sign_in("ada@example.org", "ada laptop").await;
+    bob.sign_in("bob@example.org", "bob laptop").await;
+    ada.client.send_friend_request("bob", None).await.unwrap();
+    let request = bob.client.friend_requests().await.unwrap().incoming[0].id;
+    bob.client.accept_friend_request(request).await.unwrap();
+    for d in [&mut ada, &mut bob] {
+        d.connect().await;
+        d.synced().await;
+    }
+    (ada, ada_id, bob, bob_id)
+}
 
 /// A device of a user: its client, the socket's reading half, and its raw store.
 pub struct Device {
