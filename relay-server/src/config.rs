@@ -2,7 +2,7 @@
 //! has a safe default, so `securechat-relay` with no arguments runs a local relay.
 
 use clap::Parser;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// The relay's configuration.
@@ -148,6 +148,18 @@ pub struct Config {
     )]
     pub password_hash_wait_ms: u64,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client (comma-separated addresses or
+    /// CIDR ranges, e.g. `127.0.0.1,10.0.0.0/8`). The per-IP rate limits then count each
+    /// client by the right-most address in that header that is not a trusted proxy; requests
+    /// from any other peer count by the peer's own address and the header is ignored.
+    #[arg(
+        long,
+        env = "SECURECHAT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_ip_range
+    )]
+    pub trusted_proxies: Vec<IpRange>,
+
     /// Turn off the per-IP and per-account rate limits (load tests only; never in production).
     #[arg(
         long,
@@ -156,6 +168,72 @@ pub struct Config {
         hide = true
     )]
     pub disable_rate_limits: bool,
+}
+
+/// An IP address or a CIDR range of them (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address as its IPv4 address).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => same_prefix(
+                u128::from(u32::from(n)),
+                u128::from(u32::from(a)),
+                32,
+                self.prefix,
+            ),
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                same_prefix(u128::from(n), u128::from(a), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `prefix` of `width` bits of `a` and `b` agree.
+fn same_prefix(a: u128, b: u128, width: u32, prefix: u8) -> bool {
+    let host_bits = width.saturating_sub(u32::from(prefix));
+    let differing = a ^ b;
+    differing.checked_shr(host_bits).unwrap_or(0) == 0
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))?;
+        let width = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {width}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+fn parse_ip_range(s: &str) -> Result<IpRange, String> {
+    s.parse()
 }
 
 /// What `securechat-relay` does instead of serving.
@@ -175,5 +253,58 @@ impl Config {
     #[must_use]
     pub fn defaults() -> Self {
         Self::parse_from(["securechat-relay"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn range(s: &str) -> IpRange {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_parse_and_match() {
+        assert!(range("10.0.0.0/8").contains(ip("10.255.1.2")));
+        assert!(!range("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(range(" 127.0.0.1 ").contains(ip("127.0.0.1")));
+        assert!(!range("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(range("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(range("0.0.0.0/0").contains(ip("203.0.113.7")));
+        assert!(!range("0.0.0.0/0").contains(ip("2001:db8::1")));
+        assert!(range("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+        assert!(!range("2001:db8::/32").contains(ip("2001:db9::1")));
+        assert!(range("::/0").contains(ip("::1")));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/x",
+            "example.org",
+            "10.0.0/8",
+        ] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_format() {
+        let c = Config::parse_from([
+            "securechat-relay",
+            "--trusted-proxies",
+            "127.0.0.1, fd00::/8",
+        ]);
+        assert_eq!(
+            c.trusted_proxies,
+            vec![range("127.0.0.1"), range("fd00::/8")]
+        );
+        assert!(Config::defaults().trusted_proxies.is_empty());
+        assert!(Config::try_parse_from(["securechat-relay", "--trusted-proxies", "nope"]).is_err());
     }
 }

@@ -136,10 +136,26 @@ async fn cookie_auth_and_csrf(relay: &TestRelay) {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 202);
+    // The change happens with the code mailed to the new address, a cookie write too.
+    let code = code_in(&mails_to(relay, "bob2@example.org")[0]).unwrap();
+    let confirm = |csrf: Option<String>| {
+        let mut req = relay
+            .client()
+            .post(relay.url("/api/v1/me/email/change/confirm"))
+            .header("cookie", &cookie)
+            .json(&json!({"code": code}));
+        if let Some(csrf) = csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        req.send()
+    };
+    assert_error(confirm(None).await.unwrap(), 403, "csrf_failed").await;
+    let resp = confirm(Some(csrf.clone())).await.unwrap();
     assert_eq!(resp.status(), 200);
     let me: Value = resp.json().await.unwrap();
     assert_eq!(me["email"], "bob2@example.org");
-    assert_eq!(me["email_verified"], false);
+    assert_eq!(me["email_verified"], true);
     // The new address signs in; the old one no longer does.
     relay.token("bob2@example.org").await;
     assert_error(
@@ -272,9 +288,11 @@ async fn expired_and_forged_tokens(relay: &TestRelay) {
 
 async fn registration_validation(relay: &TestRelay) {
     relay.register("frank@example.org", "frank").await;
-    let resp = register_raw(relay, account("FRANK@example.org", PASSWORD, "frank2")).await;
-    assert_error(resp, 409, "email_taken").await;
+    // A taken address is not revealed (see registration_does_not_reveal_accounts); a taken
+    // ms_id is public anyway, and is refused before the address is looked at.
     let resp = register_raw(relay, account("frank3@example.org", PASSWORD, "FRANK")).await;
+    assert_error(resp, 409, "ms_id_unavailable").await;
+    let resp = register_raw(relay, account("FRANK@example.org", PASSWORD, "FRANK")).await;
     assert_error(resp, 409, "ms_id_unavailable").await;
 
     let resp = register_raw(relay, account("g@example.org", "password123", "gina")).await;
@@ -514,10 +532,6 @@ async fn email_change_conflicts(relay: &TestRelay) {
             .json(&body)
             .send()
     };
-    let resp = put(json!({"password": PASSWORD, "new_email": "LEE@example.org"}))
-        .await
-        .unwrap();
-    assert_error(resp, 409, "email_taken").await;
     let resp = put(json!({"password": PASSWORD, "new_email": "bad"}))
         .await
         .unwrap();
@@ -526,6 +540,235 @@ async fn email_change_conflicts(relay: &TestRelay) {
         .await
         .unwrap();
     assert_error(resp, 401, "invalid_credentials").await;
+}
+
+/// Accounts stored with this address.
+async fn accounts_with(relay: &TestRelay, email: &'static str) -> i64 {
+    use diesel::prelude::*;
+    use relay_server::db::schema::users;
+    relay
+        .state
+        .db
+        .run(move |conn| {
+            users::table
+                .filter(users::email.eq(email))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(relay_server::api::error::ApiError::from)
+        })
+        .await
+        .unwrap()
+}
+
+/// The mails in the outbox sent to `to`.
+fn mails_to(relay: &TestRelay, to: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(&relay.outbox) else {
+        return Vec::new();
+    };
+    dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|m| m.lines().any(|l| l == format!("To: {to}")))
+        .collect()
+}
+
+/// The 6-digit code in a mail (`... code is: 123456`), if it has one.
+fn code_in(mail: &str) -> Option<String> {
+    let at = mail.find("code is: ")? + "code is: ".len();
+    Some(mail[at..].chars().take(6).collect())
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Registration does not reveal which addresses have accounts (issue #12 item 8): with a
+/// taken address it answers like a success, with a user id no account will ever have, creates
+/// nothing, and mails the address's owner instead.
+async fn registration_does_not_reveal_accounts(relay: &TestRelay) {
+    let real = relay.register("nia@example.org", "nia").await;
+    let other_password = "another horse battery 9";
+    let resp = register_raw(relay, account("NIA@example.org", other_password, "nia2")).await;
+    assert_eq!(resp.status(), 201);
+    let decoy: Value = resp.json().await.unwrap();
+    assert_eq!(keys(&decoy), keys(&real), "{decoy}");
+    assert_eq!(decoy["email"], "nia@example.org");
+    assert_eq!(decoy["ms_id"], "nia2");
+    assert!(decoy["user_id"].as_i64().unwrap() > real["user_id"].as_i64().unwrap());
+    // Nothing changed: Nia's password still works, the other one does not, one account.
+    assert_eq!(relay.login("nia@example.org", PASSWORD).await.status(), 200);
+    assert_error(
+        relay.login("nia@example.org", other_password).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(accounts_with(relay, "nia@example.org").await, 1);
+    // The owner of the address is told, without a code or a link to act on.
+    common::eventually("a mail to the address's owner", || async {
+        mails_to(relay, "nia@example.org").len() == 1
+    })
+    .await;
+    let mail = &mails_to(relay, "nia@example.org")[0];
+    assert!(mail.contains("already has an account"), "{mail}");
+    assert_eq!(code_in(mail), None);
+    // The id in the decoy answer is never anyone's.
+    let next = relay.register("oli@example.org", "oli").await;
+    assert!(next["user_id"].as_i64().unwrap() > decoy["user_id"].as_i64().unwrap());
+}
+
+async fn put_email(relay: &TestRelay, token: &str, new_email: &str) -> reqwest::Response {
+    relay
+        .client()
+        .put(relay.url("/api/v1/me/email"))
+        .bearer_auth(token)
+        .json(&json!({"password": PASSWORD, "new_email": new_email}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn confirm_email_change(relay: &TestRelay, token: &str, code: &str) -> reqwest::Response {
+    relay
+        .client()
+        .post(relay.url("/api/v1/me/email/change/confirm"))
+        .bearer_auth(token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `PUT /me/email` does not reveal which addresses have accounts (issue #12 item 8): a taken
+/// address and a free one get the same answer (202, the account unchanged); the change
+/// happens only with the code mailed to the new address (`POST /me/email/change/confirm`),
+/// which also verifies it; the owner of a taken address gets a notice without a code, and
+/// the old address is told of the change.
+async fn email_change_is_confirmed_through_the_new_address(relay: &TestRelay) {
+    relay.register("kai@example.org", "kai").await;
+    relay.register("lin@example.org", "lin").await;
+    let (token, _) = relay.token("kai@example.org").await;
+    let me_before: Value = get_me(relay, &token).await.json().await.unwrap();
+
+    let taken = put_email(relay, &token, "LIN@example.org").await;
+    assert_eq!(taken.status(), 202);
+    let taken: Value = taken.json().await.unwrap();
+    relay.clock().advance(61);
+    let free = put_email(relay, &token, "kai.new@example.org").await;
+    assert_eq!(free.status(), 202);
+    let free: Value = free.json().await.unwrap();
+    assert_eq!(taken, free, "the same answer either way");
+    assert_eq!(free, me_before, "nothing changed yet");
+
+    let to_lin = mails_to(relay, "lin@example.org");
+    assert_eq!(to_lin.len(), 1);
+    assert_eq!(code_in(&to_lin[0]), None, "{}", to_lin[0]);
+    let to_new = mails_to(relay, "kai.new@example.org");
+    assert_eq!(to_new.len(), 1);
+    let code = code_in(&to_new[0]).expect("a code to the new address");
+    let me_now: Value = get_me(relay, &token).await.json().await.unwrap();
+    assert_eq!(me_now["email"], "kai@example.org");
+
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    assert_error(
+        confirm_email_change(relay, &token, &wrong).await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let resp = confirm_email_change(relay, &token, &code).await;
+    assert_eq!(resp.status(), 200);
+    let me_after: Value = resp.json().await.unwrap();
+    assert_eq!(me_after["email"], "kai.new@example.org");
+    assert_eq!(me_after["email_verified"], true);
+    // Used: every code of the account is gone with the change.
+    assert_error(
+        confirm_email_change(relay, &token, &code).await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    assert_eq!(
+        relay.login("kai.new@example.org", PASSWORD).await.status(),
+        200
+    );
+    assert_error(
+        relay.login("kai@example.org", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let to_old = mails_to(relay, "kai@example.org");
+    assert_eq!(to_old.len(), 1, "the old address is told");
+    assert!(to_old[0].contains("kai.new@example.org"), "{}", to_old[0]);
+    // Lin's account is untouched.
+    assert_eq!(relay.login("lin@example.org", PASSWORD).await.status(), 200);
+}
+
+/// An address taken between the request and its confirmation: the confirmation (which only
+/// the holder of the new address can make) is refused with `409 email_taken`.
+async fn email_change_to_an_address_taken_meanwhile(relay: &TestRelay) {
+    relay.register("max@example.org", "max").await;
+    let (token, _) = relay.token("max@example.org").await;
+    assert_eq!(
+        put_email(relay, &token, "zed@example.org").await.status(),
+        202
+    );
+    let code = code_in(&mails_to(relay, "zed@example.org")[0]).unwrap();
+    relay.register("zed@example.org", "zed").await;
+    assert_error(
+        confirm_email_change(relay, &token, &code).await,
+        409,
+        "email_taken",
+    )
+    .await;
+    let me: Value = get_me(relay, &token).await.json().await.unwrap();
+    assert_eq!(me["email"], "max@example.org");
+    // Nothing pending: a confirmation without a request is a wrong code.
+    let (other, _) = relay.token("zed@example.org").await;
+    assert_error(
+        confirm_email_change(relay, &other, "123456").await,
+        401,
+        "invalid_code",
+    )
+    .await;
+}
+
+/// E-mail change requests are limited per account: each mails a code, so they share the
+/// e-mail budget (one a minute, 5 an hour).
+async fn email_changes_rate_limited(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    relay.register("ola@example.org", "ola").await;
+    let (token, _) = relay.token("ola@example.org").await;
+    assert_eq!(
+        put_email(&relay, &token, "ola0@example.org").await.status(),
+        202
+    );
+    assert_rate_limited(put_email(&relay, &token, "ola1@example.org").await).await;
+    for i in 1..5 {
+        relay.clock().advance(60);
+        assert_eq!(
+            put_email(&relay, &token, &format!("ola{i}@example.org"))
+                .await
+                .status(),
+            202
+        );
+    }
+    relay.clock().advance(60);
+    assert_rate_limited(put_email(&relay, &token, "ola5@example.org").await).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn email_changes_rate_limited_sqlite() {
+    email_changes_rate_limited(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn email_changes_rate_limited_postgres() {
+    email_changes_rate_limited(Backend::Postgres).await;
 }
 
 async fn held_ms_id(relay: &TestRelay) {
@@ -590,12 +833,11 @@ async fn concurrent_registrations(relay: &TestRelay) {
             (status, body["error"].as_str().map(str::to_owned))
         });
     }
-    let mut results = same.join_all().await;
-    results.sort();
-    assert_eq!(results[0], (201, None), "{results:?}");
-    for r in &results[1..] {
-        assert_eq!(r, &(409, Some("email_taken".to_owned())), "{results:?}");
-    }
+    // Every one is answered alike (the address's owner is not revealed) and exactly one
+    // account exists.
+    let results = same.join_all().await;
+    assert_eq!(results, vec![(201, None); 6], "{results:?}");
+    assert_eq!(accounts_with(relay, "same@example.org").await, 1);
     healthy(relay).await;
 }
 
@@ -613,6 +855,9 @@ on_both_backends!(
     last_used_written_once_a_minute,
     password_change,
     email_change_conflicts,
+    registration_does_not_reveal_accounts,
+    email_change_is_confirmed_through_the_new_address,
+    email_change_to_an_address_taken_meanwhile,
 );
 
 async fn rate_limited_registration(backend: Backend) {

@@ -1150,6 +1150,43 @@ async fn rate_limits(backend: Backend) {
     relay.stop().await;
 }
 
+/// Only ms_id edits that were made count against the 3 a day (issue #12 item 19): edits
+/// refused as malformed or taken, and setting the current ms_id again, leave the budget alone.
+async fn refused_ms_id_edits_are_free(backend: Backend) {
+    let Some(relay) = TestRelay::start_with(backend, true).await else {
+        return;
+    };
+    let alice = user(&relay, "alice").await;
+    user(&relay, "bob").await;
+    for bad in ["a", "Bad!", "-alice", "al..ice"] {
+        assert_error(set_ms_id(&relay, &alice, bad).await, 400, "invalid_ms_id").await;
+    }
+    for taken in ["bob", "BOB"] {
+        assert_error(
+            set_ms_id(&relay, &alice, taken).await,
+            409,
+            "ms_id_unavailable",
+        )
+        .await;
+    }
+    ok_json(set_ms_id(&relay, &alice, "alice").await, 200).await;
+    for name in ["alice1", "alice2", "alice3"] {
+        ok_json(set_ms_id(&relay, &alice, name).await, 200).await;
+    }
+    assert_rate_limited(set_ms_id(&relay, &alice, "alice4").await).await;
+    relay.stop().await;
+}
+
+#[actix_web::test]
+async fn refused_ms_id_edits_are_free_sqlite() {
+    refused_ms_id_edits_are_free(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn refused_ms_id_edits_are_free_postgres() {
+    refused_ms_id_edits_are_free(Backend::Postgres).await;
+}
+
 #[actix_web::test]
 async fn rate_limits_sqlite() {
     rate_limits(Backend::Sqlite).await;
@@ -1246,6 +1283,61 @@ async fn concurrent_requests(relay: &TestRelay) {
     }
     assert_eq!(friend_ms_ids(relay, &star).await.len(), fans.len());
 }
+
+/// ms_ids that differ only in their separators are one handle (issue #12 item 17):
+/// `alice.smith` taken makes `alice_smith` and `alice-smith` unavailable to everyone else —
+/// at sign-up, in the availability check and as an edit, held ones too — while the owner may
+/// still switch between them.
+async fn look_alike_ms_ids(relay: &TestRelay) {
+    let alice = user(relay, "alice.smith").await;
+    let eve = user(relay, "eve").await;
+    for look_alike in ["alice_smith", "ALICE-SMITH", "alice.smith"] {
+        assert_eq!(
+            available(relay, look_alike).await["available"],
+            false,
+            "{look_alike}"
+        );
+        assert_error(
+            set_ms_id(relay, &eve, look_alike).await,
+            409,
+            "ms_id_unavailable",
+        )
+        .await;
+        let resp = relay
+            .client()
+            .post(relay.url("/api/v1/accounts"))
+            .json(
+                &json!({"email": "mallory@example.org", "password": PASSWORD,
+                          "ms_id": look_alike, "display_name": "Alice Smith"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 409, "ms_id_unavailable").await;
+    }
+    // Unrelated handles stay free.
+    assert_eq!(available(relay, "alice.smiths").await["available"], true);
+    // The owner switches separators; the old form is then held for the owner alone.
+    ok_json(set_ms_id(relay, &alice, "alice_smith").await, 200).await;
+    assert_error(
+        set_ms_id(relay, &eve, "alice-smith").await,
+        409,
+        "ms_id_unavailable",
+    )
+    .await;
+    ok_json(set_ms_id(relay, &alice, "alice-smith").await, 200).await;
+    // Renamed away: the held handle is still out of reach in every form.
+    ok_json(set_ms_id(relay, &alice, "alice.two").await, 200).await;
+    assert_error(
+        set_ms_id(relay, &eve, "alice.smith").await,
+        409,
+        "ms_id_unavailable",
+    )
+    .await;
+    ok_json(set_ms_id(relay, &alice, "alice_smith").await, 200).await;
+}
+
+on_both_backends!(look_alike_ms_ids);
 
 on_both_backends!(concurrent_requests);
 

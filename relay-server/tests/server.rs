@@ -100,6 +100,7 @@ fn help_explains_every_setting() {
         ("--allowed-origins", "SECURECHAT_ALLOWED_ORIGINS"),
         ("--web-dir", "SECURECHAT_WEB_DIR"),
         ("--metrics", "SECURECHAT_METRICS"),
+        ("--trusted-proxies", "SECURECHAT_TRUSTED_PROXIES"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(env), "--help lacks {env}");

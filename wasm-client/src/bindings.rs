@@ -1180,7 +1180,8 @@ impl SecureChatClient {
         call!(self, |c| c.change_ms_id(&ms_id))
     }
 
-    /// Changes the e-mail address.
+    /// Asks to change the e-mail address (a code goes to the new address; the account is
+    /// unchanged until `confirmEmailChange`).
     #[wasm_bindgen(js_name = changeEmail, unchecked_return_type = "Promise<Me>")]
     pub fn change_email(
         &self,
@@ -1261,6 +1262,12 @@ impl SecureChatClient {
     #[wasm_bindgen(js_name = confirmEmail, unchecked_return_type = "Promise<void>")]
     pub fn confirm_email(&self, code: String) -> Promise {
         call!(self, |c| c.confirm_email(&code))
+    }
+
+    /// Completes an e-mail address change with the code mailed to the new address.
+    #[wasm_bindgen(js_name = confirmEmailChange, unchecked_return_type = "Promise<Me>")]
+    pub fn confirm_email_change(&self, code: String) -> Promise {
+        call!(self, |c| c.confirm_email_change(&code))
     }
 
     /// The account's security events.

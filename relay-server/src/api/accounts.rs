@@ -2,16 +2,15 @@
 
 use crate::api::auth::{AuthUser, SESSION_COOKIE};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::twofa::{TwoFactorRequiredBody, factor};
+use crate::api::twofa::{CodeRequest, TwoFactorRequiredBody, factor};
 use crate::services::accounts::{self, Account, LoginOutcome, Registration, SessionInfo};
 use crate::services::ratelimit::Action;
-use crate::services::twofa::Method;
+use crate::services::twofa::{self, Method};
 use crate::state::AppState;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -166,10 +165,7 @@ pub struct ChangeEmailRequest {
     pub code: Option<String>,
 }
 
-pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
-}
+pub(crate) use crate::api::client_ip::client_ip;
 
 pub(crate) fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers()
@@ -200,14 +196,16 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
     cookie
 }
 
-/// Register an account.
+/// Register an account. An address that already has an account gets the same answer (with a
+/// user id no account will ever have) and nothing is created: the address's owner is told by
+/// mail instead, so the answer does not reveal who has an account.
 #[utoipa::path(
     tag = "accounts",
     request_body = RegisterRequest,
     responses(
         (status = 201, body = AccountCreated),
         (status = 400, description = "invalid_json, invalid_email, invalid_ms_id, invalid_input, password_length, weak_password", body = ErrorBody),
-        (status = 409, description = "email_taken, ms_id_unavailable", body = ErrorBody),
+        (status = 409, description = "ms_id_unavailable", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
         (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
     )
@@ -418,18 +416,20 @@ pub(crate) async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Change the e-mail address (needs the password; the new address is unverified).
+/// Ask to change the e-mail address (needs the password): a code goes to the new address, and
+/// `POST /me/email/change/confirm` with it makes the change. The answer (the account, still
+/// unchanged) is the same whether or not the new address has an account.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "accounts",
     request_body = ChangeEmailRequest,
     responses(
-        (status = 200, body = MeResponse),
+        (status = 202, description = "a code was mailed to the new address (or, if it has an account, a notice to its owner); the account is unchanged until the code is entered", body = MeResponse),
         (status = 400, description = "invalid_email", body = ErrorBody),
         (status = 401, description = "unauthorized, invalid_credentials, two_factor_required, invalid_code, code_replayed, code_expired", body = ErrorBody),
-        (status = 409, description = "email_taken, two_factor_state", body = ErrorBody),
-        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
-        (status = 503, description = "unavailable: every password-hashing slot is busy; retry after `Retry-After`", body = ErrorBody),
+        (status = 409, description = "two_factor_state", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited (password checks; e-mails: one a minute, 5 an hour)", body = ErrorBody),
+        (status = 503, description = "unavailable: every password-hashing slot is busy, or the mail could not be sent; retry after `Retry-After`", body = ErrorBody),
     ),
 )]
 #[put("/me/email")]
@@ -449,5 +449,34 @@ pub(crate) async fn change_email(
         factor(body.method, body.code),
     )
     .await?;
+    Ok(HttpResponse::Accepted().json(MeResponse::from(account)))
+}
+
+/// Complete an e-mail address change with the code mailed to the new address; the address is
+/// then verified, codes mailed before stop working and the old address is told.
+#[utoipa::path(
+    security(("session_token" = []), ("session_cookie" = [])),
+    tag = "accounts",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 400, description = "invalid_json", body = ErrorBody),
+        (status = 401, description = "unauthorized, invalid_code (also when no change is pending), code_replayed, code_expired", body = ErrorBody),
+        (status = 409, description = "email_taken: the address got an account meanwhile", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+    ),
+)]
+#[post("/me/email/change/confirm")]
+pub(crate) async fn confirm_email_change(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .limits
+        .check_account(Action::TwoFactor, &user.user_id.to_string())?;
+    twofa::confirm_email_change(&state, user.user_id, Zeroizing::new(body.into_inner().code))
+        .await?;
+    let account = accounts::me(&state, user.user_id).await?;
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))
 }

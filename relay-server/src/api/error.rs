@@ -26,7 +26,7 @@ pub enum ErrorCode {
     PasswordLength,
     /// The password is too common or too easy to guess.
     WeakPassword,
-    /// E-mail address already registered.
+    /// The new address of an e-mail change got an account before the change was confirmed.
     EmailTaken,
     /// ms_id taken, or held back after its release.
     MsIdUnavailable,

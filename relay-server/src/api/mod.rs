@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod attachments;
 pub mod auth;
+pub mod client_ip;
 pub mod devices;
 pub mod error;
 pub mod frames;
@@ -112,6 +113,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) 
         .service(accounts::delete_me)
         .service(accounts::change_password)
         .service(accounts::change_email)
+        .service(accounts::confirm_email_change)
         .service(profiles::change_ms_id)
         .service(profiles::lookup)
         .service(profiles::availability)

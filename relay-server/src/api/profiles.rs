@@ -9,14 +9,9 @@ use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
 use utoipa::ToSchema;
 
-/// The peer address of a request (for per-IP limits).
-pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
-}
+use crate::api::client_ip::client_ip;
 
 /// Takes a token from the caller's per-IP and per-account buckets for `action`.
 pub(crate) fn limit(
@@ -70,8 +65,9 @@ impl From<Profile> for ProfileView {
 }
 
 /// Change the caller's ms_id. The old one is held for the caller for 30 days (only they may
-/// take it back meanwhile); friendships are unaffected. Limited to 3 attempts a day per
-/// account (successful or not) and 20 an hour per IP.
+/// take it back meanwhile); friendships are unaffected. Limited to 3 edits a day per account
+/// (only edits made count: a refused one or the current ms_id again is free) and 20 attempts
+/// an hour per IP.
 #[utoipa::path(
     security(("session_token" = []), ("session_cookie" = [])),
     tag = "profiles",
@@ -92,7 +88,8 @@ pub(crate) async fn change_ms_id(
     user: AuthUser,
     body: web::Json<ChangeMsIdRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    limit(&state, &req, &user, Action::MsIdEdit)?;
+    // Every attempt counts per IP; only an edit that is made counts for the account.
+    state.limits.check_ip(Action::MsIdEdit, client_ip(&req))?;
     profiles::change_ms_id(&state, user.user_id, &body.ms_id).await?;
     let account = accounts::me(&state, user.user_id).await?;
     Ok(HttpResponse::Ok().json(MeResponse::from(account)))

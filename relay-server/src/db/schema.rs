@@ -16,6 +16,9 @@ diesel::table! {
         email_2fa_enabled -> Bool,
         ms_id_changed_at -> Nullable<BigInt>,
         created_at -> BigInt,
+        second_factor_failures -> Integer,
+        second_factor_failed_at -> Nullable<BigInt>,
+        second_factor_locked_until -> Nullable<BigInt>,
     }
 }
 
@@ -52,6 +55,7 @@ diesel::table! {
         attempts -> Integer,
         consumed -> Bool,
         created_at -> BigInt,
+        address -> Nullable<Text>,
     }
 }
 

@@ -7,7 +7,7 @@
 //! ([`require_second_factor_if_enabled`]).
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::db::schema::{email_codes, login_challenges, ms_id_holds, sessions, users};
+use crate::db::schema::{login_challenges, ms_id_holds, sessions, users};
 use crate::services::hub::Revoked;
 use crate::services::notify;
 use crate::services::ratelimit::Action;
@@ -144,6 +144,61 @@ fn email_taken() -> ApiError {
     )
 }
 
+/// Takes a user id from the sequence without making an account (a row inserted and deleted in
+/// one transaction): the ids are never reused (SQLite AUTOINCREMENT, a PostgreSQL identity),
+/// so no account will ever have it.
+fn unused_user_id(
+    conn: &mut crate::db::DbConnection,
+    password_hash: &str,
+    now: i64,
+) -> Result<i64, ApiError> {
+    let filler = format!(
+        "unused.{}",
+        tokens::new_token().map_err(ApiError::internal)?.as_str()
+    );
+    let id = diesel::insert_into(users::table)
+        .values((
+            users::email.eq(&filler),
+            users::email_verified.eq(false),
+            users::password_hash.eq(password_hash),
+            users::ms_id.eq(&filler),
+            users::display_name.eq(""),
+            users::totp_enabled.eq(false),
+            users::email_2fa_enabled.eq(false),
+            users::created_at.eq(now),
+        ))
+        .returning(users::id)
+        .get_result::<i64>(conn)?;
+    diesel::delete(users::table.filter(users::id.eq(id))).execute(conn)?;
+    Ok(id)
+}
+
+/// Tells the owner of `address` that someone tried to register it again (in the background:
+/// how long mail takes must not tell the caller anything).
+fn tell_address_owner(state: &AppState, address: String) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let body = format!(
+            "Someone tried to create an {issuer} account with this e-mail address, which \
+             already has an account. Nothing was changed.\n\n\
+             If it was you: sign in with your password instead. If not, nothing needs to \
+             be done.\n",
+            issuer = state.config.issuer,
+        );
+        if let Err(e) = state
+            .mailer
+            .send(
+                &address,
+                "Your address already has a SecureChat account",
+                body,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "telling an address's owner of a sign-up failed");
+        }
+    });
+}
+
 fn ms_id_unavailable() -> ApiError {
     ApiError::new(ErrorCode::MsIdUnavailable, "this ms_id is not available")
 }
@@ -166,32 +221,51 @@ fn user_conflict(e: DieselError) -> ApiError {
     ApiError::from(e)
 }
 
-/// Whether `ms_id` is free for `caller` (`None` for a new account): no account has it and no
-/// live hold reserves it for someone else.
+diesel::define_sql_function! {
+    /// SQL `replace(text, from, to)` (the same on SQLite and PostgreSQL).
+    fn replace(text: diesel::sql_types::Text, from: diesel::sql_types::Text, to: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Whether `ms_id` is free for `caller` (`None` for a new account): no other account has it,
+/// or one differing only in its separators ([`validate::ms_id_key`]), and no live hold of any
+/// such form reserves it for someone else. Call inside the transaction that takes the ms_id:
+/// on PostgreSQL it first takes a transaction lock on the folded form, so two concurrent
+/// claims of look-alikes cannot both pass (SQLite's write transactions are serial already).
 pub fn ms_id_free(
     conn: &mut crate::db::DbConnection,
     ms_id: &str,
     caller: Option<i64>,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let owner: Option<i64> = users::table
-        .filter(users::ms_id.eq(ms_id))
-        .select(users::id)
-        .first(conn)
-        .optional()?;
-    if owner.is_some_and(|o| Some(o) != caller) {
+    let key = validate::ms_id_key(ms_id);
+    if let crate::db::DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(format!("ms_id:{key}"))
+            .execute(pg)?;
+    }
+    let folded = replace(replace(users::ms_id, "_", "."), "-", ".");
+    let others: i64 = users::table
+        .filter(folded.eq(&key))
+        .filter(users::id.ne(caller.unwrap_or(0)))
+        .count()
+        .get_result(conn)?;
+    if others > 0 {
         return Ok(false);
     }
-    let hold: Option<i64> = ms_id_holds::table
-        .filter(ms_id_holds::ms_id.eq(ms_id))
+    let held_folded = replace(replace(ms_id_holds::ms_id, "_", "."), "-", ".");
+    let held_for_others: i64 = ms_id_holds::table
+        .filter(held_folded.eq(&key))
         .filter(ms_id_holds::held_until.gt(now))
-        .select(ms_id_holds::previous_owner)
-        .first(conn)
-        .optional()?;
-    Ok(hold.is_none_or(|previous| Some(previous) == caller))
+        .filter(ms_id_holds::previous_owner.ne(caller.unwrap_or(0)))
+        .count()
+        .get_result(conn)?;
+    Ok(held_for_others == 0)
 }
 
-/// Creates an account.
+/// Creates an account. An address that already has an account is not revealed (issue #12
+/// item 8): the answer is the same, with a user id no account will ever have, nothing is
+/// created, and the address's owner is told by mail. A taken ms_id (public anyway) is
+/// refused before the address is looked at.
 pub async fn register(state: &AppState, input: Registration) -> Result<Account, ApiError> {
     let email = validate::email(&input.email)?;
     let ms_id = validate::ms_id(&input.ms_id)?;
@@ -209,20 +283,21 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Account, 
         email_2fa_enabled: false,
         recovery_codes_remaining: 0,
     };
-    let user_id = state
+    let decoy_hash = hash.clone();
+    let created = state
         .db
         .run(move |conn| {
             crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
+                if !ms_id_free(conn, &ms_id, None, now)? {
+                    return Err(ms_id_unavailable());
+                }
                 let taken: Option<i64> = users::table
                     .filter(users::email.eq(&email))
                     .select(users::id)
                     .first(conn)
                     .optional()?;
                 if taken.is_some() {
-                    return Err(email_taken());
-                }
-                if !ms_id_free(conn, &ms_id, None, now)? {
-                    return Err(ms_id_unavailable());
+                    return Ok((unused_user_id(conn, &hash, now)?, false));
                 }
                 diesel::insert_into(users::table)
                     .values((
@@ -237,10 +312,29 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Account, 
                     ))
                     .returning(users::id)
                     .get_result::<i64>(conn)
+                    .map(|id| (id, true))
                     .map_err(user_conflict)
             })
         })
-        .await?;
+        .await;
+    let (user_id, created) = match created {
+        // A concurrent registration of the address won the race: answered alike.
+        Err(e) if e.code == ErrorCode::EmailTaken => {
+            let id = state
+                .db
+                .run(move |conn| {
+                    crate::db::write_transaction(conn, |conn| {
+                        unused_user_id(conn, &decoy_hash, now)
+                    })
+                })
+                .await?;
+            (id, false)
+        }
+        other => other?,
+    };
+    if !created {
+        tell_address_owner(state, account.email.clone());
+    }
     Ok(Account { user_id, ..account })
 }
 
@@ -641,10 +735,11 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Changes the e-mail address after checking the password (and, with 2FA on, a current code);
-/// the new address is unverified. Codes already mailed stop working. E-mail 2FA stays on and
-/// its codes go to the new address from now on (the change itself was confirmed with a
-/// second factor).
+/// Starts an e-mail address change after checking the password (and, with 2FA on, a current
+/// code): a code goes to the new address, and the change happens when it is entered
+/// ([`twofa::confirm_email_change`]); the answer, the unchanged account, is the same whether
+/// or not the address has an account (issue #12 item 8). E-mail 2FA stays on across the
+/// change and its codes go to the new address from then on.
 pub async fn change_email(
     state: &AppState,
     user_id: i64,
@@ -654,40 +749,9 @@ pub async fn change_email(
     factor: SecondFactor,
 ) -> Result<Account, ApiError> {
     let email = validate::email(new_email)?;
-    let account = reauthenticate(state, user_id, ip, password, factor).await?;
-    let stored = email.clone();
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
-                let owner: Option<i64> = users::table
-                    .filter(users::email.eq(&stored))
-                    .select(users::id)
-                    .first(conn)
-                    .optional()?;
-                if owner.is_some_and(|o| o != user_id) {
-                    return Err(email_taken());
-                }
-                diesel::update(users::table.filter(users::id.eq(user_id)))
-                    .set((users::email.eq(&stored), users::email_verified.eq(false)))
-                    .execute(conn)
-                    .map_err(user_conflict)?;
-                // Codes mailed to the old address must not work any more.
-                diesel::delete(email_codes::table.filter(email_codes::user_id.eq(user_id)))
-                    .execute(conn)?;
-                twofa::log_event(conn, user_id, "email_changed", now)?;
-                Ok(())
-            })
-        })
-        .await?;
-    let remaining = twofa::recovery_codes_remaining(state, user_id).await?;
-    Ok(Account {
-        email,
-        email_verified: false,
-        recovery_codes_remaining: remaining,
-        ..account
-    })
+    reauthenticate(state, user_id, ip, password, factor).await?;
+    twofa::start_email_change(state, user_id, email).await?;
+    me(state, user_id).await
 }
 
 /// Ends the session making the request; its WebSocket connections close at once.

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod attachments;
+pub mod code_guard;
 pub mod contacts;
 pub mod delivery;
 pub mod devices;

@@ -10,6 +10,7 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::DbConnection;
 use crate::db::schema::{ms_id_holds, users};
+use crate::services::ratelimit::Action;
 use crate::services::{accounts, friends, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -117,13 +118,15 @@ pub async fn availability(state: &AppState, raw_ms_id: &str) -> Result<(String, 
         .await
 }
 
-/// Changes the caller's ms_id (`invalid_ms_id`, `ms_id_unavailable`). The old one is held for
-/// the caller for 30 days; taking back one's own held ms_id ends its hold. Setting the current
-/// ms_id again changes nothing. The users whose lists show the caller
+/// Changes the caller's ms_id (`invalid_ms_id`, `ms_id_unavailable`, and `rate_limited` beyond
+/// the account's [`Action::MsIdEdit`] budget, which only edits that are made use). The old one
+/// is held for the caller for 30 days; taking back one's own held ms_id ends its hold. Setting
+/// the current ms_id again changes nothing. The users whose lists show the caller
 /// ([`friends::partners`]) get `friends_changed`.
 pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Result<(), ApiError> {
     let new_id = validate::ms_id(raw_ms_id)?;
     let now = state.clock.now();
+    let limits = state.limits.clone();
     let partners = state
         .db
         .run(move |conn| {
@@ -145,6 +148,9 @@ pub async fn change_ms_id(state: &AppState, user_id: i64, raw_ms_id: &str) -> Re
                 if !accounts::ms_id_free(conn, &new_id, Some(user_id), now)? {
                     return Err(ms_id_unavailable());
                 }
+                // Only an edit that is made takes from the daily budget (issue #12 item 19;
+                // a race lost at the update below still costs one).
+                limits.check_account(Action::MsIdEdit, &format!("user:{user_id}"))?;
                 diesel::delete(ms_id_holds::table.filter(ms_id_holds::ms_id.eq(&new_id)))
                     .execute(conn)?;
                 diesel::update(users::table.filter(users::id.eq(user_id)))

@@ -1,6 +1,7 @@
 //! Abuse limits: token buckets (GCRA, the `governor` crate) per client IP and per account for
-//! each sensitive action, plus a cap on failed second-factor attempts per account. The buckets
-//! refill by the relay's [`Clock`], so tests can freeze or advance them.
+//! each sensitive action. The buckets refill by the relay's [`Clock`], so tests can freeze or
+//! advance them. (Failed second-factor codes are counted in the database instead, by
+//! [`crate::services::code_guard`], so that every relay sees them.)
 
 use crate::api::error::ApiError;
 use crate::clock::Clock;
@@ -8,10 +9,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Actions that are rate limited.
@@ -51,6 +50,20 @@ pub enum Action {
     RoomInvite,
 }
 
+/// The per-IP bucket an address counts in: an IPv4 address (also written IPv4-mapped) alone,
+/// an IPv6 address by its /64, the usual smallest allocation to one subscriber, so that one
+/// client cannot take a fresh bucket per address (issue #12 item 9).
+#[must_use]
+pub fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// A keyed token bucket on the relay's clock.
 type Bucket<K> = RateLimiter<K, DefaultKeyedStateStore<K>, Clock, NoOpMiddleware<Nanos>>;
 
@@ -78,8 +91,6 @@ pub struct RateLimits {
     send: Limit,
     room_create: Limit,
     room_invite: Limit,
-    /// Failed second-factor attempts per account: times of the failures in the last hour.
-    two_factor_failures: Mutex<HashMap<i64, VecDeque<i64>>>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -117,10 +128,6 @@ impl Limit {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
-const HOUR_SECONDS: i64 = 3600;
-
-/// Failed second-factor attempts allowed per account per hour.
-pub const TWO_FACTOR_FAILURES_PER_HOUR: u32 = 100;
 
 impl RateLimits {
     /// The production limits on `clock` (or none at all when `disabled`, for load tests).
@@ -156,11 +163,16 @@ impl RateLimits {
             // group of friends is one `send` per recipient device).
             send: limit((1200, MINUTE), (600, MINUTE)),
             // Rooms cost rows and fan-out: 30 new rooms and 200 invitations an hour per
-            // account (a room of 100 filled at once fits), twice that per IP.
+            // account (a room of 100 filled at once fits); the per-IP buckets are not used.
             room_create: limit((60, HOUR), (30, HOUR)),
             room_invite: limit((400, HOUR), (200, HOUR)),
-            two_factor_failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the limits are off (load tests; the second-factor guard is off then too).
+    #[must_use]
+    pub fn disabled(&self) -> bool {
+        self.disabled
     }
 
     fn limit(&self, action: Action) -> &Limit {
@@ -183,14 +195,15 @@ impl RateLimits {
         }
     }
 
-    /// Takes a token from the IP's bucket for `action`, or returns 429 with `Retry-After`.
+    /// Takes a token from the bucket of the IP's [`bucket_key`] for `action`, or returns 429
+    /// with `Retry-After`.
     pub fn check_ip(&self, action: Action, ip: IpAddr) -> Result<(), ApiError> {
         if self.disabled {
             return Ok(());
         }
         self.limit(action)
             .per_ip
-            .check_key(&ip)
+            .check_key(&bucket_key(ip))
             .map_err(|not_until| self.refused(&not_until))
     }
 
@@ -210,47 +223,6 @@ impl RateLimits {
             .per_account
             .check_key(&account.to_owned())
             .map_err(|not_until| self.refused(&not_until))
-    }
-
-    /// Records a failed second-factor attempt at `now` (Unix seconds).
-    pub fn record_two_factor_failure(&self, user_id: i64, now: i64) {
-        if self.disabled {
-            return;
-        }
-        if let Ok(mut map) = self.two_factor_failures.lock() {
-            let times = map.entry(user_id).or_default();
-            times.push_back(now);
-            while times.len() > TWO_FACTOR_FAILURES_PER_HOUR as usize {
-                times.pop_front();
-            }
-        }
-    }
-
-    /// Refuses second-factor attempts for an account that failed
-    /// [`TWO_FACTOR_FAILURES_PER_HOUR`] times within the last hour.
-    pub fn check_two_factor_failures(&self, user_id: i64, now: i64) -> Result<(), ApiError> {
-        if self.disabled {
-            return Ok(());
-        }
-        let Ok(mut map) = self.two_factor_failures.lock() else {
-            return Err(ApiError::internal("rate limiter lock poisoned"));
-        };
-        let Some(times) = map.get_mut(&user_id) else {
-            return Ok(());
-        };
-        let window_start = now - HOUR_SECONDS;
-        while times.front().is_some_and(|&t| t <= window_start) {
-            times.pop_front();
-        }
-        if times.len() >= TWO_FACTOR_FAILURES_PER_HOUR as usize {
-            let oldest = times.front().copied().unwrap_or(now);
-            let retry = u64::try_from(oldest + HOUR_SECONDS - now).unwrap_or(1);
-            return Err(ApiError::rate_limited(retry));
-        }
-        if times.is_empty() {
-            map.remove(&user_id);
-        }
-        Ok(())
     }
 
     /// Drops idle buckets; called periodically.
@@ -273,5 +245,52 @@ impl RateLimits {
             l.per_ip.retain_recent();
             l.per_account.retain_recent();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_bucket() {
+        assert_eq!(bucket_key(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            bucket_key(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(
+            bucket_key(ip("2001:db8:1:3::1")),
+            bucket_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(bucket_key(ip("203.0.113.7")), ip("203.0.113.7"));
+        assert_ne!(bucket_key(ip("203.0.113.7")), bucket_key(ip("203.0.113.8")));
+        assert_eq!(bucket_key(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn one_64_spends_one_bucket() {
+        let clock = Clock::default();
+        clock.freeze();
+        let limits = RateLimits::new(false, &clock);
+        for i in 1..=10 {
+            let addr = ip(&format!("2001:db8:1:2::{i:x}"));
+            assert!(limits.check_ip(Action::Register, addr).is_ok(), "{addr}");
+        }
+        assert!(
+            limits
+                .check_ip(Action::Register, ip("2001:db8:1:2:abcd::1"))
+                .is_err()
+        );
+        assert!(
+            limits
+                .check_ip(Action::Register, ip("2001:db8:1:3::1"))
+                .is_ok()
+        );
     }
 }

@@ -15,7 +15,8 @@
 use crate::api::error::{ApiError, ErrorCode};
 use crate::db::DbConnection;
 use crate::db::schema::{email_codes, login_challenges, recovery_codes, security_events, users};
-use crate::services::tokens;
+use crate::services::ratelimit::Action;
+use crate::services::{code_guard, tokens};
 use crate::state::AppState;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,8 @@ pub enum Purpose {
     VerifyEmail,
     /// Confirming a sensitive change (and proving the address when turning e-mail 2FA on).
     Reauth,
+    /// Confirming a new address through that address (the code is mailed there).
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -74,6 +77,7 @@ impl Purpose {
             Self::Login => "login",
             Self::VerifyEmail => "verify_email",
             Self::Reauth => "reauth",
+            Self::ChangeEmail => "change_email",
         }
     }
 
@@ -82,6 +86,7 @@ impl Purpose {
             Self::Login => "Your SecureChat sign-in code",
             Self::VerifyEmail => "Confirm your SecureChat e-mail address",
             Self::Reauth => "Your SecureChat security code",
+            Self::ChangeEmail => "Confirm your new SecureChat e-mail address",
         }
     }
 }
@@ -198,18 +203,22 @@ fn is_code_failure(e: &ApiError) -> bool {
     )
 }
 
-/// Passes `result` on; a wrong, replayed or expired code counts toward the account's hourly
-/// limit of second-factor failures.
-fn counting_failures<T>(
+/// Passes `result` on, keeping the account's count of failed codes
+/// ([`code_guard`]): a wrong, replayed or expired code counts (and the failure that locks the
+/// account answers with the lock instead); an accepted one forgets the failures.
+async fn counting_failures<T>(
     state: &AppState,
     user_id: i64,
-    now: i64,
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    if let Err(e) = &result
-        && is_code_failure(e)
-    {
-        state.limits.record_two_factor_failure(user_id, now);
+    match &result {
+        Err(e) if is_code_failure(e) => {
+            if let Some(lock) = code_guard::record_failure(state, user_id).await? {
+                return Err(lock);
+            }
+        }
+        Ok(_) => code_guard::record_success(state, user_id).await?,
+        Err(_) => {}
     }
     result
 }
@@ -338,18 +347,41 @@ fn email_code_hash(user_id: i64, purpose: Purpose, email: &str, code: &str) -> V
     h.finalize().to_vec()
 }
 
-/// Creates, stores (hashed) and mails a fresh 6-digit code for `purpose`. At most one per
-/// [`EMAIL_RESEND_INTERVAL`] per user and purpose (`rate_limited` with `Retry-After`); a new
-/// code replaces the previous one.
+/// Creates, stores (hashed) and mails a fresh 6-digit code for `purpose` to `email`.
 async fn send_email_code(
     state: &AppState,
     user_id: i64,
     email: &str,
     purpose: Purpose,
 ) -> Result<(), ApiError> {
+    let (id, code) = new_email_code(state, user_id, email, purpose, None).await?;
+    let body = Zeroizing::new(format!(
+        "Your {issuer} code is: {code}\n\nIt expires in {minutes} minutes and works once.\n\
+         If you did not ask for it, someone may know your password: change it.\n",
+        issuer = state.config.issuer,
+        code = code.as_str(),
+        minutes = EMAIL_CODE_TTL / 60,
+    ));
+    mail_code(state, id, email, purpose.subject(), &body).await
+}
+
+/// Creates and stores (hashed, bound to `email`) a fresh 6-digit code for `purpose`, and
+/// returns its row id and the code. At most one per [`EMAIL_RESEND_INTERVAL`] per user and
+/// purpose, then the account's hourly [`Action::EmailSend`] budget (`rate_limited` with
+/// `Retry-After` either way); a new code replaces the previous one. Only a code that is made
+/// takes from the budget: a request the throttle refuses costs nothing (issue #12 item 19).
+/// `pending` is the new address of an address change.
+async fn new_email_code(
+    state: &AppState,
+    user_id: i64,
+    email: &str,
+    purpose: Purpose,
+    pending: Option<String>,
+) -> Result<(i64, Zeroizing<String>), ApiError> {
     let code = tokens::numeric_code(6).map_err(ApiError::internal)?;
     let hash = email_code_hash(user_id, purpose, email, &code);
     let now = state.clock.now();
+    let limits = state.limits.clone();
     let inserted = state
         .db
         .run(move |conn| {
@@ -367,6 +399,7 @@ async fn send_email_code(
                         return Err(ApiError::rate_limited(u64::try_from(wait).unwrap_or(1)));
                     }
                 }
+                limits.check_account(Action::EmailSend, &user_id.to_string())?;
                 diesel::delete(
                     email_codes::table
                         .filter(email_codes::user_id.eq(user_id))
@@ -382,6 +415,7 @@ async fn send_email_code(
                         email_codes::attempts.eq(0),
                         email_codes::consumed.eq(false),
                         email_codes::created_at.eq(now),
+                        email_codes::address.eq(pending),
                     ))
                     .returning(email_codes::id)
                     .get_result::<i64>(conn)?;
@@ -389,20 +423,20 @@ async fn send_email_code(
             })
         })
         .await?;
-    let body = format!(
-        "Your {issuer} code is: {code}\n\nIt expires in {minutes} minutes and works once.\n\
-         If you did not ask for it, someone may know your password: change it.\n",
-        issuer = state.config.issuer,
-        code = code.as_str(),
-        minutes = EMAIL_CODE_TTL / 60,
-    );
-    let body = Zeroizing::new(body);
-    if let Err(e) = state
-        .mailer
-        .send(email, purpose.subject(), body.to_string())
-        .await
-    {
-        tracing::error!(error = %e, purpose = purpose.as_str(), "sending an e-mail code failed");
+    Ok((inserted, code))
+}
+
+/// Mails `body` (about the stored code `inserted`) to `to`. When the mail cannot be sent the
+/// code is deleted, so that it does not block a retry, and the caller gets 503.
+async fn mail_code(
+    state: &AppState,
+    inserted: i64,
+    to: &str,
+    subject: &str,
+    body: &Zeroizing<String>,
+) -> Result<(), ApiError> {
+    if let Err(e) = state.mailer.send(to, subject, body.to_string()).await {
+        tracing::error!(error = %e, subject, "sending an e-mail code failed");
         // Best effort: an undelivered code must not block a retry.
         let _ = state
             .db
@@ -636,7 +670,7 @@ fn methods_of(
 }
 
 /// Checks one code of an enabled method of the account (`Purpose::Login` or
-/// `Purpose::Reauth` for e-mail codes). Failures count toward the account's hourly limit.
+/// `Purpose::Reauth` for e-mail codes). Failures count against the account ([`code_guard`]).
 async fn verify_factor(
     state: &AppState,
     user_id: i64,
@@ -644,7 +678,7 @@ async fn verify_factor(
     email_purpose: Purpose,
 ) -> Result<Method, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let Some(code) = factor.code else {
         return Err(ApiError::new(
             ErrorCode::TwoFactorRequired,
@@ -689,7 +723,7 @@ async fn verify_factor(
             Ok(method)
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// For sensitive changes: when the account has any second factor on, demands and checks a
@@ -794,10 +828,6 @@ async fn find_challenge(state: &AppState, token: &str) -> Result<(i64, i64), Api
 /// Mails a login code for a live challenge (the account must have e-mail 2FA on).
 pub async fn send_login_email(state: &AppState, challenge: &str) -> Result<(), ApiError> {
     let (_, user_id) = find_challenge(state, challenge).await?;
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     if !row.email_2fa_enabled {
         return Err(state_error("e-mail codes are not enabled on this account"));
@@ -814,10 +844,9 @@ pub async fn complete_challenge(
     code: Zeroizing<String>,
 ) -> Result<i64, ApiError> {
     let (id, user_id) = find_challenge(state, challenge).await?;
-    state.limits.check_account(
-        crate::services::ratelimit::Action::TwoFactor,
-        &user_id.to_string(),
-    )?;
+    state
+        .limits
+        .check_account(Action::TwoFactor, &user_id.to_string())?;
     let factor = SecondFactor {
         method: Some(method),
         code: Some(code),
@@ -917,7 +946,7 @@ pub async fn totp_activate(
     code: Zeroizing<String>,
 ) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -946,7 +975,7 @@ pub async fn totp_activate(
             })
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// Turns TOTP off (the caller already checked password and second factor).
@@ -987,10 +1016,6 @@ pub async fn totp_enabled(state: &AppState, user_id: i64) -> Result<bool, ApiErr
 /// Mails a `reauth` code to the account's address (for sensitive changes, and to prove the
 /// address when turning e-mail 2FA on).
 pub async fn send_reauth_email(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     send_email_code(state, user_id, &row.email, Purpose::Reauth).await
 }
@@ -1005,7 +1030,7 @@ pub async fn email_2fa_enable(
     email_code: Zeroizing<String>,
 ) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -1028,7 +1053,7 @@ pub async fn email_2fa_enable(
             })
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
 }
 
 /// Turns e-mail 2FA off (the caller already checked password and second factor).
@@ -1086,10 +1111,6 @@ pub async fn any_enabled(state: &AppState, user_id: i64) -> Result<bool, ApiErro
 
 /// Mails a code to confirm the account's address (`conflict` when already verified).
 pub async fn send_verify_email(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    state.limits.check_account(
-        crate::services::ratelimit::Action::EmailSend,
-        &user_id.to_string(),
-    )?;
     let row = load_async(state, user_id).await?;
     if row.email_verified {
         return Err(ApiError::new(
@@ -1107,7 +1128,7 @@ pub async fn confirm_verify_email(
     code: Zeroizing<String>,
 ) -> Result<(), ApiError> {
     let now = state.clock.now();
-    state.limits.check_two_factor_failures(user_id, now)?;
+    code_guard::check(state, user_id).await?;
     let result = state
         .db
         .run(move |conn| {
@@ -1129,7 +1150,146 @@ pub async fn confirm_verify_email(
             log_event(conn, user_id, "email_verified", now)
         })
         .await;
-    counting_failures(state, user_id, now, result)
+    counting_failures(state, user_id, result).await
+}
+
+/// Starts moving the account to `new_email` (normalized; the caller checked the password and
+/// second factor). A code bound to the new address is stored and mailed there; when another
+/// account has that address its owner gets a notice instead, and the code, never sent, can
+/// never confirm the change. The caller sees the same either way, so this does not tell
+/// which addresses have accounts (issue #12 item 8). Limited like every e-mail code (one a
+/// minute, 5 an hour per account).
+pub async fn start_email_change(
+    state: &AppState,
+    user_id: i64,
+    new_email: String,
+) -> Result<(), ApiError> {
+    let address = new_email.clone();
+    let taken = state
+        .db
+        .run(move |conn| {
+            let owner: Option<i64> = users::table
+                .filter(users::email.eq(&address))
+                .select(users::id)
+                .first(conn)
+                .optional()?;
+            Ok::<_, ApiError>(owner.is_some_and(|o| o != user_id))
+        })
+        .await?;
+    let (id, code) = new_email_code(
+        state,
+        user_id,
+        &new_email,
+        Purpose::ChangeEmail,
+        Some(new_email.clone()),
+    )
+    .await?;
+    let issuer = &state.config.issuer;
+    let (subject, body) = if taken {
+        (
+            "Someone tried to move a SecureChat account to your address",
+            Zeroizing::new(format!(
+                "Someone asked to move an {issuer} account to this address, which already \
+                 has an account. Nothing was changed, and nothing needs to be done.\n"
+            )),
+        )
+    } else {
+        (
+            Purpose::ChangeEmail.subject(),
+            Zeroizing::new(format!(
+                "Your {issuer} code is: {code}\n\nEnter it to make this the e-mail address of \
+                 your account. It expires in {minutes} minutes and works once.\n\
+                 If you did not ask for it, ignore this mail: nothing changes without the \
+                 code.\n",
+                code = code.as_str(),
+                minutes = EMAIL_CODE_TTL / 60,
+            )),
+        )
+    };
+    mail_code(state, id, &new_email, subject, &body).await
+}
+
+/// Completes an address change with the code mailed to the new address: it becomes the
+/// account's address, verified; codes mailed before stop working; the old address is told.
+/// `invalid_code` when no change is pending; `email_taken` when another account took the
+/// address meanwhile. Returns the new address.
+pub async fn confirm_email_change(
+    state: &AppState,
+    user_id: i64,
+    code: Zeroizing<String>,
+) -> Result<String, ApiError> {
+    let now = state.clock.now();
+    code_guard::check(state, user_id).await?;
+    let result = state
+        .db
+        .run(move |conn| {
+            let pending: Option<Option<String>> = email_codes::table
+                .filter(email_codes::user_id.eq(user_id))
+                .filter(email_codes::purpose.eq(Purpose::ChangeEmail.as_str()))
+                .order(email_codes::id.desc())
+                .select(email_codes::address)
+                .first(conn)
+                .optional()?;
+            let Some(address) = pending.flatten() else {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidCode,
+                    "no address change is pending; ask for one first",
+                ));
+            };
+            check_email_code(conn, user_id, &address, Purpose::ChangeEmail, &code, now)?;
+            crate::db::write_transaction::<_, ApiError, _>(conn, |conn| {
+                let owner: Option<i64> = users::table
+                    .filter(users::email.eq(&address))
+                    .select(users::id)
+                    .first(conn)
+                    .optional()?;
+                if owner.is_some_and(|o| o != user_id) {
+                    return Err(ApiError::new(
+                        ErrorCode::EmailTaken,
+                        "this address got an account meanwhile",
+                    ));
+                }
+                let old: String = users::table
+                    .filter(users::id.eq(user_id))
+                    .select(users::email)
+                    .first(conn)?;
+                diesel::update(users::table.filter(users::id.eq(user_id)))
+                    .set((users::email.eq(&address), users::email_verified.eq(true)))
+                    .execute(conn)
+                    .map_err(|e| match e {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ) => ApiError::new(
+                            ErrorCode::EmailTaken,
+                            "this address got an account meanwhile",
+                        ),
+                        other => ApiError::from(other),
+                    })?;
+                // Codes mailed to the old address (or for other changes) stop working.
+                diesel::delete(email_codes::table.filter(email_codes::user_id.eq(user_id)))
+                    .execute(conn)?;
+                log_event(conn, user_id, "email_changed", now)?;
+                Ok((old, address))
+            })
+        })
+        .await;
+    let (old, address) = counting_failures(state, user_id, result).await?;
+    if old != address {
+        let body = format!(
+            "The e-mail address of your {issuer} account was changed to:\n\n{address}\n\n\
+             If you did not do this, sign in and change your password at once.\n",
+            issuer = state.config.issuer,
+        );
+        if let Err(e) = state
+            .mailer
+            .send(&old, "Your SecureChat e-mail address was changed", body)
+            .await
+        {
+            tracing::warn!(error = %e, "telling the old address of a change failed");
+        }
+    }
+    Ok(address)
 }
 
 /// Deletes expired login challenges and e-mail codes (called periodically). E-mail codes are

@@ -50,6 +50,14 @@ fn ms_id_separator(b: u8) -> bool {
     matches!(b, b'.' | b'_' | b'-')
 }
 
+/// The form two ms_ids must not share (issue #12 item 17): the separators `_` and `-` folded
+/// into `.`, so `alice.smith`, `alice_smith` and `alice-smith` are one handle. Takes a
+/// normalized (lowercase) ms_id.
+#[must_use]
+pub fn ms_id_key(ms_id: &str) -> String {
+    ms_id.replace(['_', '-'], ".")
+}
+
 /// Lowercases an ms_id and checks it has the shape of one: 3–32 of `a-z0-9._-`. ASCII only,
 /// so Cyrillic or Greek look-alikes, full-width forms, zero-width or other invisible
 /// characters, and characters that only *lowercase* to ASCII (the Kelvin sign `K`) are all

@@ -261,7 +261,51 @@ impl TestRelay {
         )
     }
 
+    /// Another relay on this relay's database and clock, with nothing of its memory (fresh
+    /// rate limits, hub, writer): what a restart, or a second relay sharing PostgreSQL, sees.
+    /// Its rate limits are on when `rate_limits`.
+    pub fn another_relay(&self, rate_limits: bool) -> OtherRelay {
+        let mut config = (*self.state.config).clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.disable_rate_limits = !rate_limits;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut state = relay_server::server::build_state(config).expect("build state");
+        state.clock = self.state.clock.clone();
+        state.limits = std::sync::Arc::new(relay_server::services::ratelimit::RateLimits::new(
+            !rate_limits,
+            &state.clock,
+        ));
+        let server = relay_server::server::serve(listener, state.clone()).expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        OtherRelay {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+            handle,
+        }
+    }
+
     /// Stops the server and removes its database.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// A second relay started by [`TestRelay::another_relay`]; stop it before the first.
+pub struct OtherRelay {
+    pub base: String,
+    pub state: AppState,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl OtherRelay {
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server (the database belongs to the first relay).
     pub async fn stop(self) {
         self.handle.stop(false).await;
     }

@@ -563,7 +563,9 @@ impl<T: Transport, S: Store> Client<T, S> {
             .await
     }
 
-    /// Changes the e-mail address (the new one is unverified).
+    /// Asks to change the e-mail address: the relay mails a code to the new address (then
+    /// [`Client::confirm_email_change`]) and answers with the account, still unchanged, whether
+    /// or not the new address has an account.
     pub async fn change_email(&self, reauth: &api::Reauth, new_email: &str) -> Result<api::Me> {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -576,6 +578,18 @@ impl<T: Transport, S: Store> Client<T, S> {
                 Method::Put,
                 "/api/v1/me/email",
                 Some(&Body { reauth, new_email }),
+            )
+            .await
+    }
+
+    /// Completes an e-mail address change with the code mailed to the new address; returns
+    /// the account with its new (verified) address.
+    pub async fn confirm_email_change(&self, code: &str) -> Result<api::Me> {
+        self.relay
+            .call(
+                Method::Post,
+                "/api/v1/me/email/change/confirm",
+                Some(&api::CodeBody { code }),
             )
             .await
     }

@@ -17,7 +17,6 @@ use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// The subprotocol a client must offer (browsers require the server to echo one).
@@ -141,10 +140,9 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state)?;
-    let ip = req
-        .peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    state.limits.check_ip(Action::WsConnect, ip)?;
+    state
+        .limits
+        .check_ip(Action::WsConnect, crate::api::client_ip::client_ip(&req))?;
     let protocols = subprotocols(&req);
     let token = request_token(&req, &protocols)?;
     let user = session_for_token(&state, &token).await?;
