@@ -37,7 +37,7 @@ export type ErrorCode = "invalid_json" | "payload_too_large" | "invalid_input" |
   | "internal" | "unavailable" | "invalid_key" | "bad_signature" | "identity_taken"
   | "too_many_devices" | "too_many_prekeys" | "duplicate_prekey" | "stale_prekey"
   | "forbidden_origin" | "quota_exceeded" | "unknown_device" | "reauth_required"
-  | "not_room_admin"
+  | "not_room_admin" | "request_timeout"
   | "not_friends" | "queue_full"
   | "not_a_member" | "invalid_frame" | "too_large" | "unsupported_version" | "unknown_type"
   | "binary_not_supported" | "network" | "bad_response"

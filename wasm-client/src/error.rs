@@ -89,6 +89,8 @@ pub enum ErrorCode {
     ReauthRequired,
     /// Only an admin of the room may do this.
     NotRoomAdmin,
+    /// The request body stopped arriving; the relay closed the connection.
+    RequestTimeout,
     // --- the relay's WebSocket codes ---
     /// The recipient is neither a friend nor one's own device.
     NotFriends,
@@ -209,6 +211,7 @@ relay_codes! {
     "unknown_device" => UnknownDevice,
     "reauth_required" => ReauthRequired,
     "not_room_admin" => NotRoomAdmin,
+    "request_timeout" => RequestTimeout,
     "not_friends" => NotFriends,
     "queue_full" => QueueFull,
     "not_a_member" => NotAMember,

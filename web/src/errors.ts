@@ -45,6 +45,7 @@ const WORDS: Record<ErrorCode, string> = {
   unknown_device: "This device is not registered any more. Log out and in again.",
   reauth_required: "For your safety, enter your password again to add this device (or log out and in again).",
   not_room_admin: "Only an admin of this room can do that.",
+  request_timeout: "The connection was too slow and the server stopped waiting. Try again.",
   not_friends: "You are no longer friends, so this cannot be delivered.",
   queue_full: "Their inbox is full. The message will be sent later.",
   not_a_member: "You are not a member of this room.",

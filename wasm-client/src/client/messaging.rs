@@ -954,5 +954,6 @@ fn is_transient(e: &ClientError) -> bool {
             | ErrorCode::Unavailable
             | ErrorCode::Internal
             | ErrorCode::Unauthorized
+            | ErrorCode::RequestTimeout
     )
 }
