@@ -261,6 +261,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Issue #12 item 16: a printed configuration (a log line, a panic) never shows the
+    /// passwords of the database and mail URLs.
+    #[test]
+    fn debug_output_leaves_out_url_passwords() {
+        let c = Config::parse_from([
+            "securechat-relay",
+            "--database-url",
+            "postgres://relay:db-pw-7f3a@127.0.0.1/chat",
+            "--mail-url",
+            "smtps://relay:mail-pw-91c2@mail.example.org:465",
+        ]);
+        let printed = format!("{c:?}");
+        assert!(printed.contains("127.0.0.1/chat"), "{printed}");
+        assert!(printed.contains("mail.example.org"), "{printed}");
+        for secret in ["db-pw-7f3a", "mail-pw-91c2"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
     fn range(s: &str) -> IpRange {
         s.parse().unwrap()
     }

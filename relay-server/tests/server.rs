@@ -334,3 +334,24 @@ async fn backup_copies_a_live_sqlite_database() {
     relay.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue #12 item 16: `--help` shows which environment variable sets a flag, never its value
+/// when that value may hold a password (database and mail URLs).
+#[test]
+fn help_does_not_print_secret_environment_values() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("DATABASE_URL", "postgres://relay:db-pw-7f3a@127.0.0.1/chat")
+        .env(
+            "SECURECHAT_MAIL_URL",
+            "smtps://relay:mail-pw-91c2@mail.example.org:465",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    for secret in ["db-pw-7f3a", "mail-pw-91c2"] {
+        assert!(!help.contains(secret), "--help prints {secret}");
+    }
+}
