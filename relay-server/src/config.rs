@@ -5,8 +5,9 @@ use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-/// The relay's configuration.
-#[derive(Debug, Clone, Parser)]
+/// The relay's configuration. Its `Debug` output leaves out the passwords of the database
+/// and mail URLs, and `--help` never shows their environment values (issue #12 item 16).
+#[derive(Clone, Parser)]
 #[command(
     name = "securechat-relay",
     version,
@@ -23,7 +24,12 @@ pub struct Config {
 
     /// Database URL: `sqlite://PATH` (created if missing, WAL mode) or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` to share one database between relays.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./securechat.db")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./securechat.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Outgoing mail: `file://DIR` writes each message as a `.eml` file into DIR (for local
@@ -32,7 +38,8 @@ pub struct Config {
     #[arg(
         long,
         env = "SECURECHAT_MAIL_URL",
-        default_value = "file://./mail-outbox"
+        default_value = "file://./mail-outbox",
+        hide_env_values = true
     )]
     pub mail_url: String,
 
@@ -168,6 +175,56 @@ pub struct Config {
         hide = true
     )]
     pub disable_rate_limits: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("command", &self.command)
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("mail_url", &redact_url(&self.mail_url))
+            .field("mail_from", &self.mail_from)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("web_dir", &self.web_dir)
+            .field("issuer", &self.issuer)
+            .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("blob_dir", &self.blob_dir)
+            .field("attachment_ttl_days", &self.attachment_ttl_days)
+            .field("attachment_quota_mib", &self.attachment_quota_mib)
+            .field("metrics", &self.metrics)
+            .field("ws_heartbeat_secs", &self.ws_heartbeat_secs)
+            .field("ws_write_timeout_ms", &self.ws_write_timeout_ms)
+            .field("ws_push_queue_kib", &self.ws_push_queue_kib)
+            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("db_wait_secs", &self.db_wait_secs)
+            .field("password_hash_concurrency", &self.password_hash_concurrency)
+            .field("password_hash_wait_ms", &self.password_hash_wait_ms)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("disable_rate_limits", &self.disable_rate_limits)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/…` with the password replaced by `***` (URLs without one
+/// unchanged).
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// An IP address or a CIDR range of them (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`).

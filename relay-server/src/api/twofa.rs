@@ -25,8 +25,9 @@ pub(crate) fn factor(method: Option<Method>, code: Option<String>) -> SecondFact
     }
 }
 
-/// 401 body of `POST /sessions` when the account has a second factor on.
-#[derive(Debug, Serialize, ToSchema)]
+/// 401 body of `POST /sessions` when the account has a second factor on (no `Debug`: it
+/// carries the challenge token).
+#[derive(Serialize, ToSchema)]
 pub struct TwoFactorRequiredBody {
     /// Always `two_factor_required`.
     pub error: ErrorCode,

@@ -132,8 +132,7 @@ pub struct SecurityEvent {
     pub created_at: i64,
 }
 
-/// The 2FA-relevant part of a user row.
-#[derive(Debug)]
+/// The 2FA-relevant part of a user row (no `Debug`: it holds the TOTP secret).
 struct TwoFaRow {
     email: String,
     ms_id: String,
