@@ -355,3 +355,69 @@ fn help_does_not_print_secret_environment_values() {
         assert!(!help.contains(secret), "--help prints {secret}");
     }
 }
+
+/// Issue #12 item 16: the access log shows requests to attachments without their ids (an id
+/// is the capability to download the ciphertext).
+#[actix_web::test]
+async fn access_log_leaves_out_attachment_ids() {
+    let dir = temp_dir("sc_log");
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env("SECURECHAT_LOG", "info")
+        .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
+        .stderr(Stdio::piped());
+    let (mut child, base) = common::spawn_relay(command);
+    wait_healthy(&format!("{base}/healthz"), &mut child).await;
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base}/api/v1/accounts"))
+        .json(&serde_json::json!({"email": "logs@example.org", "password": common::PASSWORD, "ms_id": "logs", "display_name": "Logs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"email": "logs@example.org", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let uploaded: serde_json::Value = http
+        .post(format!("{base}/api/v1/attachments"))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let got = http
+        .get(format!("{base}/api/v1/attachments/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let _ = got.bytes().await;
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("GET /api/v1/attachments/"),
+        "the download is in the access log: {log}"
+    );
+    assert!(
+        !log.contains(&id),
+        "the access log holds the attachment id: {log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
