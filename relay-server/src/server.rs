@@ -219,7 +219,10 @@ pub fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupEr
                 }
             })
             .wrap(
-                Logger::new("%a \"%r\" %s %Dms")
+                Logger::new("%a \"%{request}xi\" %s %Dms")
+                    .custom_request_replace("request", |req| {
+                        format!("{} {}", req.method(), log_path(req.path()))
+                    })
                     .exclude("/healthz")
                     .exclude("/metrics"),
             )
@@ -322,4 +325,14 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     });
     serve(listener, state)?.await?;
     Ok(())
+}
+
+/// The path as the access log shows it: an attachment id (the capability to download its
+/// ciphertext) becomes `…`, and query strings are left out.
+fn log_path(path: &str) -> String {
+    const ATTACHMENTS: &str = "/api/v1/attachments/";
+    match path.strip_prefix(ATTACHMENTS) {
+        Some(rest) if !rest.is_empty() => format!("{ATTACHMENTS}…"),
+        _ => path.to_owned(),
+    }
 }
