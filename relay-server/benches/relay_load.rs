@@ -253,6 +253,8 @@ impl Relay {
             .arg(format!("file://{}", outbox.display()))
             .arg("--max-connections-per-ip")
             .arg("0")
+            .arg("--secret-key-file")
+            .arg(outbox.with_extension("key"))
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_LOG", "warn")
             .stdout(Stdio::piped())

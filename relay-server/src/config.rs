@@ -18,6 +18,16 @@ pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// File holding the relay's 32-byte secret key, under which TOTP secrets are encrypted
+    /// at rest; created (owner-only) at the first start when missing. Relays sharing one
+    /// PostgreSQL database need the same file; back it up with the database.
+    #[arg(
+        long,
+        env = "SECURECHAT_SECRET_KEY_FILE",
+        default_value = "./securechat.key"
+    )]
+    pub secret_key_file: PathBuf,
+
     /// Address and port to listen on.
     #[arg(long, env = "SECURECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -181,6 +191,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("command", &self.command)
+            .field("secret_key_file", &self.secret_key_file)
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("mail_url", &redact_url(&self.mail_url))

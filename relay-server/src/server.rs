@@ -56,6 +56,19 @@ pub fn build_state(mut config: Config) -> Result<AppState, StartupError> {
         std::time::Duration::from_secs(config.db_wait_secs),
     )?;
     let mailer = Mailer::from_url(&config.mail_url, &config.mail_from)?;
+    let at_rest = Arc::new(
+        crate::services::at_rest::AtRestKey::load_or_create(&config.secret_key_file).map_err(
+            |e| {
+                StartupError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "--secret-key-file {}: {e}",
+                        config.secret_key_file.display()
+                    ),
+                ))
+            },
+        )?,
+    );
     let clock = Clock::default();
     let limits = Arc::new(RateLimits::new(config.disable_rate_limits, &clock));
     let metrics = Arc::new(Metrics::default());
@@ -71,6 +84,7 @@ pub fn build_state(mut config: Config) -> Result<AppState, StartupError> {
         std::time::Duration::from_millis(config.password_hash_wait_ms),
     ));
     Ok(AppState {
+        at_rest,
         passwords,
         uploads: Arc::default(),
         writer,

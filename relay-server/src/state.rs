@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Group commit of envelope sends and acks (`services::writer`).
     pub writer: Writer,
+    /// The key secrets are encrypted under at rest (`services::at_rest`).
+    pub at_rest: Arc<crate::services::at_rest::AtRestKey>,
 }
 
 impl std::fmt::Debug for AppState {

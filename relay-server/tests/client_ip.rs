@@ -41,6 +41,7 @@ impl Relay {
                 format!("file://{}", dir.join("outbox").display()),
             )
             .env("SECURECHAT_BLOB_DIR", dir.join("blobs"))
+            .env("SECURECHAT_SECRET_KEY_FILE", dir.join("secret.key"))
             .env("SECURECHAT_DB_WAIT_SECS", "120")
             .env("SECURECHAT_LOG", "warn")
             .env_remove("SECURECHAT_DISABLE_RATE_LIMITS")

@@ -89,6 +89,8 @@ impl Harness {
             .arg(&self.database_url)
             .arg("--mail-url")
             .arg(format!("file://{}", self.outbox.display()))
+            .arg("--secret-key-file")
+            .arg(self.outbox.with_extension("key"))
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             // Outcomes are checked, not how long a request waited on a starved machine.
             .env("SECURECHAT_DB_WAIT_SECS", "120")

@@ -294,6 +294,8 @@ async fn backup_copies_a_live_sqlite_database() {
     let mut command = Command::new(BIN);
     command
         .args(["--database-url", &format!("sqlite://{}", file.display())])
+        .arg("--secret-key-file")
+        .arg(dir.join("secret.key"))
         .arg("--mail-url")
         .arg(format!("file://{}", dir.join("outbox").display()))
         .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")

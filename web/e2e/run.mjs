@@ -107,6 +107,8 @@ function startRelay(dir) {
         `file://${join(dir, "outbox")}`,
         "--blob-dir",
         join(dir, "blobs"),
+        "--secret-key-file",
+        join(dir, "secret.key"),
         "--web-dir",
         dist,
       ],

@@ -214,6 +214,8 @@ impl TestRelay {
             .arg(format!("file://{}", dir.join("outbox").display()))
             .arg("--blob-dir")
             .arg(dir.join("blobs"))
+            .arg("--secret-key-file")
+            .arg(dir.join("secret.key"))
             .env("SECURECHAT_LISTEN", "127.0.0.1:0")
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_LOG", "warn")

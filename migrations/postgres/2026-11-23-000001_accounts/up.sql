@@ -1,5 +1,7 @@
 -- Accounts, sessions, two-factor auth, ms_id holds, friends and blocks.
--- Times are Unix seconds (BIGINT) on both backends; secrets are stored only as hashes.
+-- Times are Unix seconds (BIGINT) on both backends. Passwords, session tokens and codes are
+-- stored only as hashes; the TOTP secret (users.totp_secret), which checking a code needs, is
+-- sealed under the relay's secret key (relay-server/src/services/at_rest.rs).
 CREATE TABLE users (
     id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     email             TEXT    NOT NULL UNIQUE,

@@ -2,6 +2,7 @@
 //! codes so handlers stay thin.
 
 pub mod accounts;
+pub mod at_rest;
 pub mod attachments;
 pub mod code_guard;
 pub mod contacts;

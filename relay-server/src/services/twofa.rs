@@ -2,9 +2,9 @@
 //! recovery codes, login challenges and the account's security-event log.
 //!
 //! Storage notes:
-//! - The TOTP secret is stored as base32 in `users.totp_secret`, as is (it must be readable to
-//!   check codes; protecting it at rest is the database's job). It is returned once, by setup,
-//!   and never after activation. The matched time step is kept in `users.totp_last_step`; a
+//! - The TOTP secret must be readable to check codes: `users.totp_secret` holds it sealed
+//!   under the relay's secret key ([`crate::services::at_rest`]; a secret stored in the clear
+//!   before that is still read). It is returned once, by setup, and never after activation. The matched time step is kept in `users.totp_last_step`; a
 //!   code whose step is not newer is refused (`code_replayed`), so each code works once.
 //! - E-mail codes (6 digits, OS CSPRNG), recovery codes and login challenges are stored only as
 //!   SHA-256 hashes, domain-separated and bound to the user (and, for e-mail codes, to the
@@ -685,6 +685,7 @@ async fn verify_factor(
         ));
     };
     let requested = factor.method;
+    let key = state.at_rest.clone();
     let result = state
         .db
         .run(move |conn| {
@@ -697,12 +698,13 @@ async fn verify_factor(
             };
             match method {
                 Method::Totp => {
-                    let secret = row
+                    let sealed = row
                         .totp_secret
                         .as_ref()
                         .filter(|_| row.totp_enabled)
                         .ok_or_else(|| state_error("TOTP is not enabled on this account"))?;
-                    check_totp(conn, user_id, secret, &code, now)?;
+                    let secret = key.open_totp(user_id, sealed)?;
+                    check_totp(conn, user_id, &secret, &code, now)?;
                 }
                 Method::Email => {
                     if !row.email_2fa_enabled {
@@ -913,7 +915,7 @@ pub async fn totp_setup(state: &AppState, user_id: i64) -> Result<TotpSetup, Api
     let t = totp(&secret, &row.ms_id, &state.config.issuer)?;
     let otpauth_uri = Zeroizing::new(t.to_url().map_err(totp_error)?);
     let qr_png_base64 = Zeroizing::new(t.to_qr_base64().map_err(totp_error)?);
-    let stored = secret.clone();
+    let stored = state.at_rest.seal_totp(user_id, &secret)?;
     state
         .db
         .run(move |conn| {
@@ -946,6 +948,7 @@ pub async fn totp_activate(
 ) -> Result<Option<Vec<Zeroizing<String>>>, ApiError> {
     let now = state.clock.now();
     code_guard::check(state, user_id).await?;
+    let key = state.at_rest.clone();
     let result = state
         .db
         .run(move |conn| {
@@ -954,11 +957,12 @@ pub async fn totp_activate(
                 if row.totp_enabled {
                     return Err(state_error("TOTP is already on"));
                 }
-                let secret = row
+                let sealed = row
                     .totp_secret
                     .as_ref()
                     .ok_or_else(|| state_error("no TOTP setup in progress; call setup first"))?;
-                let step = totp_step(secret, &code, now)?.ok_or_else(invalid_code)?;
+                let secret = key.open_totp(user_id, sealed)?;
+                let step = totp_step(&secret, &code, now)?.ok_or_else(invalid_code)?;
                 let updated = diesel::update(
                     users::table
                         .filter(users::id.eq(user_id))

@@ -186,6 +186,7 @@ impl TestRelay {
         config.mail_url = format!("file://{}", outbox.display());
         config.disable_rate_limits = !rate_limits;
         config.blob_dir = outbox.with_extension("blobs");
+        config.secret_key_file = outbox.with_extension("key");
         config.metrics = true;
         // A starved CI machine may hold a connection or SQLite's write lock for seconds; the
         // tests check outcomes, not how long a request waited.

@@ -79,6 +79,8 @@ impl Relay {
             .arg(format!("file://{}", self.dir.join("outbox").display()))
             .arg("--blob-dir")
             .arg(self.dir.join("blobs"))
+            .arg("--secret-key-file")
+            .arg(self.dir.join("secret.key"))
             .env("SECURECHAT_LISTEN", "127.0.0.1:0")
             .env("SECURECHAT_DISABLE_RATE_LIMITS", "true")
             .env("SECURECHAT_DB_WAIT_SECS", "120")
