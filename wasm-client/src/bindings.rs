@@ -972,19 +972,10 @@ impl SecureChatClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let attachments = inner.lock().await.attachments();
-            let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
-            let read = |offset: u64, len: usize| {
-                let piece = usize::try_from(offset)
-                    .ok()
-                    .and_then(|start| data.get(start..start.saturating_add(len)))
-                    .map(|p| Zeroizing::new(p.to_vec()))
-                    .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
-                std::future::ready(piece)
-            };
             let mut progress = progress_callback(on_progress);
             result(
                 attachments
-                    .upload_from(size, &mime, &name, read, &mut progress)
+                    .upload_with_progress(&data, &mime, &name, &mut progress)
                     .await,
             )
         })

@@ -78,6 +78,18 @@ impl<T: Transport> Attachments<T> {
     /// Encrypts `data` with a fresh key and uploads the ciphertext; returns the reference to
     /// send in a message ([`Client::send_attachment`]).
     pub async fn upload(&self, data: &[u8], mime: &str, name: &str) -> Result<AttachmentRef> {
+        self.upload_with_progress(data, mime, name, &mut |_, _| {})
+            .await
+    }
+
+    /// [`Attachments::upload`] with `progress(sent, total)` as the ciphertext leaves.
+    pub async fn upload_with_progress(
+        &self,
+        data: &[u8],
+        mime: &str,
+        name: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<AttachmentRef> {
         let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
         self.upload_from(
             size,
@@ -91,7 +103,7 @@ impl<T: Transport> Attachments<T> {
                     .ok_or_else(|| ClientError::InvalidArgument("read past the end".into()));
                 std::future::ready(piece)
             },
-            &mut |_, _| {},
+            progress,
         )
         .await
     }
